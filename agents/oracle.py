@@ -1,0 +1,93 @@
+"""The oracle agent: privileged knowledge of *where* the evidence is, but it must *read* it through the tools.
+
+It OCRs (or, for colours, zooms into) each evidence region, then derives the answer with the scene's
+program. With ``use_tools=False`` it reads the same regions off the glance image instead, which shows how
+much the tools are needed. This is the ceiling of the leaderboard, not a learner.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from iapo_gym.scene import Region, Scene, solve
+from iapo_gym.toolcall import ToolCall
+from iapo_gym.tools import SceneOCR
+from iapo_gym.vocab import COLORS
+
+_COLOR_NAMES = list(COLORS)
+_COLOR_RGB = np.array(list(COLORS.values()), dtype=np.float32)
+
+
+def read_color(image: np.ndarray) -> str:
+    """Name of the most saturated colour patch in ``image`` (background white/grey/black padding ignored)."""
+    px = image.reshape(-1, 3).astype(np.float32)
+    sat = px.max(axis=1) - px.min(axis=1)
+    dark = px.max(axis=1) < 60
+    if sat.max() < 40 and dark.sum() > 0:
+        strong = px[dark]
+    else:
+        strong = px[sat >= max(40.0, 0.7 * sat.max())]
+    if len(strong) == 0:
+        strong = px
+    mean = strong.mean(axis=0)
+    return _COLOR_NAMES[int(np.argmin(((_COLOR_RGB - mean) ** 2).sum(axis=1)))]
+
+
+_ERROR = re.compile(r"^error:")
+
+
+class OracleAgent:
+    """Reads each evidence region with a tool call, then answers (see module docstring)."""
+
+    name = "oracle"
+
+    def __init__(self, use_tools: bool = True, margin: float = 0.0) -> None:
+        self.use_tools = use_tools
+        self.margin = margin
+        self.reset()
+
+    def reset(self) -> None:
+        self._scene: Scene | None = None
+        self._readings: list[str | None] = []
+        self._pending: Region | None = None
+
+    def act(self, observation: dict[str, Any], info: dict[str, Any]) -> str:
+        scene: Scene = info["scene"]
+        if scene is not self._scene:
+            self.reset()
+            self._scene = scene
+        if self._pending is not None:  # the last step read this region
+            self._readings.append(self._reading(self._pending, observation))
+            self._pending = None
+        if not self.use_tools:
+            self._readings = [self._glance_reading(scene, r, observation) for r in scene.evidence]
+        elif len(self._readings) < len(scene.evidence):
+            region = scene.evidence[len(self._readings)]
+            self._pending = region
+            tool = "zoom" if scene.program.op == "color" else "ocr"
+            return ToolCall(tool, {"box": list(region.box)}).to_json()
+        answer = solve(scene.program, self._readings, [r.label for r in scene.evidence])
+        return ToolCall("answer", {"text": answer if answer is not None else "0"}).to_json()
+
+    def _reading(self, region: Region, observation: dict[str, Any]) -> str | None:
+        assert self._scene is not None
+        if self._scene.program.op == "color":
+            return read_color(observation["crop"])
+        text = str(observation["tool_output"])
+        if _ERROR.match(text) or text == "(no legible text)":
+            return None
+        return text
+
+    def _glance_reading(self, scene: Scene, region: Region, observation: dict[str, Any]) -> str | None:
+        glance = observation["image"]
+        if scene.program.op == "color":
+            v = glance.shape[0]
+            s = v / max(scene.width, scene.height)
+            x0, y0, x1, y1 = (int(round(c * scene.width * s)) for c in region.box)
+            return read_color(glance[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)])
+        scale = glance.shape[0] / max(scene.width, scene.height)
+        words = SceneOCR().visible(scene.texts, region.box, scale)
+        return " ".join(w.text for w in words) or None

@@ -1,0 +1,209 @@
+"""The base environment shared by every task family: tool-call actions, image + text observations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import cv2
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from iapo_gym.answers import is_correct
+from iapo_gym.scene import Box, Scene
+from iapo_gym.text import TextSpace, clean_text
+from iapo_gym.toolcall import ToolCallError, parse_tool_call
+from iapo_gym.tools import BUILTIN_TOOLS, ToolContext, check_args, get_tool, make_ocr
+
+SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1 << 30), "test": (1 << 30, 1 << 31)}
+"""Scene-id ranges per split: disjoint, so test items are never trained on."""
+
+QUESTION_LENGTH = 256
+TOOL_OUTPUT_LENGTH = 512
+ACTION_LENGTH = 4096
+FULL_BOX: Box = (0.0, 0.0, 1.0, 1.0)
+
+
+class ToolVQAEnv(gym.Env[dict[str, Any], str]):
+    """Visual question answering with tools, over scenes from :meth:`generate`.
+
+    ## Description
+    Each episode shows one scene (a chart, a table, a street sign...) and asks one question about it. The
+    evidence is small on a large canvas, so the glance image alone rarely suffices: the agent calls tools
+    (``zoom``, ``ocr``, ``focus``) to look closer, then ``answer``.
+
+    ## Observation
+    ``Dict`` with ``image`` (uint8 VxVx3, the whole canvas at the view size), ``crop`` (uint8 VxVx3, the
+    image the last image tool returned; zeros before any), ``question`` and ``tool_output`` (``Text``; the
+    latter holds the last text result or an error message), ``view_box`` (float32 (4,), the last crop's box
+    in normalised coordinates of the original image) and ``budget`` (tool calls left).
+
+    ## Action
+    A tool-call string: ``{"tool": "zoom", "args": {"box": [x0, y0, x1, y1]}}``,
+    ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` or ``<answer>TEXT</answer>``. Boxes are
+    normalised to the original image. A malformed call never raises: ``tool_output`` and ``info["error"]``
+    say what was wrong, a budget unit is spent and the format penalty applies.
+
+    ## Reward
+    The sum of ``info["reward_terms"]``: ``outcome`` (1 for a correct answer, exact match after
+    normalisation, or within ``relaxed_tolerance`` for numbers) and ``format`` (``-format_penalty`` per
+    malformed call).
+
+    ## Termination
+    ``answer`` terminates; running out of ``budget`` truncates.
+
+    ## Info
+    ``family``, ``scene_id``, ``tool`` (name called, or ``None``), ``error``, ``reward_terms``, ``correct``,
+    and ``scene``: the privileged :class:`~iapo_gym.scene.Scene` (evidence, layout, answers), for oracles,
+    teachers and tests; a learning agent must not read it.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
+    family: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        difficulty: int = 1,
+        split: str = "train",
+        view_size: int = 128,
+        budget: int = 6,
+        ocr: str = "scene",
+        tools: Sequence[str] = BUILTIN_TOOLS,
+        format_penalty: float = 0.1,
+        relaxed_tolerance: float | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+        if not isinstance(difficulty, int) or not 0 <= difficulty <= 2:
+            raise ValueError(f"difficulty must be 0 (easy), 1 (default) or 2 (hard); got {difficulty!r}")
+        if not isinstance(view_size, int) or view_size < 16:
+            raise ValueError(f"view_size must be an int >= 16 (pixels); got {view_size!r}")
+        if not isinstance(budget, int) or budget < 1:
+            raise ValueError(f"budget must be a positive int (tool calls per episode); got {budget!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
+        for name in tools:
+            get_tool(name)  # unknown names fail here, with the known ones listed
+        self.difficulty, self.split, self.view_size, self.max_budget = difficulty, split, view_size, budget
+        self.tools = tuple(tools)
+        self.ocr_backend = make_ocr(ocr)
+        self.format_penalty, self.relaxed_tolerance = float(format_penalty), relaxed_tolerance
+        self.render_mode = render_mode
+
+        image = spaces.Box(0, 255, (view_size, view_size, 3), np.uint8)
+        self.observation_space = spaces.Dict(
+            {
+                "image": image,
+                "crop": spaces.Box(0, 255, (view_size, view_size, 3), np.uint8),
+                "question": TextSpace(QUESTION_LENGTH),
+                "tool_output": TextSpace(TOOL_OUTPUT_LENGTH),
+                "view_box": spaces.Box(0.0, 1.0, (4,), np.float32),
+                "budget": spaces.Discrete(budget + 1),
+            }
+        )
+        self.action_space = TextSpace(ACTION_LENGTH)
+        self.scene: Scene | None = None
+
+    # -- the one thing a family defines -------------------------------------------------------------
+    @staticmethod
+    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+        """Draw one scene; each family overrides this."""
+        raise NotImplementedError("a task family overrides generate(rng, difficulty) -> Scene")
+
+    def draw_scene(self, rng: np.random.Generator) -> Scene:
+        """The scene for an episode (the mixture env overrides this to pick a family first)."""
+        return self.generate(rng, self.difficulty)
+
+    # -- Gymnasium API -------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        lo, hi = SPLITS[self.split]
+        scene_id = (options or {}).get("scene_id")
+        if scene_id is None:
+            scene_id = int(self.np_random.integers(lo, hi))
+        elif isinstance(scene_id, bool) or not isinstance(scene_id, (int, np.integer)) or not lo <= scene_id < hi:
+            raise ValueError(f"options['scene_id'] must be an int in [{lo}, {hi}) for split {self.split!r}; got {scene_id!r}")
+        self.scene_id = int(scene_id)
+        self.scene = self.draw_scene(np.random.default_rng(self.scene_id))
+        self.ctx = ToolContext(self.scene, self.scene.image.copy(), self.view_size, self.ocr_backend)
+        self._glance = self.ctx.view(FULL_BOX)
+        self._crop = np.zeros_like(self._glance)
+        self._view_box = np.zeros(4, dtype=np.float32)
+        self._tool_output = ""
+        self._budget = self.max_budget
+        return self._obs(), self._info(None, None, {"outcome": 0.0, "format": 0.0}, False)
+
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self.scene is None:
+            raise RuntimeError("call reset() before step()")
+        self._budget -= 1
+        terms = {"outcome": 0.0, "format": 0.0}
+        error: str | None = None
+        name: str | None = None
+        terminated = correct = False
+        try:
+            call = parse_tool_call(action)
+            name = call.name
+            if call.name not in self.tools:
+                raise ToolCallError(f"unknown tool {call.name!r}; known: {', '.join(self.tools)}")
+            tool = get_tool(call.name)
+            check_args(tool, call.args)
+            try:
+                result = tool(call.args, self.ctx)
+            except ToolCallError:
+                raise
+            except Exception as exc:  # a user tool's bug must not kill a rollout; report it like bad input
+                raise ToolCallError(f"tool {call.name!r} failed: {type(exc).__name__}: {exc}") from exc
+        except ToolCallError as exc:
+            error = str(exc)
+            terms["format"] = -self.format_penalty
+            self._tool_output = clean_text(f"error: {error}", TOOL_OUTPUT_LENGTH)
+        else:
+            self._tool_output = clean_text(result.text, TOOL_OUTPUT_LENGTH)
+            if result.crop is not None:
+                self._crop = result.crop
+                self._view_box = np.asarray(result.view_box or FULL_BOX, dtype=np.float32)
+            if result.answer is not None:
+                terminated = True
+                tol = self.relaxed_tolerance if self.relaxed_tolerance is not None else self.scene.relaxed_tolerance
+                correct = is_correct(result.answer, self.scene.answers, tol)
+                terms["outcome"] = 1.0 if correct else 0.0
+        truncated = not terminated and self._budget <= 0
+        reward = float(sum(terms.values()))
+        return self._obs(), reward, terminated, truncated, self._info(name, error, terms, correct)
+
+    def render(self) -> np.ndarray | None:
+        """The full image with the last viewed box outlined (``render_mode="rgb_array"``)."""
+        if self.render_mode != "rgb_array" or self.scene is None:
+            return None
+        frame = self.ctx.image.copy()
+        if self._view_box.any():
+            x0, y0, x1, y1 = self.scene.to_pixels(tuple(float(v) for v in self._view_box))  # type: ignore[arg-type]
+            cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), (255, 0, 0), 3)
+        return frame
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _obs(self) -> dict[str, Any]:
+        assert self.scene is not None
+        return {  # copies: check_env (and any buffer) must not see later steps through shared arrays
+            "image": self._glance.copy(),
+            "crop": self._crop.copy(),
+            "question": clean_text(self.scene.question, QUESTION_LENGTH),
+            "tool_output": self._tool_output,
+            "view_box": self._view_box.copy(),
+            "budget": int(max(self._budget, 0)),
+        }
+
+    def _info(self, tool: str | None, error: str | None, terms: dict[str, float], correct: bool) -> dict[str, Any]:
+        assert self.scene is not None
+        return {
+            "family": self.scene.family,
+            "scene_id": self.scene_id,
+            "tool": tool,
+            "error": error,
+            "reward_terms": dict(terms),
+            "correct": correct,
+            "scene": self.scene,
+        }

@@ -1,0 +1,10 @@
+"""Every procedural task family by name (the classes live in their own modules)."""
+
+from __future__ import annotations
+
+from .base import ToolVQAEnv
+from .charts import HBarEnv, VBarEnv
+
+FAMILY_ENVS: dict[str, type[ToolVQAEnv]] = {cls.family: cls for cls in (HBarEnv, VBarEnv)}
+
+__all__ = ["FAMILY_ENVS", "HBarEnv", "VBarEnv"]

@@ -1,0 +1,163 @@
+"""Scene: one rendered VQA item with everything the tools, the oracle and the tests need to know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+"""A box ``(x0, y0, x1, y1)`` in normalised ``[0, 1]`` coordinates of the original image."""
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """A word rendered into the scene: what a perfect OCR would read, where, and how large."""
+
+    text: str
+    box: Box
+    height: float
+    """Glyph height in pixels of the original image (decides legibility at a given zoom)."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A labelled part of the scene: a bar, a table row/column/cell, a legend entry, an object.
+
+    ``value`` is what the region says (a bar's value, a cell's text, an object's colour) and ``box``
+    is the tight box around that reading; ``label`` names the region (the bar's category, a row name).
+    """
+
+    kind: str
+    box: Box
+    label: str = ""
+    value: str = ""
+
+
+Op = Literal["read", "color", "argmax", "argmin", "diff", "sum", "compare", "equals"]
+
+
+@dataclass(frozen=True)
+class Program:
+    """How the answer follows from the evidence readings, so an oracle can *derive* it from tool outputs.
+
+    ``op`` is applied to the values read from ``Scene.evidence`` (in order): ``read``/``color`` take the
+    first reading, ``argmax``/``argmin`` return the label of the largest/smallest number, ``diff`` is
+    first minus second, ``sum`` adds them, ``compare`` answers "yes" when the first is larger than the
+    second, ``equals`` answers "true" when the first reading equals ``claim``.
+    """
+
+    op: Op
+    claim: str = ""
+
+
+@dataclass
+class Scene:
+    """A procedurally generated VQA item.
+
+    ``image`` is the full-resolution canvas; ``evidence`` the regions the answer depends on (in the order
+    ``program`` reads them); ``layout`` every labelled region (used by the ``focus`` tool);
+    ``texts`` every rendered word (used by the ``scene`` OCR backend); ``key_tokens`` the question words
+    that the answer depends on (used by the oracle teacher).
+    """
+
+    family: str
+    image: np.ndarray
+    question: str
+    answers: tuple[str, ...]
+    evidence: tuple[Region, ...]
+    program: Program
+    layout: tuple[Region, ...] = ()
+    texts: tuple[TextItem, ...] = ()
+    key_tokens: tuple[str, ...] = ()
+    relaxed_tolerance: float | None = None
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    def to_pixels(self, box: Box) -> tuple[int, int, int, int]:
+        """Normalised box -> integer pixel box ``(x0, y0, x1, y1)``, at least one pixel wide and high."""
+        x0 = int(np.floor(box[0] * self.width))
+        y0 = int(np.floor(box[1] * self.height))
+        x1 = max(x0 + 1, int(np.ceil(box[2] * self.width)))
+        y1 = max(y0 + 1, int(np.ceil(box[3] * self.height)))
+        return x0, y0, min(x1, self.width), min(y1, self.height)
+
+    def to_unit(self, x0: float, y0: float, x1: float, y1: float) -> Box:
+        """Pixel box -> normalised box, clipped to the image."""
+        w, h = self.width, self.height
+        return (
+            float(np.clip(x0 / w, 0, 1)),
+            float(np.clip(y0 / h, 0, 1)),
+            float(np.clip(x1 / w, 0, 1)),
+            float(np.clip(y1 / h, 0, 1)),
+        )
+
+
+def box_area(box: Box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def box_intersection(a: Box, b: Box) -> float:
+    """Area of the intersection of two normalised boxes."""
+    return box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+
+
+def pad_box(box: Box, margin: float) -> Box:
+    """Grow a box by ``margin`` (normalised units) on each side, clipped to [0, 1]."""
+    return (
+        max(0.0, box[0] - margin),
+        max(0.0, box[1] - margin),
+        min(1.0, box[2] + margin),
+        min(1.0, box[3] + margin),
+    )
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    for tok in text.replace(",", "").split():
+        try:
+            return float(tok.rstrip("%"))
+        except ValueError:
+            continue
+    return None
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def solve(program: Program, readings: list[str | None], labels: list[str]) -> str | None:
+    """Apply ``program`` to what was read at each evidence region; ``None`` if a needed reading is missing.
+
+    ``readings[i]`` is the text read at evidence region ``i`` (``None``: unreadable), ``labels[i]`` its label.
+    """
+    if not readings or any(r is None or not r.strip() for r in readings):
+        return None
+    if program.op in ("read", "color"):
+        return readings[0].strip()  # type: ignore[union-attr]
+    if program.op == "equals":
+        return "true" if readings[0].strip().lower() == program.claim.strip().lower() else "false"  # type: ignore[union-attr]
+    nums = [_number(r) for r in readings]
+    if any(n is None for n in nums):
+        return None
+    values = [float(n) for n in nums if n is not None]
+    if program.op == "argmax":
+        return labels[int(np.argmax(values))]
+    if program.op == "argmin":
+        return labels[int(np.argmin(values))]
+    if program.op == "diff":
+        return _fmt(values[0] - values[1])
+    if program.op == "sum":
+        return _fmt(sum(values))
+    if program.op == "compare":
+        return "yes" if values[0] > values[1] else "no"
+    raise ValueError(f"unknown program op {program.op!r}")
