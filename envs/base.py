@@ -112,21 +112,25 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         """Draw one scene; each family overrides this."""
         raise NotImplementedError("a task family overrides generate(rng, difficulty) -> Scene")
 
-    def draw_scene(self, rng: np.random.Generator) -> Scene:
-        """The scene for an episode (the mixture env overrides this to pick a family first)."""
-        return self.generate(rng, self.difficulty)
+    def draw_scene(self, scene_id: int) -> Scene:
+        """The scene with this id (a pure function of the id and the env's settings)."""
+        return self.generate(np.random.default_rng(scene_id), self.difficulty)
+
+    def scene_id_range(self) -> tuple[int, int]:
+        """Half-open range of valid scene ids for this env's split (a dataset env: its item indices)."""
+        return SPLITS[self.split]
 
     # -- Gymnasium API -------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        lo, hi = SPLITS[self.split]
+        lo, hi = self.scene_id_range()
         scene_id = (options or {}).get("scene_id")
         if scene_id is None:
             scene_id = int(self.np_random.integers(lo, hi))
         elif isinstance(scene_id, bool) or not isinstance(scene_id, (int, np.integer)) or not lo <= scene_id < hi:
-            raise ValueError(f"options['scene_id'] must be an int in [{lo}, {hi}) for split {self.split!r}; got {scene_id!r}")
+            raise ValueError(f"options['scene_id'] must be an int in [{lo}, {hi}) here; got {scene_id!r}")
         self.scene_id = int(scene_id)
-        self.scene = self.draw_scene(np.random.default_rng(self.scene_id))
+        self.scene = self.draw_scene(self.scene_id)
         self.ctx = ToolContext(self.scene, self.scene.image.copy(), self.view_size, self.ocr_backend)
         self._glance = self.ctx.view(FULL_BOX)
         self._crop = np.zeros_like(self._glance)

@@ -31,6 +31,7 @@ class VisualToolVQAEnv(ToolVQAEnv):
         self.tasks = tuple(names)
         super().__init__(**kwargs)
 
-    def draw_scene(self, rng: np.random.Generator) -> Scene:
+    def draw_scene(self, scene_id: int) -> Scene:
+        rng = np.random.default_rng(scene_id)
         family = FAMILY_ENVS[self.tasks[int(rng.integers(len(self.tasks)))]]
         return family.generate(rng, self.difficulty)

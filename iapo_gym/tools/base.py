@@ -13,6 +13,18 @@ from ..scene import Box, Scene
 from ..toolcall import ToolCallError
 
 
+def letterbox(height: int, width: int, view_size: int) -> tuple[int, int, int, int]:
+    """Where a ``height`` x ``width`` region lands in a ``view_size`` square view: ``(top, left, h, w)``.
+
+    The region is scaled to fit (aspect kept) and centred; the rest of the view is zero padding. Shared by
+    :meth:`ToolContext.view` and by the attribution code that maps view pixels back to the image.
+    """
+    s = view_size / max(height, width)
+    h = max(1, min(view_size, round(height * s)))
+    w = max(1, min(view_size, round(width * s)))
+    return (view_size - h) // 2, (view_size - w) // 2, h, w
+
+
 @dataclass
 class ToolResult:
     """What a tool returns: text for ``tool_output``, an optional image for ``crop`` (with the box it shows,
@@ -48,13 +60,10 @@ class ToolContext:
         """The region ``box`` of the working image, letterboxed into a ``view_size`` square (zero padding)."""
         x0, y0, x1, y1 = self.pixel_box(box)
         region = self.image[y0:y1, x0:x1]
-        h, w = region.shape[:2]
-        s = self.view_size / max(h, w)
-        nh, nw = max(1, min(self.view_size, round(h * s))), max(1, min(self.view_size, round(w * s)))
-        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        oy, ox, nh, nw = letterbox(region.shape[0], region.shape[1], self.view_size)
+        interp = cv2.INTER_AREA if nh < region.shape[0] else cv2.INTER_LINEAR
         resized = cv2.resize(region, (nw, nh), interpolation=interp)
         out = np.zeros((self.view_size, self.view_size, 3), dtype=np.uint8)
-        oy, ox = (self.view_size - nh) // 2, (self.view_size - nw) // 2
         out[oy : oy + nh, ox : ox + nw] = resized
         return out
 
