@@ -131,7 +131,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
             raise ValueError(f"options['scene_id'] must be an int in [{lo}, {hi}) here; got {scene_id!r}")
         self.scene_id = int(scene_id)
         self.scene = self.draw_scene(self.scene_id)
-        self.ctx = ToolContext(self.scene, self.scene.image.copy(), self.view_size, self.ocr_backend)
+        self.ctx = ToolContext(self.scene, self.scene.image, self.view_size, self.ocr_backend)
         self._glance = self.ctx.view(FULL_BOX)
         self._crop = np.zeros_like(self._glance)
         self._view_box = np.zeros(4, dtype=np.float32)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .base import ToolVQAEnv
 from .charts import HBarEnv, VBarEnv
+from .tables import TableFactEnv, TableQAEnv, TableSynthEnv
 
-FAMILY_ENVS: dict[str, type[ToolVQAEnv]] = {cls.family: cls for cls in (HBarEnv, VBarEnv)}
+FAMILY_ENVS: dict[str, type[ToolVQAEnv]] = {cls.family: cls for cls in (HBarEnv, VBarEnv, TableQAEnv, TableSynthEnv, TableFactEnv)}
 
-__all__ = ["FAMILY_ENVS", "HBarEnv", "VBarEnv"]
+__all__ = ["FAMILY_ENVS", "HBarEnv", "VBarEnv", "TableFactEnv", "TableQAEnv", "TableSynthEnv"]

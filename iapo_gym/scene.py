@@ -52,7 +52,7 @@ class Program:
     claim: str = ""
 
 
-@dataclass
+@dataclass(eq=False)
 class Scene:
     """A procedurally generated VQA item.
 
@@ -73,6 +73,15 @@ class Scene:
     key_tokens: tuple[str, ...] = ()
     relaxed_tolerance: float | None = None
     meta: dict[str, object] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Scene):
+            return NotImplemented
+        fields = ("family", "question", "answers", "evidence", "program", "layout", "texts", "key_tokens",
+                  "relaxed_tolerance", "meta")
+        return all(getattr(self, f) == getattr(other, f) for f in fields) and np.array_equal(self.image, other.image)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
     @property
     def height(self) -> int:

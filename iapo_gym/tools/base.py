@@ -47,6 +47,12 @@ class ToolContext:
     ocr: Any
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def editable_image(self) -> np.ndarray:
+        """The working image, copied from the scene on the first edit (resets stay cheap)."""
+        if self.image is self.scene.image:
+            self.image = self.image.copy()
+        return self.image
+
     def pixel_box(self, box: Box) -> tuple[int, int, int, int]:
         return self.scene.to_pixels(box)
 

@@ -86,13 +86,14 @@ def focus(args: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
         raise ToolCallError(f"focus labels must be a non-empty list of strings; got {labels!r}")
     chosen, others = _focus_regions(ctx, axis, labels)
+    image = ctx.editable_image()
     for region in chosen if mode == "highlight" else others:
         x0, y0, x1, y1 = ctx.pixel_box(region.box)
-        patch = ctx.image[y0:y1, x0:x1].astype(np.float32)
         if mode == "highlight":
-            ctx.image[y0:y1, x0:x1] = (0.65 * patch + 0.35 * _HIGHLIGHT).astype(np.uint8)
+            patch = image[y0:y1, x0:x1].astype(np.float32)
+            image[y0:y1, x0:x1] = (0.65 * patch + 0.35 * _HIGHLIGHT).astype(np.uint8)
         else:
-            ctx.image[y0:y1, x0:x1] = 255
+            image[y0:y1, x0:x1] = 255
     verb = "highlighted" if mode == "highlight" else "kept (others masked)"
     return ToolResult(
         text=f"{verb} {axis}: {', '.join(r.label for r in chosen)}", crop=ctx.view((0.0, 0.0, 1.0, 1.0)),

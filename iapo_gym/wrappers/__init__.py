@@ -1,0 +1,13 @@
+"""Wrappers: structured (MultiDiscrete) actions and token-id observations for array-based RL libraries."""
+
+from .structured import COMPONENTS, DEFAULT_SIZES, FOCUS_LABELS, StructuredActionWrapper
+from .tokens import TokenObservationWrapper, make_sb3_env
+
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_SIZES",
+    "FOCUS_LABELS",
+    "StructuredActionWrapper",
+    "TokenObservationWrapper",
+    "make_sb3_env",
+]

@@ -1,0 +1,244 @@
+""""Thinking with images" families (DeepEyes, V*, HR-Bench): the colour of a tiny tagged object among
+distractors on a cluttered canvas, and a small printed word in a street scene."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from iapo_gym.scene import Box, Program, Region, Scene, pad_box
+from iapo_gym.vocab import COLORS, TAGS, WORDS
+
+from .base import ToolVQAEnv
+from .render import FONT, SMALL, Canvas, union
+
+_COLOR_NAMES = list(COLORS)
+_TEXT_MARGIN = 0.006
+
+# -- FineDetail ----------------------------------------------------------------------------------------
+
+OBJECT_COUNTS = {0: 16, 1: 28, 2: 44}
+OBJECT_SIZES = {0: (8, 10), 1: (7, 9), 2: (6, 8)}
+"""Side (px, inclusive range) of the objects: ~1 px in the 128 px glance of the 1024 px canvas."""
+CLUTTER_COUNTS = {0: 20, 1: 45, 2: 80}
+NEIGHBOURS = {0: 2, 1: 3, 2: 4}
+"""Distractors placed right around the target, each in a colour other than the target's."""
+TAG_SCALE = 0.36  # ~9 px glyphs: legible in a zoom of <= ~1/8 of the canvas
+_OBJECT_PAD = 5  # px of evidence padding around an object: its zoom shows nothing saturated but the object
+_TAG_GAP = 8  # px from an object's right edge to its tag: the tag stays out of the padded evidence box
+
+
+def textured_background(rng: np.random.Generator, clutter: int, size: int = 1024) -> np.ndarray:
+    """A grey-ish canvas: smooth blotches, fine grain and outline clutter, all of low saturation (< 40, the
+    threshold of :func:`~iapo_gym.agents.oracle.read_color`) and never darker than 80, so a zoom on a
+    coloured (or black) object still shows that object as the most saturated (or the only dark) thing."""
+    blot = cv2.resize(rng.integers(170, 235, size=(20, 20), dtype=np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
+    grain = cv2.resize(rng.integers(0, 24, size=(size // 4, size // 4), dtype=np.uint8), (size, size),
+                       interpolation=cv2.INTER_NEAREST)
+    grey = blot.astype(np.int16) + grain - 12
+    tint = rng.integers(-10, 11, size=3).astype(np.int16)  # a faint per-scene tint (saturation <= 20)
+    image = np.clip(grey[:, :, None] + tint, 80, 255).astype(np.uint8)
+    for _ in range(clutter):
+        g = int(rng.integers(110, 215))
+        col = tuple(int(np.clip(g + d, 80, 255)) for d in rng.integers(-12, 13, size=3))
+        kind = int(rng.integers(4))
+        x, y = (int(v) for v in rng.integers(0, size, size=2))
+        if kind == 0:
+            x2, y2 = (int(v) for v in rng.integers(0, size, size=2))
+            cv2.line(image, (x, y), (x2, y2), col, int(rng.integers(1, 3)), cv2.LINE_AA)
+        elif kind == 1:
+            cv2.circle(image, (x, y), int(rng.integers(10, 80)), col, int(rng.integers(1, 3)), cv2.LINE_AA)
+        elif kind == 2:
+            w, h = (int(v) for v in rng.integers(15, 120, size=2))
+            cv2.rectangle(image, (x, y), (x + w, y + h), col, int(rng.integers(1, 3)))
+        else:  # a filled pale patch
+            w, h = (int(v) for v in rng.integers(20, 150, size=2))
+            cv2.rectangle(image, (x, y), (x + w, y + h), col, -1)
+    return image
+
+
+def _overlaps(rect: tuple[int, int, int, int], taken: list[tuple[int, int, int, int]]) -> bool:
+    x0, y0, x1, y1 = rect
+    return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken)
+
+
+class FineDetailEnv(ToolVQAEnv):
+    """The colour of one tiny tagged object among many, as in V* and HR-Bench.
+
+    ## Description
+    16/28/44 tiny squares and circles (8-10/7-9/6-8 px at difficulty 0/1/2), each in one of the named
+    colours with a small tag (``K7``) printed beside it, scattered over a 1024x1024 canvas of low-saturation
+    texture and outline clutter. A few distractors in other colours sit right around the asked object. The
+    question names the tag: "What color is the small object tagged K7?". In the 128 px glance an object is
+    about one pixel, blended with its surroundings, and the tags are illegible: the agent finds the tag
+    (``ocr``) and looks closely (``zoom``) before answering with a colour name.
+    """
+
+    family = "FineDetail"
+
+    @staticmethod
+    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+        c = Canvas()
+        c.image = textured_background(rng, CLUTTER_COUNTS[difficulty], c.width)
+        n = OBJECT_COUNTS[difficulty]
+        lo, hi = OBJECT_SIZES[difficulty]
+        tags = [str(t) for t in rng.choice(TAGS, size=n, replace=False)]
+        target_color = int(rng.integers(len(_COLOR_NAMES)))
+        taken: list[tuple[int, int, int, int]] = []
+        placed: list[tuple[int, int, int, int, int, str]] = []  # x, y (top-left), side, colour index, shape, tag
+        tx, ty = (int(v) for v in rng.integers(60, 1024 - 100, size=2))
+        for k, tag in enumerate(tags):
+            side = int(rng.integers(lo, hi + 1))
+            tw = cv2.getTextSize(tag, FONT, TAG_SCALE, 1)[0][0]
+            if k == 0:
+                color = target_color
+            else:
+                others = [i for i in range(len(_COLOR_NAMES)) if i != target_color] if k <= NEIGHBOURS[difficulty] else None
+                color = int(rng.choice(others)) if others else int(rng.integers(len(_COLOR_NAMES)))
+            for _ in range(200):
+                if k == 0:
+                    x, y = tx, ty
+                elif k <= NEIGHBOURS[difficulty]:  # close around the target, just clear of its padded box
+                    ang, dist = rng.uniform(0, 2 * np.pi), rng.uniform(26, 60)
+                    x, y = int(tx + dist * np.cos(ang)), int(ty + dist * np.sin(ang))
+                else:
+                    x, y = (int(v) for v in rng.integers(20, 1024 - 60, size=2))
+                # what this object claims: its padded box and its tag, plus a margin, all inside the canvas
+                rect = (x - _OBJECT_PAD - 3, y - _OBJECT_PAD - 3, x + side + _TAG_GAP + tw + 4, y + side + _OBJECT_PAD + 3)
+                if rect[0] >= 4 and rect[1] >= 4 and rect[2] <= 1020 and rect[3] <= 1020 and not _overlaps(rect, taken):
+                    break
+            else:
+                continue  # no room left near the target or on the canvas: fewer distractors
+            taken.append(rect)
+            placed.append((x, y, side, color, int(rng.integers(2)), tag))
+        layout: list[Region] = []
+        for x, y, side, color, shape, tag in placed:
+            rgb = COLORS[_COLOR_NAMES[color]]
+            if shape == 0:
+                cv2.rectangle(c.image, (x, y), (x + side - 1, y + side - 1), rgb, -1)
+            else:
+                cv2.circle(c.image, (x + side // 2, y + side // 2), side // 2, rgb, -1, cv2.LINE_AA)
+            c.text(tag, x + side + _TAG_GAP, y + side / 2, TAG_SCALE, (40, 40, 40))
+            layout.append(Region("object", c.unit(x, y, x + side, y + side), tag, _COLOR_NAMES[color]))
+        target = layout[0]
+        evidence = Region("object", pad_box(target.box, _OBJECT_PAD / c.width), target.label, target.value)
+        q = f"What color is the small object tagged {target.label}?"
+        return Scene(
+            "FineDetail", c.image, q, (target.value,), (evidence,), Program("color"), tuple(layout), tuple(c.texts),
+            (target.label, "color"),
+        )
+
+
+# -- TextRead ------------------------------------------------------------------------------------------
+
+BUILDING_COUNTS = {0: 3, 1: 5, 2: 7}
+SIGN_SCALES = {0: SMALL, 1: 0.38, 2: 0.35}
+"""Sign type sizes (~11/10/9 px glyphs): illegible in the glance, legible in a close zoom."""
+_GROUND = 860  # y of the street line
+_SKY = (205, 228, 245)
+_WINDOW = (226, 234, 240)
+
+
+def _describe(
+    rng: np.random.Generator, color_names: list[str], heights: list[int]
+) -> tuple[int, str, tuple[str, ...]]:
+    """Pick a building and a phrase that singles it out at a glance: its colour, its side, or its height."""
+    n = len(color_names)
+    kind = int(rng.integers(4))
+    if kind <= 1:
+        i = int(rng.integers(n))
+        return i, f"the {color_names[i]} building", (color_names[i],)
+    if kind == 2:
+        if rng.integers(2):
+            return 0, "the leftmost building", ("leftmost",)
+        return n - 1, "the rightmost building", ("rightmost",)
+    if rng.integers(2):
+        return int(np.argmax(heights)), "the tallest building", ("tallest",)
+    return int(np.argmin(heights)), "the shortest building", ("shortest",)
+
+
+class TextReadEnv(ToolVQAEnv):
+    """A small printed word in a large street scene, as in HR-Bench and DeepEyes' fine-grained reading.
+
+    ## Description
+    3/5/7 large buildings (difficulty 0/1/2) in distinct colours stand on a street across a 1024x1024 canvas,
+    with windows, doors and (from difficulty 1) house numbers, lamps and cars as clutter. Each building
+    carries one white sign with a word in small type (smaller at higher difficulty). The question singles a
+    building out by what a glance shows (its colour, leftmost/rightmost, tallest/shortest): "What word is
+    on the sign of the red building?". The word is illegible in the glance: the agent reads it with ``ocr``
+    on the sign.
+    """
+
+    family = "TextRead"
+
+    @staticmethod
+    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+        n = BUILDING_COUNTS[difficulty]
+        scale = SIGN_SCALES[difficulty]
+        c = Canvas()
+        c.image[:_GROUND] = _SKY
+        c.image[_GROUND:] = (120, 120, 125)
+        c.rect(0, _GROUND, 1024, _GROUND + 14, (185, 185, 185))  # kerb
+        for x in range(20, 1024, 90):  # lane marks
+            c.rect(x, 950, x + 45, 956, (240, 240, 240))
+        color_names = [str(v) for v in rng.choice(_COLOR_NAMES, size=n, replace=False)]
+        words = [str(v) for v in rng.choice(WORDS, size=n, replace=False)]
+        # heights at least 30 px apart, so "tallest"/"shortest" is plain at a glance
+        heights = [int(h) + int(rng.integers(-5, 6)) for h in rng.choice(np.arange(300, 760, 40), size=n, replace=False)]
+        gap = 12
+        min_w = 80  # room for the widest sign word and a window column
+        widths = min_w + rng.dirichlet(np.full(n, 4.0)) * (1024 - 2 * gap - gap * (n - 1) - n * min_w)
+        layout: list[Region] = []
+        signs: list[Region] = []
+        x = float(gap)
+        for i in range(n):
+            w = float(widths[i])
+            x0, x1, top = int(x), int(x + w), _GROUND - heights[i]
+            x += w + gap
+            rgb = COLORS[color_names[i]]
+            building = c.rect(x0, top, x1, _GROUND, rgb)
+            cv2.rectangle(c.image, (x0, top), (x1, _GROUND), (60, 60, 60), 1)
+            # windows on a grid, a door at the bottom
+            cols = max(1, int((x1 - x0 - 16) // 34))
+            for row_y in range(top + 20, _GROUND - 70, 44):
+                for col in range(cols):
+                    wx = x0 + 12 + col * (x1 - x0 - 24) / cols
+                    c.rect(wx + 4, row_y, wx + (x1 - x0 - 24) / cols - 4, row_y + 24, _WINDOW)
+            cx = (x0 + x1) / 2
+            c.rect(cx - 14, _GROUND - 46, cx + 14, _GROUND, (70, 55, 45))
+            # the sign: a white plate in the upper part of the facade, clear of the house number by the door
+            word = words[i]
+            (tw, th), _ = cv2.getTextSize(word, FONT, scale, 1)
+            sx = float(rng.uniform(x0 + 8 + tw / 2 + 6, max(x0 + 9 + tw / 2 + 6, x1 - 8 - tw / 2 - 6)))
+            sy = float(rng.uniform(top + 30, top + 30 + 0.5 * (heights[i] - 140)))
+            c.rect(sx - tw / 2 - 7, sy - th / 2 - 7, sx + tw / 2 + 7, sy + th / 2 + 8, (250, 250, 250))
+            cv2.rectangle(c.image, (int(sx - tw / 2 - 7), int(sy - th / 2 - 7)), (int(sx + tw / 2 + 7), int(sy + th / 2 + 8)),
+                          (40, 40, 40), 1)
+            item = c.text(word, sx, sy, scale, (20, 20, 20), align="center")
+            sign: Box = pad_box(item.box, _TEXT_MARGIN)
+            signs.append(Region("sign", sign, color_names[i], word))
+            layout.append(Region("building", building, color_names[i], word))
+            if difficulty >= 1:  # house number beside the door: more small text to skip over
+                c.rect(cx + 18, _GROUND - 40, cx + 46, _GROUND - 26, (250, 250, 250))
+                c.text(str(int(rng.integers(1, 99))), cx + 32, _GROUND - 33, 0.33, (20, 20, 20), align="center")
+        if difficulty >= 1:  # lamps and cars in front of the buildings
+            for _ in range(2 * difficulty + 1):
+                lx = int(rng.integers(10, 1014))
+                c.rect(lx, _GROUND - 120, lx + 4, _GROUND + 10, (50, 50, 50))
+                c.rect(lx - 6, _GROUND - 128, lx + 10, _GROUND - 118, (250, 240, 170))
+            for _ in range(difficulty + 1):
+                vx = int(rng.integers(0, 940))
+                col = COLORS[str(rng.choice(_COLOR_NAMES))]
+                c.rect(vx, 900, vx + 80, 935, col)
+                cv2.circle(c.image, (vx + 18, 937), 9, (30, 30, 30), -1)
+                cv2.circle(c.image, (vx + 62, 937), 9, (30, 30, 30), -1)
+        i, phrase, keys = _describe(rng, color_names, heights)
+        q = f"What word is on the sign of {phrase}?"
+        layout.extend(signs)
+        return Scene(
+            "TextRead", c.image, q, (words[i],), (signs[i],), Program("read"), tuple(layout), tuple(c.texts),
+            keys + ("sign", "word"),
+        )
+
+
+__all__ = ["FineDetailEnv", "TextReadEnv", "textured_background"]

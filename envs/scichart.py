@@ -1,0 +1,177 @@
+"""CharXiv-like scientific charts: multi-series line charts with a legend and small value labels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from iapo_gym.scene import Program, Region, Scene, pad_box
+from iapo_gym.vocab import COLORS, SERIES_LABELS
+
+from .base import ToolVQAEnv
+from .render import MEDIUM, SMALL, Canvas, union
+
+SERIES_COUNTS = {0: 2, 1: 3, 2: 4}
+POINT_COUNTS = {0: 6, 1: 8, 2: 10}
+DEFAULT_BUDGET = 6
+"""The env's default tool-call budget: ``argmax`` questions are asked only when reading every series at one
+x and answering fits in it."""
+_EVIDENCE_MARGIN = 0.006
+_LABEL_LIFT = 12  # px from a point's centre up to its value label's centre
+_LABEL_SEPARATION = 30  # px between label centres of two series at the same x: padded OCR boxes stay apart
+_INSET = 32  # px between the y axis and x=1 (and x=N and the right edge): keeps point labels off tick labels
+_LO, _HI = 5, 95  # value range; the axis runs 0..100 so labels never reach the legend or the x ticks
+
+
+def _gapped_values(rng: np.random.Generator, s: int, gap: int) -> np.ndarray:
+    """``s`` values in ``[_LO, _HI]``, pairwise at least ``gap`` apart, in random order (always succeeds)."""
+    slack = (_HI - _LO) - gap * (s - 1)
+    base = np.sort(rng.integers(0, slack + 1, size=s))
+    return rng.permutation(base + _LO + gap * np.arange(s))
+
+
+def series_values(rng: np.random.Generator, s: int, n: int, gap: int) -> np.ndarray:
+    """``s`` x ``n`` integer values: random walks (so lines look like trends and may cross), where the
+    ``s`` values at every x are at least ``gap`` apart (so their labels never overlap)."""
+    out = np.empty((s, n), dtype=np.int64)
+    cur = _gapped_values(rng, s, gap)
+    for k in range(n):
+        if k:
+            for _ in range(8):  # a few random-walk steps; a fresh gapped draw if they keep colliding
+                cand = np.clip(cur + rng.integers(-20, 21, size=s), _LO, _HI)
+                if np.all(np.diff(np.sort(cand)) >= gap):
+                    break
+            else:
+                cand = _gapped_values(rng, s, gap)
+            cur = cand
+        out[:, k] = cur
+    return out
+
+
+def _question(
+    rng: np.random.Generator, names: list[str], values: np.ndarray, evidence: list[list[Region]]
+) -> tuple[str, tuple[str, ...], tuple[Region, ...], Program, tuple[str, ...]]:
+    """One of four question kinds about the series at one x: read, difference, compare, argmax."""
+    s, n = values.shape
+    k = int(rng.integers(n))
+    x = str(k + 1)
+    i, j = (int(v) for v in rng.choice(s, size=2, replace=False))
+    a, b = names[i], names[j]
+    kind = int(rng.integers(4))
+    if kind == 3 and s + 1 > DEFAULT_BUDGET:  # too many reads for the budget: ask a plain read instead
+        kind = 0
+    if kind == 0:
+        return (
+            f"What is the value of {a} at x = {x}?", (str(values[i, k]),), (evidence[i][k],), Program("read"),
+            (a, x, "value"),
+        )
+    if kind == 1:
+        return (
+            f"What is the value of {a} minus the value of {b} at x = {x}?", (str(values[i, k] - values[j, k]),),
+            (evidence[i][k], evidence[j][k]), Program("diff"), (a, b, x, "minus"),
+        )
+    if kind == 2:
+        yes = "yes" if values[i, k] > values[j, k] else "no"
+        return (
+            f"Is {a} larger than {b} at x = {x}?", (yes,), (evidence[i][k], evidence[j][k]), Program("compare"),
+            (a, b, x, "larger"),
+        )
+    best = names[int(np.argmax(values[:, k]))]
+    return (
+        f"Which series has the highest value at x = {x}?", (best,), tuple(evidence[m][k] for m in range(s)),
+        Program("argmax"), (x, "highest"),
+    )
+
+
+class SciChartEnv(ToolVQAEnv):
+    """Multi-series line chart, as in CharXiv; questions name a series (via the legend) and an x position.
+
+    ## Description
+    2/3/4 series (difficulty 0/1/2) over 6/8/10 x positions labelled 1..N, drawn as coloured lines with
+    markers in a chart placed anywhere on a 1024x1024 canvas, with a legend (colour swatch + series name)
+    above the plot and y ticks 0..100. Every point carries its value in small type just above it; the values
+    of different series at one x are kept far enough apart that their labels never overlap. Questions ask
+    for a series' value at x, the difference of two series at x, whether one is larger than another at x
+    (yes/no), or which series is highest at x. The labels are illegible in the glance: reading them needs
+    ``ocr`` (or ``zoom``) on the point, found through the legend colour and the x ticks.
+    """
+
+    family = "SciChart"
+
+    @staticmethod
+    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+        s, n = SERIES_COUNTS[difficulty], POINT_COUNTS[difficulty]
+        c = Canvas()
+        names = [str(v) for v in rng.choice(SERIES_LABELS, size=s, replace=False)]
+        color_names = [str(v) for v in rng.choice(list(COLORS), size=s, replace=False)]
+        colors = [COLORS[name] for name in color_names]
+        # plot area: x0,y0 top-left; room left for y ticks, above for title + legend, below for x ticks
+        w = int(rng.integers(max(560, 62 * n), 900))
+        h = int(rng.integers(440, 760))
+        x0 = int(rng.integers(60, 1024 - w - 20 + 1))
+        y0 = int(rng.integers(100, 1024 - h - 50 + 1))
+        base = y0 + h
+        gap = math.ceil(_LABEL_SEPARATION * 100 / h)  # value units between series at one x
+        values = series_values(rng, s, n, gap)
+
+        def px(k: int) -> float:
+            return x0 + _INSET + (w - 2 * _INSET) * k / (n - 1)
+
+        def py(v: float) -> float:
+            return base - h * v / 100
+
+        c.text(f"Figure {int(rng.integers(1, 12))}: measurement {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 70,
+               MEDIUM, align="center")
+        # axes, grid and ticks
+        for t in range(0, 101, 20):
+            y = py(t)
+            if t:
+                c.line((x0, y), (x0 + w, y), (225, 225, 225))
+            c.line((x0 - 4, y), (x0, y), (0, 0, 0))
+            c.text(str(t), x0 - 8, y, SMALL, align="right")
+        c.line((x0, y0), (x0, base), (0, 0, 0))
+        c.line((x0, base), (x0 + w, base), (0, 0, 0))
+        for k in range(n):
+            c.line((px(k), base), (px(k), base + 4), (0, 0, 0))
+            c.text(str(k + 1), px(k), base + 16, SMALL, align="center")
+        c.text("x", x0 + w / 2, base + 38, SMALL, align="center")
+        # legend: one row above the plot, right-aligned
+        layout: list[Region] = []
+        entry_w = [24 + 8 * len(name) + 22 for name in names]
+        lx = x0 + w - sum(entry_w)
+        ly = y0 - 32
+        for name, cname, col, ew in zip(names, color_names, colors, entry_w):
+            c.line((lx, ly), (lx + 20, ly), col, 2)
+            swatch = c.unit(lx, ly - 4, lx + 20, ly + 4)
+            item = c.text(name, lx + 26, ly, SMALL)
+            layout.append(Region("legend", union(swatch, item.box), name, cname))
+            lx += ew
+        # series: lines first, then markers, then labels on a white patch (a line may pass behind a label)
+        for m in range(s):
+            pts = [(px(k), py(float(values[m, k]))) for k in range(n)]
+            for p, q in zip(pts, pts[1:]):
+                c.line(p, q, colors[m], 2)
+        for m in range(s):
+            for k in range(n):
+                x, y = px(k), py(float(values[m, k]))
+                c.rect(x - 3, y - 3, x + 3, y + 3, colors[m])
+        evidence: list[list[Region]] = []
+        for m, name in enumerate(names):
+            row: list[Region] = []
+            boxes = []
+            for k in range(n):
+                x, y = px(k), py(float(values[m, k]))
+                label = str(values[m, k])
+                tw = 8 * len(label)
+                c.rect(x - tw / 2 - 2, y - _LABEL_LIFT - 7, x + tw / 2 + 2, y - _LABEL_LIFT + 6, (255, 255, 255))
+                item = c.text(label, x, y - _LABEL_LIFT, SMALL, align="center")
+                row.append(Region("point", pad_box(item.box, _EVIDENCE_MARGIN), name, label))
+                boxes.append(union(item.box, c.unit(x - 3, y - 3, x + 3, y + 3)))
+            evidence.append(row)
+            layout.append(Region("series", union(*boxes), name, ""))
+        q, answers, ev, program, keys = _question(rng, names, values, evidence)
+        return Scene(
+            "SciChart", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys,
+            meta={"values": values.tolist(), "series": names, "colors": color_names},
+        )

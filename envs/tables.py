@@ -1,0 +1,219 @@
+"""Table families: question answering over a rendered table (VWTQ-like), over larger synthetic tables
+(VWTQ_syn-like), and fact checking of a statement about a table (VTabFact-like).
+
+A table is a grid: a header row of column labels, a first column of row labels and integer cells 0..99,
+all in small type, so a cell is legible only in a zoom onto a small part of the canvas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from iapo_gym.scene import Program, Region, Scene, TextItem, pad_box
+from iapo_gym.vocab import COLUMN_LABELS, ROW_LABELS
+
+from .base import ToolVQAEnv
+from .render import FONT, MEDIUM, SMALL, Canvas
+
+TABLEQA_SIZES = {0: (4, 3), 1: (6, 4), 2: (8, 5)}
+"""(rows, value columns) per difficulty for :class:`TableQAEnv`."""
+TABLESYNTH_SIZES = {0: (10, 6), 1: (14, 7), 2: (18, 8)}
+TABLEFACT_SIZES = {0: (5, 3), 1: (8, 4), 2: (12, 6)}
+_EVIDENCE_MARGIN = 0.006
+_MIN_ROW_PX = 20
+"""A value's text box is 11 px high and its evidence box adds ~6 px each side; rows at least 20 px apart
+keep a neighbouring row's value wholly outside it (the OCR would take a word >= 60 % inside)."""
+_CELL_PAD_PX = 8
+_GRID = (170, 170, 170)
+_HEADER_FILL = (225, 228, 235)
+_STRIPE_FILL = (244, 245, 248)
+
+
+@dataclass
+class Table:
+    """A drawn table: its labels and values, one evidence region per cell, and its row/column layout."""
+
+    rows: list[str]
+    columns: list[str]
+    values: np.ndarray
+    """int array (rows, columns)."""
+    cells: list[list[Region]]
+    """``cells[i][j]``: the padded text box of the value in row ``i``, column ``j``."""
+    layout: tuple[Region, ...]
+    texts: tuple[TextItem, ...]
+    image: np.ndarray
+
+
+def _text_width(text: str) -> int:
+    return int(cv2.getTextSize(text, FONT, SMALL, 1)[0][0])
+
+
+def draw_table(
+    rng: np.random.Generator, n_rows: int, n_cols: int, row_px: tuple[int, int], extra_col_px: tuple[int, int]
+) -> Table:
+    """Draw a random table of ``n_rows`` x ``n_cols`` values at a random place on a 1024x1024 canvas.
+
+    Row heights come from ``row_px`` (inclusive pixel range) and column widths are the widest text plus
+    padding plus a draw from ``extra_col_px``: cells are no larger than needed, so a glance cannot read them.
+    """
+    c = Canvas()
+    rows = [str(s) for s in rng.choice(ROW_LABELS, size=n_rows, replace=False)]
+    columns = [str(s) for s in rng.choice(COLUMN_LABELS, size=n_cols, replace=False)]
+    # distinct values within a column: comparisons and differences never tie, lookups are unambiguous
+    values = np.stack([rng.choice(100, size=n_rows, replace=False) for _ in range(n_cols)], axis=1).astype(int)
+
+    row_h = int(rng.integers(max(row_px[0], _MIN_ROW_PX), max(row_px[1], _MIN_ROW_PX) + 1))
+    head_w = max(_text_width(r) for r in rows) + 2 * _CELL_PAD_PX
+    head_w += int(rng.integers(extra_col_px[0], extra_col_px[1] + 1))
+    col_w = max(max(_text_width(s) for s in columns), _text_width("99")) + 2 * _CELL_PAD_PX
+    col_w += int(rng.integers(extra_col_px[0], extra_col_px[1] + 1))
+    width, height = head_w + n_cols * col_w, (n_rows + 1) * row_h
+    x0 = int(rng.integers(20, 1024 - width - 20 + 1))
+    y0 = int(rng.integers(60, 1024 - height - 20 + 1))
+    x1, y1 = x0 + width, y0 + height
+    stripes = bool(rng.integers(2))  # half the tables have zebra rows, as many real ones do
+
+    c.text(f"Table {int(rng.integers(100, 999))}", x0 + width / 2, y0 - 28, MEDIUM, align="center")
+    c.rect(x0, y0, x1, y0 + row_h, _HEADER_FILL)
+    if stripes:
+        for i in range(1, n_rows, 2):
+            c.rect(x0, y0 + (i + 1) * row_h, x1, y0 + (i + 2) * row_h, _STRIPE_FILL)
+    # grid lines: horizontal between rows, vertical between columns, and the outer border
+    for k in range(n_rows + 2):
+        y = y0 + k * row_h
+        c.line((x0, y), (x1, y), _GRID if 0 < k <= n_rows else (0, 0, 0))
+    col_x = [x0 + head_w + j * col_w for j in range(n_cols)]
+    for x in [x0, *col_x, x1]:
+        c.line((x, y0), (x, y1), _GRID if x0 < x < x1 else (0, 0, 0))
+
+    for j, name in enumerate(columns):
+        c.text(name, col_x[j] + col_w / 2, y0 + row_h / 2, SMALL, align="center")
+    cells: list[list[Region]] = []
+    layout: list[Region] = []
+    for i, name in enumerate(rows):
+        top = y0 + (i + 1) * row_h
+        cy = top + row_h / 2
+        c.text(name, x0 + _CELL_PAD_PX, cy, SMALL)
+        row_cells = []
+        for j, col in enumerate(columns):
+            value = str(int(values[i, j]))
+            item = c.text(value, col_x[j] + col_w / 2, cy, SMALL, align="center")
+            row_cells.append(Region("cell", pad_box(item.box, _EVIDENCE_MARGIN), f"{name} {col}", value))
+        cells.append(row_cells)
+        layout.append(Region("row", c.unit(x0, top, x1, top + row_h), name))
+    for j, col in enumerate(columns):
+        layout.append(Region("column", c.unit(col_x[j], y0, col_x[j] + col_w, y1), col))
+    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.image)
+
+
+def table_question(
+    rng: np.random.Generator, table: Table
+) -> tuple[str, tuple[str, ...], tuple[Region, ...], Program, tuple[str, ...]]:
+    """One of four question kinds about cells of one column: read, difference, sum, comparison.
+
+    Returns ``(question, answers, evidence, program, key_tokens)`` like :func:`envs.charts.bar_question`.
+    """
+    j = int(rng.integers(len(table.columns)))
+    i, k = (int(x) for x in rng.choice(len(table.rows), size=2, replace=False))
+    col, a, b = table.columns[j], table.rows[i], table.rows[k]
+    va, vb = int(table.values[i, j]), int(table.values[k, j])
+    ea, eb = table.cells[i][j], table.cells[k][j]
+    kind = int(rng.integers(4))
+    if kind == 0:
+        return f"What is the {col} of {a}?", (str(va),), (ea,), Program("read"), (col, a)
+    if kind == 1:
+        return (
+            f"What is the {col} of {a} minus the {col} of {b}?", (str(va - vb),), (ea, eb), Program("diff"),
+            (col, a, b, "minus"),
+        )
+    if kind == 2:
+        return (
+            f"What is the sum of the {col} of {a} and the {col} of {b}?", (str(va + vb),), (ea, eb),
+            Program("sum"), (col, a, b, "sum"),
+        )
+    yes = "yes" if va > vb else "no"
+    return (
+        f"Is the {col} of {a} larger than the {col} of {b}?", (yes,), (ea, eb), Program("compare"),
+        (col, a, b, "larger"),
+    )
+
+
+def _qa_scene(
+    family: str, rng: np.random.Generator, size: tuple[int, int], row_px: tuple[int, int], extra_col_px: tuple[int, int]
+) -> Scene:
+    table = draw_table(rng, size[0], size[1], row_px, extra_col_px)
+    q, answers, evidence, program, keys = table_question(rng, table)
+    return Scene(family, table.image, q, answers, evidence, program, table.layout, table.texts, keys)
+
+
+class TableQAEnv(ToolVQAEnv):
+    """Question answering over a rendered table (like the VWTQ test set).
+
+    ## Description
+    A grid table of 4x3/6x4/8x5 integer cells (rows x value columns, difficulty 0/1/2) with a header row of
+    column labels and a first column of row labels, placed anywhere on a 1024x1024 canvas in small type.
+    Questions name a column and rows: read a cell ("What is the Score of Ben?"), the difference or sum of
+    two cells in one column, or whether one is larger than the other (yes/no). Rows and columns are in
+    the layout, so ``focus`` can highlight or mask them.
+    """
+
+    family = "TableQA"
+
+    @staticmethod
+    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+        return _qa_scene("TableQA", rng, TABLEQA_SIZES[difficulty], (22, 30), (0, 24))
+
+
+class TableSynthEnv(ToolVQAEnv):
+    """Question answering over larger, denser synthetic tables (like VWTQ_syn).
+
+    ## Description
+    As :class:`TableQAEnv`, with 10x6/14x7/18x8 cells (difficulty 0/1/2), tighter rows and narrower
+    columns: finding the right cell among many similar ones is most of the work.
+    """
+
+    family = "TableSynth"
+
+    @staticmethod
+    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+        return _qa_scene("TableSynth", rng, TABLESYNTH_SIZES[difficulty], (20, 24), (0, 8))
+
+
+class TableFactEnv(ToolVQAEnv):
+    """Fact checking of a statement about a table (like VTabFact).
+
+    ## Description
+    A table as in :class:`TableQAEnv` (5x3/8x4/12x6 cells at difficulty 0/1/2) and a statement
+    "True or false: the Score of Ben is 42." that is true half the time. A false claim uses a value found
+    elsewhere in the table or one near the true value, so neither a glance nor a guess of plausible numbers
+    decides it. Answers are "true" or "false".
+    """
+
+    family = "TableFact"
+
+    @staticmethod
+    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+        n_rows, n_cols = TABLEFACT_SIZES[difficulty]
+        table = draw_table(rng, n_rows, n_cols, (22, 28), (0, 16))
+        i, j = int(rng.integers(n_rows)), int(rng.integers(n_cols))
+        row, col, true_value = table.rows[i], table.columns[j], int(table.values[i, j])
+        claim = true_value
+        if rng.random() < 0.5:
+            others = sorted({int(v) for v in table.values.ravel()} - {true_value})
+            if rng.random() < 0.5 and others:
+                claim = int(rng.choice(others))
+            else:  # a near miss: the kind of slip a blurry read makes
+                near = [v for v in range(true_value - 5, true_value + 6) if v != true_value and 0 <= v <= 99]
+                claim = int(rng.choice(near))
+        truth = "true" if claim == true_value else "false"
+        question = f"True or false: the {col} of {row} is {claim}."
+        return Scene(
+            "TableFact", table.image, question, (truth,), (table.cells[i][j],), Program("equals", claim=str(claim)),
+            table.layout, table.texts, (col, row, str(claim)),
+        )
+
+
+__all__ = ["TableFactEnv", "TableQAEnv", "TableSynthEnv", "draw_table", "table_question"]

@@ -1,0 +1,103 @@
+"""Tools: legibility-limited scene OCR, zoom geometry, focus edits, custom tools, and the real easyocr."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from iapo_gym import ToolCallError, ToolResult, get_tool, register_tool, tool_names
+from iapo_gym.tools import FunctionTool, ToolContext, letterbox
+
+
+def ocr_call(box) -> str:
+    return json.dumps({"tool": "ocr", "args": {"box": list(box)}})
+
+
+def test_scene_ocr_reads_evidence_when_zoomed_but_not_at_a_glance() -> None:
+    env = gym.make("VisualToolVQA-HBar-v0")
+    _, info = env.reset(seed=4)
+    region = info["scene"].evidence[0]
+    obs, *_ = env.step(ocr_call(region.box))
+    assert obs["tool_output"] == region.value
+    obs, *_ = env.step(ocr_call((0, 0, 1, 1)))  # the whole canvas at view size: too small to read
+    assert region.value not in obs["tool_output"].split()
+
+
+def test_zoom_returns_the_region_and_its_box() -> None:
+    env = gym.make("VisualToolVQA-HBar-v0")
+    _, info = env.reset(seed=0)
+    box = [0.25, 0.25, 0.75, 0.5]
+    obs, *_ = env.step(json.dumps({"tool": "zoom", "args": {"box": box}}))
+    assert np.allclose(obs["view_box"], box)
+    top, left, h, w = letterbox(256, 512, 128)
+    assert (top, left, h, w) == (32, 0, 64, 128)
+    assert not obs["crop"][:top].any() and obs["crop"][top : top + h].any()  # letterbox padding is zero
+
+
+def test_focus_mask_keeps_only_the_chosen_bar() -> None:
+    env = gym.make("VisualToolVQA-HBar-v0")
+    _, info = env.reset(seed=0)
+    scene = info["scene"]
+    keep = scene.layout[0].label
+    obs, _, _, _, info = env.step(json.dumps({"tool": "focus", "args": {"axis": "bars", "labels": [keep], "mode": "mask"}}))
+    assert info["error"] is None and keep in obs["tool_output"]
+    edited = env.unwrapped.ctx.image
+    x0, y0, x1, y1 = scene.to_pixels(scene.layout[1].box)
+    assert (edited[y0:y1, x0:x1] == 255).all()                       # another bar is gone
+    assert not np.array_equal(edited, scene.image) and scene.image[y0:y1, x0:x1].min() < 255  # scene untouched
+    env.reset(seed=0)
+    assert env.unwrapped.ctx.image is env.unwrapped.scene.image       # a reset starts from the clean image
+
+
+def test_custom_tool_registers_and_runs() -> None:
+    def brightness(args, ctx: ToolContext) -> ToolResult:
+        x0, y0, x1, y1 = ctx.pixel_box(tuple(args["box"]))
+        return ToolResult(text=f"{ctx.image[y0:y1, x0:x1].mean():.0f}")
+
+    schema = {"type": "object", "properties": {"box": {"type": "array"}}, "required": ["box"]}
+    name = "brightness_test_tool"
+    if name not in tool_names():
+        register_tool(FunctionTool(name, "Mean brightness of a region.", schema, brightness))
+    with pytest.raises(ValueError, match="registered already"):
+        register_tool(FunctionTool(name, "dup", schema, brightness))
+    env = gym.make("VisualToolVQA-HBar-v0", tools=("zoom", "answer", name))
+    env.reset(seed=0)
+    obs, *_ , info = env.step(json.dumps({"tool": name, "args": {"box": [0, 0, 0.01, 0.01]}}))
+    assert info["error"] is None and obs["tool_output"] == "255"
+    *_, info = env.step(ocr_call((0, 0, 1, 1)))
+    assert info["error"] == f"unknown tool 'ocr'; known: zoom, answer, {name}"
+
+
+def test_a_crashing_user_tool_is_reported_not_raised() -> None:
+    def broken(args, ctx):
+        raise KeyError("oops")
+
+    name = "broken_test_tool"
+    if name not in tool_names():
+        register_tool(FunctionTool(name, "always fails", {"type": "object", "properties": {}}, broken))
+    env = gym.make("VisualToolVQA-HBar-v0", tools=("answer", name))
+    env.reset(seed=0)
+    *_, info = env.step(json.dumps({"tool": name, "args": {}}))
+    assert info["error"].startswith(f"tool '{name}' failed: KeyError")
+
+
+def test_register_rejects_non_tools() -> None:
+    with pytest.raises(TypeError, match="is not a Tool"):
+        register_tool(object())  # type: ignore[arg-type]
+    with pytest.raises(ToolCallError, match="unknown tool 'nope'; known: zoom, ocr, focus, answer"):
+        get_tool("nope")
+
+
+def test_easyocr_reads_a_rendered_word_offline() -> None:
+    pytest.importorskip("easyocr")
+    env = gym.make("VisualToolVQA-HBar-v0", ocr="easyocr")
+    hits = 0
+    for seed in range(3):
+        _, info = env.reset(seed=seed)
+        region = info["scene"].evidence[0]
+        obs, *_ = env.step(ocr_call(region.box))
+        hits += obs["tool_output"].strip() == region.value
+    assert hits >= 2, "easyocr should read printed bar values"
