@@ -1,5 +1,15 @@
 """Agents: the protocol, the registry, built-in agents and trainers."""
 
+from .base import (Agent, EpisodeResult, Learner, agent_names, evaluate_agent, load_class, make_agent,
+                   register_agent, run_episode)
 from .oracle import OracleAgent
+from .simple import NoToolAgent, RandomAgent
 
-__all__ = ["OracleAgent"]
+register_agent("random", RandomAgent, overwrite=True)
+register_agent("no-tool", NoToolAgent, overwrite=True)
+register_agent("oracle", OracleAgent, overwrite=True)
+
+__all__ = [
+    "Agent", "EpisodeResult", "Learner", "NoToolAgent", "OracleAgent", "RandomAgent", "agent_names",
+    "evaluate_agent", "load_class", "make_agent", "register_agent", "run_episode",
+]
