@@ -152,7 +152,7 @@ def attribute(
         additional_forward_args: passed to ``forward_fn`` after the inputs, not attributed.
         **kw: the method's own parameters: ``n_steps`` (integrated gradients, default 32),
             ``internal_batch_size``; ``feature_mask``, ``grid``, ``perturbations_per_eval`` (occlusion);
-            ``mode``, ``query_index``, ``residual``, ``key_slices`` (attention).
+            ``mode``, ``query_index``, ``residual``, ``key_slices``, ``patch_grid`` (attention).
 
     Returns:
         A tuple with one attribution tensor per input, each of the input's shape.
@@ -418,24 +418,34 @@ def _attention(
     query_index: int | None = -1,
     residual: float = 0.5,
     key_slices: Sequence[slice] | None = None,
+    patch_grid: int | None = None,
 ) -> tuple[Tensor, ...]:
     """Attention-based attribution (baselines and target are not used: attention does not depend on them).
 
     Contract: ``forward_fn(*inputs, *additional_forward_args)`` returns the model's attention probabilities,
-    batch first (``(B, H, Q, K)``, ``(B, L, H, Q, K)`` or a sequence of per-layer ``(B, H, Q, K)``); every
-    input is a sequence ``(B, T_i, ...)`` whose positions are keys. By default the keys are the inputs'
-    positions concatenated in order (``K == sum T_i``); ``key_slices`` gives each input's key range
-    otherwise (e.g. when a CLS token comes first). A key's mass is spread evenly over the input's trailing
-    dimensions, so summing over them (:func:`reduce_to_components`) gives the key's mass back.
+    batch first (``(B, H, Q, K)``, ``(B, L, H, Q, K)`` or a sequence of per-layer ``(B, H, Q, K)``). Each
+    input owns a run of keys:
+
+    - a sequence input ``(B, T, ...)`` (token embeddings): its ``T`` positions, one key each;
+    - an image input ``(B, C, H, W)`` (a ViT-style model): ``patch_grid ** 2`` keys, one per patch of a
+      ``patch_grid`` x ``patch_grid`` grid, row-major (the patches of :func:`default_feature_mask`).
+
+    By default the runs follow each other from key 0 in input order (their lengths must add up to ``K``);
+    ``key_slices`` gives each input's key range otherwise (e.g. when a decision token comes first). A
+    key's mass is spread evenly over the elements it covers (embedding dims; a patch's pixels and
+    channels), so summing them (:func:`reduce_to_components`) gives the key's mass back.
 
     Args:
         mode, query_index, residual: see :func:`attention_to_keys`.
         key_slices: one ``slice`` of the key axis per input.
+        patch_grid: patches per side for image inputs.
     """
     with torch.no_grad():
         attn = forward_fn(*inputs, *(additional_forward_args or ()))
     mass = attention_to_keys(attn, mode=mode, query_index=query_index, residual=residual, batched=True)
-    lengths = [int(x.shape[1]) if x.dim() > 1 else 1 for x in inputs]
+    if any(x.dim() == 4 for x in inputs) and (patch_grid is None or int(patch_grid) < 1):
+        raise ValueError("image inputs (B, C, H, W) need patch_grid=<patches per side> to map keys to patches")
+    lengths = [int(patch_grid) ** 2 if x.dim() == 4 else int(x.shape[1]) if x.dim() > 1 else 1 for x in inputs]  # type: ignore[operator]
     if key_slices is None:
         if sum(lengths) != mass.shape[1]:
             raise ValueError(
@@ -451,6 +461,12 @@ def _attention(
         m = mass[:, sl]
         if m.shape[1] != n:
             raise ValueError(f"key_slices[{i}] selects {m.shape[1]} keys but inputs[{i}] has {n} positions")
+        if x.dim() == 4:
+            ids = default_feature_mask((x,), int(patch_grid))[0].reshape(-1)  # type: ignore[arg-type]
+            per_patch = torch.bincount(ids, minlength=n).to(m) * x.shape[1]  # elements each key covers
+            pixels = (m / per_patch)[:, ids].reshape(x.shape[0], 1, x.shape[2], x.shape[3])
+            out.append(pixels.to(x).expand_as(x).clone())
+            continue
         trailing = x[0, 0].numel() if x.dim() > 1 else 1
         m = m.reshape(m.shape + (1,) * (x.dim() - 2)) / trailing
         out.append(m.to(x).expand_as(x).clone())

@@ -57,13 +57,13 @@ def _tool_kind(name: str) -> str:
     )
 
 
-class StructuredActionWrapper(gym.ActionWrapper[dict[str, Any], np.ndarray, str], gym.utils.RecordConstructorArgs):
-    """Replace the tool-call string action with a ``MultiDiscrete`` vector of components.
+class ActionCodec:
+    """Structured tool-call actions <-> tool calls: one categorical component per decision.
 
     Components (see :data:`COMPONENTS`; sizes in :attr:`component_sizes`):
 
     ========  =====================================================================================
-    tool      index into the env's tools (``env.unwrapped.tools``, e.g. zoom, ocr, focus, answer)
+    tool      index into ``tools`` (e.g. zoom, ocr, focus, answer)
     cell      box centre: cell ``row * grid + col`` of a ``grid`` x ``grid`` grid over the image
     size      box side, index into ``sizes`` sorted ascending (normalised; shifted to stay in [0, 1])
     axis      focus axis: rows, columns, bars, series
@@ -73,22 +73,17 @@ class StructuredActionWrapper(gym.ActionWrapper[dict[str, Any], np.ndarray, str]
     ========  =====================================================================================
 
     Components that the chosen tool does not use are ignored, so a policy can emit all of them at once.
+    Shared by :class:`StructuredActionWrapper` (for array-based RL libraries) and the compact agent.
     """
 
     def __init__(
         self,
-        env: gym.Env[Any, Any],
+        tools: Sequence[str],
         grid: int = 16,
         sizes: Sequence[float] = DEFAULT_SIZES,
         focus_labels: Sequence[str] = FOCUS_LABELS,
         answers: Sequence[str] = ANSWER_VOCAB,
-        tools: Sequence[str] | None = None,
     ) -> None:
-        # recorded so that env.spec (and check_env, which rebuilds the env from it) can recreate the stack
-        gym.utils.RecordConstructorArgs.__init__(
-            self, grid=grid, sizes=sizes, focus_labels=focus_labels, answers=answers, tools=tools
-        )
-        gym.ActionWrapper.__init__(self, env)
         if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
             raise ValueError(f"grid must be a positive int (cells per side of the box-centre grid); got {grid!r}")
         sizes = tuple(sizes)
@@ -100,10 +95,6 @@ class StructuredActionWrapper(gym.ActionWrapper[dict[str, Any], np.ndarray, str]
             raise ValueError(f"focus_labels must be a non-empty sequence of non-empty strings; got {focus_labels!r}")
         if not answers or not all(isinstance(x, str) and x for x in answers):
             raise ValueError("answers must be a non-empty sequence of non-empty strings")
-        if tools is None:
-            tools = getattr(env.unwrapped, "tools", None)
-            if tools is None:
-                raise ValueError("tools: the wrapped env has no 'tools' attribute; pass tools=[...] explicitly")
         self.tools: tuple[str, ...] = tuple(tools)
         if not self.tools:
             raise ValueError("tools must name at least one tool")
@@ -120,7 +111,7 @@ class StructuredActionWrapper(gym.ActionWrapper[dict[str, Any], np.ndarray, str]
             len(self.tools), self.grid * self.grid, len(self.sizes), len(self.axes),
             len(self.focus_labels), len(self.modes), len(self.answers),
         )
-        self.action_space = spaces.MultiDiscrete(np.array(self.component_sizes, dtype=np.int64))
+        self.space = spaces.MultiDiscrete(np.array(self.component_sizes, dtype=np.int64))
 
         # lookups for encode(): first index wins when two entries normalise alike
         self._label_index: dict[str, int] = {}
@@ -170,10 +161,6 @@ class StructuredActionWrapper(gym.ActionWrapper[dict[str, Any], np.ndarray, str]
         if kind == "answer":
             return ToolCall(name, {"text": self.answers[answer]})
         return ToolCall(name, {})
-
-    def action(self, action: Any) -> str:
-        """Render a structured action as the JSON tool-call string the env parses."""
-        return self.decode(action).to_json()
 
     # -- tool call -> components --------------------------------------------------------------------
     def encode(self, call: str | ToolCall) -> np.ndarray:
@@ -239,3 +226,49 @@ class StructuredActionWrapper(gym.ActionWrapper[dict[str, Any], np.ndarray, str]
     def describe(self) -> Mapping[str, int]:
         """Component name -> number of choices (what a trainer builds one categorical head per)."""
         return dict(zip(self.components, self.component_sizes))
+
+
+class StructuredActionWrapper(gym.ActionWrapper[dict[str, Any], np.ndarray, str], gym.utils.RecordConstructorArgs):
+    """Replace the tool-call string action with a ``MultiDiscrete`` vector of components (an
+    :class:`ActionCodec` over the env's tools; see it for the components)."""
+
+    def __init__(
+        self,
+        env: gym.Env[Any, Any],
+        grid: int = 16,
+        sizes: Sequence[float] = DEFAULT_SIZES,
+        focus_labels: Sequence[str] = FOCUS_LABELS,
+        answers: Sequence[str] = ANSWER_VOCAB,
+        tools: Sequence[str] | None = None,
+    ) -> None:
+        # recorded so that env.spec (and check_env, which rebuilds the env from it) can recreate the stack
+        gym.utils.RecordConstructorArgs.__init__(
+            self, grid=grid, sizes=sizes, focus_labels=focus_labels, answers=answers, tools=tools
+        )
+        gym.ActionWrapper.__init__(self, env)
+        if tools is None:
+            tools = getattr(env.unwrapped, "tools", None)
+            if tools is None:
+                raise ValueError("tools: the wrapped env has no 'tools' attribute; pass tools=[...] explicitly")
+        self.codec = ActionCodec(tools, grid, sizes, focus_labels, answers)
+        c = self.codec
+        self.tools, self.tool_kinds, self.grid, self.sizes = c.tools, c.tool_kinds, c.grid, c.sizes
+        self.axes, self.modes, self.focus_labels, self.answers = c.axes, c.modes, c.focus_labels, c.answers
+        self.components, self.component_sizes = c.components, c.component_sizes
+        self.action_space = c.space
+
+    def box(self, cell: int, size: int) -> Box:
+        return self.codec.box(cell, size)
+
+    def decode(self, action: Any) -> ToolCall:
+        return self.codec.decode(action)
+
+    def encode(self, call: str | ToolCall) -> np.ndarray:
+        return self.codec.encode(call)
+
+    def describe(self) -> Mapping[str, int]:
+        return self.codec.describe()
+
+    def action(self, action: Any) -> str:
+        """Render a structured action as the JSON tool-call string the env parses."""
+        return self.codec.decode(action).to_json()
