@@ -24,22 +24,24 @@ CLUTTER_COUNTS = {0: 20, 1: 45, 2: 80}
 NEIGHBOURS = {0: 2, 1: 3, 2: 4}
 """Distractors placed right around the target, each in a colour other than the target's."""
 TAG_SCALE = 0.36  # ~9 px glyphs: legible in a zoom of <= ~1/8 of the canvas
-_OBJECT_PAD = 5  # px of evidence padding around an object: its zoom shows nothing saturated but the object
+_OBJECT_PAD = 3  # px of evidence padding around an object: its zoom shows nothing saturated but the object
+_OUTLINE = (45, 45, 45)
 _TAG_GAP = 8  # px from an object's right edge to its tag: the tag stays out of the padded evidence box
 
 
 def textured_background(rng: np.random.Generator, clutter: int, size: int = 1024) -> np.ndarray:
-    """A grey-ish canvas: smooth blotches, fine grain and outline clutter, all of low saturation (< 40, the
-    threshold of :func:`~iapo_gym.agents.oracle.read_color`) and never darker than 80, so a zoom on a
-    coloured (or black) object still shows that object as the most saturated (or the only dark) thing."""
-    # tinted at 20x20 and upscaled, grain added in uint8 with OpenCV: this runs on every reset, and
-    # full-size numpy arithmetic (or cv2 with a scalar per channel) costs 5-15 ms here
-    tint = rng.integers(-10, 11, size=3)  # a faint per-scene tint (saturation <= 20)
-    small = rng.integers(170, 232, size=(20, 20, 1)) + tint
-    blot = cv2.resize(small.astype(np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
+    """A mottled grey canvas: smooth blotches, fine grain, faint colour mottling and outline clutter, all of
+    low saturation (<= 32, under the 40 of :func:`~iapo_gym.agents.oracle.read_color`) and never darker than
+    ~100, so a zoom on a coloured (or black) object still shows it as the most saturated (or only dark) thing,
+    while in the glance the mottling shifts the hue of an object blended into one pixel."""
+    # built small and upscaled, combined in uint8 with OpenCV: this runs on every reset, and full-size
+    # numpy arithmetic (or cv2 with a per-channel scalar) costs 5-15 ms here
+    blot = cv2.resize(rng.integers(110, 216, size=(20, 20), dtype=np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
     grain = cv2.resize(rng.integers(0, 24, size=(size // 4, size // 4), dtype=np.uint8), (size, size),
                        interpolation=cv2.INTER_NEAREST)
-    image = cv2.add(blot, cv2.cvtColor(grain, cv2.COLOR_GRAY2RGB))
+    mottle = cv2.resize(rng.integers(0, 33, size=(size // 12, size // 12, 3), dtype=np.uint8), (size, size),
+                        interpolation=cv2.INTER_LINEAR)
+    image = cv2.add(cv2.cvtColor(cv2.add(blot, grain), cv2.COLOR_GRAY2RGB), mottle)
     for _ in range(clutter):
         g = int(rng.integers(110, 215))
         col = tuple(int(np.clip(g + d, 80, 255)) for d in rng.integers(-12, 13, size=3))
@@ -106,8 +108,8 @@ class FineDetailEnv(ToolVQAEnv):
             for _ in range(200):
                 if k == 0:
                     x, y = tx, ty
-                elif near:  # 2..12 px outside the target's padded box
-                    reach = _OBJECT_PAD + 2 + 10
+                elif near:  # 2..8 px outside the target's padded box
+                    reach = _OBJECT_PAD + 2 + 6
                     x = int(rng.integers(tx - reach - side, tx + t_side + reach + 1))
                     y = int(rng.integers(ty - reach - side, ty + t_side + reach + 1))
                 else:
@@ -126,10 +128,13 @@ class FineDetailEnv(ToolVQAEnv):
         layout: list[Region] = []
         for x, y, side, color, shape, tag in placed:
             rgb = COLORS[_COLOR_NAMES[color]]
+            # a dark 1 px outline, as on printed markers: in the glance it mutes the colour further
             if shape == 0:
                 cv2.rectangle(c.image, (x, y), (x + side - 1, y + side - 1), rgb, -1)
+                cv2.rectangle(c.image, (x, y), (x + side - 1, y + side - 1), _OUTLINE, 1)
             else:
                 cv2.circle(c.image, (x + side // 2, y + side // 2), side // 2, rgb, -1, cv2.LINE_AA)
+                cv2.circle(c.image, (x + side // 2, y + side // 2), side // 2, _OUTLINE, 1, cv2.LINE_AA)
             c.text(tag, x + side + _TAG_GAP, y + side / 2, TAG_SCALE, (40, 40, 40))
             layout.append(Region("object", c.unit(x, y, x + side, y + side), tag, _COLOR_NAMES[color]))
         target = layout[0]

@@ -296,6 +296,13 @@ class Attribution:
     def __len__(self) -> int:
         return self.layout.size
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Attribution):
+            return NotImplemented
+        return self.layout == other.layout and np.array_equal(self.values, other.values)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def blocks(self) -> dict[str, float]:
         """Block name -> its total mass (the values sum to 1)."""
         return {name: float(v) for name, v in zip(self.layout.block_names, self.layout.pool(self.values))}

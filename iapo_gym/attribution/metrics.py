@@ -122,17 +122,31 @@ def _torch_pair(teacher: Tensor, student: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(
             f"teacher has {teacher.shape[-1]} components but student has {student.shape[-1]}; they must match"
         )
+    # no validation here (it would sync a GPU every call): negatives are clipped, and an all-zero row stays
+    # zero (KL's smoothing then treats it as uniform)
     t = teacher.clamp_min(0)
     s = student.clamp_min(0)
-    return t / t.sum(-1, keepdim=True).clamp_min(1e-30), s / s.sum(-1, keepdim=True).clamp_min(1e-30)
+    tiny_t, tiny_s = _tiny(t), _tiny(s)
+    return t / t.sum(-1, keepdim=True).clamp_min(tiny_t), s / s.sum(-1, keepdim=True).clamp_min(tiny_s)
+
+
+def _tiny(x: Tensor) -> float:
+    import torch
+
+    return float(torch.finfo(x.dtype).tiny) if x.is_floating_point() else 1e-30
 
 
 def kl_torch(teacher: Tensor, student: Tensor, eps: float = EPS) -> Tensor:
     """:func:`kl` over the last dimension of two tensors (broadcast batch dimensions); returns ``(...)``."""
+    import torch
+
     t, s = _torch_pair(teacher, student)
     n = t.shape[-1]
     t, s = (t + eps) / (1 + eps * n), (s + eps) / (1 + eps * n)
-    terms = t * (t.clamp_min(1e-300).log() - s.clamp_min(1e-300).log())
+    pos = t > 0  # only reachable as False with eps=0; the where keeps log(0) out of values and gradients
+    safe_t = torch.where(pos, t, torch.ones_like(t))
+    safe_s = torch.where(pos, s, torch.ones_like(s))
+    terms = torch.where(pos, t * (safe_t.log() - safe_s.log()), torch.zeros_like(t))
     return terms.sum(-1).clamp_min(0)
 
 

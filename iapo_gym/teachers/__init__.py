@@ -1,0 +1,27 @@
+"""Teachers: where the attribution of a good decision lies (oracle, trained model, VLM)."""
+
+from .base import Teacher, make_teacher, register_teacher
+from .oracle import OracleTeacher
+
+
+def _model_teacher(path: str) -> Teacher:
+    from .model import ModelTeacher
+
+    if not path:
+        raise ValueError("the model teacher needs a checkpoint: 'model:PATH' (train one with iapo-train-teacher)")
+    return ModelTeacher.load(path)
+
+
+def _vlm_teacher(path: str) -> Teacher:
+    from .vlm import VLMTeacher  # needs the 'vlm' extra (transformers)
+
+    if not path:
+        raise ValueError("the vlm teacher needs a local model folder: 'vlm:PATH'")
+    return VLMTeacher(path)
+
+
+register_teacher("oracle", lambda arg: OracleTeacher(), overwrite=True)
+register_teacher("model", _model_teacher, overwrite=True)
+register_teacher("vlm", _vlm_teacher, overwrite=True)
+
+__all__ = ["OracleTeacher", "Teacher", "make_teacher", "register_teacher"]

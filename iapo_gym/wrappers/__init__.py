@@ -1,6 +1,7 @@
 """Wrappers: structured (MultiDiscrete) actions and token-id observations for array-based RL libraries."""
 
 from .structured import ActionCodec, COMPONENTS, DEFAULT_SIZES, FOCUS_LABELS, StructuredActionWrapper
+from .teacher import TeacherAttributionWrapper
 from .tokens import TokenObservationWrapper, make_sb3_env
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "DEFAULT_SIZES",
     "FOCUS_LABELS",
     "StructuredActionWrapper",
+    "TeacherAttributionWrapper",
     "TokenObservationWrapper",
     "make_sb3_env",
 ]

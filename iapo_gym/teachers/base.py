@@ -1,0 +1,56 @@
+"""The teacher protocol and the teacher registry.
+
+A teacher says where the input attribution of a good decision lies: given the observation, the env's info
+and a component layout, it returns an :class:`~iapo_gym.attribution.Attribution` in that layout, so the
+student's attribution of its own decision can be compared with it component by component or per block.
+Teachers are named by a JSON-safe spec: ``"oracle"``, ``"model:PATH"`` (a trained teacher checkpoint),
+``"vlm:PATH"`` (a local VLM folder), or ``"module:Class"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from ..attribution import Attribution, ComponentLayout
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """What every teacher provides."""
+
+    def attribute(
+        self, observation: dict[str, Any], info: dict[str, Any], layout: ComponentLayout, action: str | None = None
+    ) -> Attribution:
+        """The teacher's attribution for the decision taken at ``observation`` (``action``: the student's
+        tool call, for teachers that are teacher-forced on it)."""
+        ...
+
+
+_TEACHERS: dict[str, Callable[[str], Teacher]] = {}
+
+
+def register_teacher(prefix: str, factory: Callable[[str], Teacher], *, overwrite: bool = False) -> None:
+    """Make specs ``"<prefix>"`` and ``"<prefix>:ARG"`` build a teacher with ``factory(ARG)``."""
+    if prefix in _TEACHERS and not overwrite:
+        raise ValueError(f"a teacher named {prefix!r} is registered already; pass overwrite=True to replace it")
+    _TEACHERS[prefix] = factory
+
+
+def make_teacher(spec: str | Teacher) -> Teacher:
+    """A teacher from its spec (see the module docstring); a Teacher instance is returned as is."""
+    if not isinstance(spec, str):
+        if isinstance(spec, Teacher):
+            return spec
+        raise TypeError(f"teacher must be a spec string or have attribute(observation, info, layout); got {spec!r}")
+    prefix, _, arg = spec.partition(":")
+    if prefix in _TEACHERS:
+        return _TEACHERS[prefix](arg)
+    if arg:
+        from ..agents.base import load_class  # a user's own teacher class
+
+        teacher = load_class(spec)()
+        if not isinstance(teacher, Teacher):
+            raise TypeError(f"teacher {spec!r} needs attribute(observation, info, layout, action=None)")
+        return teacher
+    raise ValueError(f"unknown teacher {spec!r}; known: {', '.join(_TEACHERS)} (with ':PATH' where needed) or 'module:Class'")

@@ -1,0 +1,47 @@
+"""The oracle teacher: attribution from the scene's privileged evidence (an upper bound, not a model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..attribution import Attribution, ComponentLayout, cells_of_box
+from ..scene import Scene
+from ..text import tokenize
+
+LOOK = {"image": 0.6, "query": 0.4, "tool_outputs": 0.0}
+"""Block weights while the evidence has not been read yet: look at the evidence and the words naming it."""
+READ = {"image": 0.2, "query": 0.3, "tool_outputs": 0.5}
+"""Block weights once the last tool output holds an evidence reading: answer from it."""
+
+
+class OracleTeacher:
+    """Image mass on the cells of the evidence boxes, query mass on the question's key tokens, tool-output
+    mass on the tokens that are evidence readings; blocks weighted by the decision's phase (:data:`LOOK`
+    before the evidence is read, :data:`READ` after). Blocks with nothing to point at pass their weight on
+    to the others."""
+
+    def __init__(self, look: dict[str, float] | None = None, read: dict[str, float] | None = None) -> None:
+        self.look, self.read = dict(look or LOOK), dict(read or READ)
+
+    def parts(self, scene: Scene, layout: ComponentLayout) -> dict[str, np.ndarray]:
+        """Per-block raw masses before phase weighting (each block sums to 1, or is all zero)."""
+        image = np.zeros(layout.grid * layout.grid)
+        for region in scene.evidence:
+            image += cells_of_box(region.box, layout.grid)
+        keys = {t for k in scene.key_tokens for t in tokenize(k)}
+        values = {t for r in scene.evidence for t in tokenize(r.value)}
+        query = np.array([t in keys for t in layout.query_tokens] + [False] * (layout.query_length - len(layout.query_tokens)), float)
+        output = np.array([t in values for t in layout.output_tokens] + [False] * (layout.output_length - len(layout.output_tokens)), float)
+        return {name: v / v.sum() if v.sum() > 0 else v for name, v in (("image", image), ("query", query), ("tool_outputs", output))}
+
+    def attribute(
+        self, observation: dict[str, Any], info: dict[str, Any], layout: ComponentLayout, action: str | None = None
+    ) -> Attribution:
+        parts = self.parts(info["scene"], layout)
+        weights = self.read if parts["tool_outputs"].any() else self.look
+        scored = {name: weights.get(name, 0.0) * v for name, v in parts.items()}
+        if not any(v.any() for v in scored.values()):  # no evidence at all (a data set without boxes)
+            return Attribution.from_parts(layout, parts, allow_uniform=True)
+        return Attribution.from_parts(layout, scored)
