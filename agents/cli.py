@@ -1,0 +1,132 @@
+"""``iapo-train``: train an agent (IAPO, GRPO, PPO, the model teacher, or a VLM) from flags or a YAML config.
+
+Examples::
+
+    iapo-train --agent iapo --env VisualToolVQA-v0 --task HBar TableQA --difficulty 0 --updates 100 --out runs/iapo
+    iapo-train --agent grpo --config my_run.yaml --out runs/grpo
+    iapo-train --agent iapo --resume runs/iapo            # continue an interrupted run
+    iapo-train --agent teacher --env VisualToolVQA-v0 --out runs/teacher   # then --teacher model:runs/teacher
+    iapo-train --agent ppo --env VisualToolVQA-HBar-v0 --steps 20000 --out runs/ppo
+    iapo-train --agent vlm --model PATH --teacher vlm:PATH --out runs/vlm
+
+A YAML config holds any :class:`~iapo_gym.agents.trainer.TrainConfig` field (``lam``, ``group_size``,
+``attribution_method``, ``policy: {width: 32}`` ...); flags given on the command line override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+AGENTS = ("iapo", "grpo", "ppo", "teacher", "vlm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="iapo-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--agent", choices=AGENTS, default="iapo", help="what to train (default: iapo)")
+    p.add_argument("--config", type=Path, help="YAML file of training options (flags override it)")
+    p.add_argument("--env", dest="env_id", help="env id (default VisualToolVQA-v0)")
+    p.add_argument("--task", nargs="+", help="task families of the mixture env (default: all)")
+    p.add_argument("--difficulty", type=int, help="0 (targets visible at a glance), 1 (default) or 2")
+    p.add_argument("--teacher", help="oracle | model:PATH | vlm:PATH | module:Class (iapo only)")
+    p.add_argument("--lam", type=float, help="weight of the attribution divergence in the reward")
+    p.add_argument("--updates", type=int, help="policy updates")
+    p.add_argument("--steps", dest="max_env_steps", type=int, help="stop after this many env steps")
+    p.add_argument("--warm-start", dest="warm_start_episodes", type=int, help="oracle episodes to imitate before RL")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, curves.csv, curves.png")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--checkpoint-every", type=int, default=10, help="updates between checkpoints (default 10)")
+    p.add_argument("--model", help="local VLM folder (--agent vlm)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    """TrainConfig fields from the YAML config and the flags (flags win)."""
+    opts: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            loaded = yaml.safe_load(args.config.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SystemExit(f"iapo-train: cannot read config {args.config}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"iapo-train: config {args.config} must be a YAML mapping of training options")
+        opts.update(loaded)
+    for key in ("env_id", "teacher", "lam", "updates", "max_env_steps", "warm_start_episodes", "seed"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    env_kwargs = dict(opts.get("env_kwargs", {}))
+    if args.task:
+        env_kwargs["task"] = args.task
+    if args.difficulty is not None:
+        env_kwargs["difficulty"] = args.difficulty
+    if env_kwargs:
+        opts["env_kwargs"] = env_kwargs
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as exc:
+        print(f"iapo-train: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = options(args)
+    for key in ("updates", "max_env_steps", "warm_start_episodes"):
+        if key in opts and (not isinstance(opts[key], int) or opts[key] < 0):
+            raise ValueError(f"--{key.replace('_', '-')} must be a non-negative integer; got {opts[key]!r}")
+    if args.agent in ("iapo", "grpo"):
+        from .compact_agent import CompactAgent
+
+        if args.resume:
+            agent = CompactAgent.load_checkpoint(args.out)
+            if agent.trainer is None:
+                raise ValueError(f"{args.out} holds no training state to resume")
+            if "updates" in opts:
+                agent.trainer.config.updates = opts["updates"]
+                agent.train_config = agent.trainer.config
+        else:
+            agent = CompactAgent(train={**opts, "reward": args.agent})
+        history = agent.learn(out=args.out, progress=not args.no_progress, checkpoint_every=args.checkpoint_every)
+        last = history[-1] if history else {}
+        print(f"{args.agent}: {len(history)} updates, {last.get('env_steps', 0)} env steps, "
+              f"train accuracy {last.get('accuracy', float('nan')):.3f}, "
+              f"test accuracy {last.get('eval_accuracy', float('nan')):.3f}; saved to {args.out}")
+        return 0
+    if args.agent == "teacher":
+        from iapo_gym.teachers.model import train_model_teacher
+
+        env_id = opts.get("env_id", "VisualToolVQA-v0")
+        episodes = opts.get("warm_start_episodes") or 1000
+        agent = train_model_teacher(env_id, args.out, episodes=episodes, env_kwargs=opts.get("env_kwargs"), seed=opts.get("seed", 0))
+        print(f"model teacher trained on {episodes} oracle episodes of {env_id}; use --teacher model:{args.out}")
+        return 0
+    if args.agent == "ppo":
+        from .ppo import PPOAgent
+
+        agent = PPOAgent(opts.get("env_id", "VisualToolVQA-HBar-v0"), env_kwargs=opts.get("env_kwargs"), seed=opts.get("seed", 0))
+        agent.learn(total_timesteps=opts.get("max_env_steps") or 2048, progress=not args.no_progress)
+        agent.save(args.out)
+        print(f"ppo: saved to {args.out}")
+        return 0
+    # vlm
+    from .vlm.trainer import train_vlm  # needs the 'vlm' extra
+
+    if not args.model:
+        raise ValueError("--agent vlm needs --model PATH (a local Qwen2.5-VL folder)")
+    train_vlm(args.model, opts.get("env_id", "VisualToolVQA-v0"), teacher=opts.get("teacher"),
+              reward=opts.get("reward", "iapo"), steps=opts.get("updates", 10), out=str(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""VLM agents (placeholder)."""
