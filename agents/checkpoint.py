@@ -32,7 +32,8 @@ def write_checkpoint(path: str | os.PathLike[str], config: dict[str, Any], tenso
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / WEIGHTS))
+        # clones: safetensors refuses tensors that share memory (e.g. SB3 policies alias their extractors)
+        save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if path.exists():
             old = path.with_name(f".{path.name}.old")

@@ -1,0 +1,122 @@
+"""Teachers and the TeacherAttributionWrapper."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from iapo_gym import FAMILIES
+from iapo_gym.agents import OracleAgent
+from iapo_gym.attribution import Attribution, cells_of_box, layout_for_observation
+from iapo_gym.teachers import OracleTeacher, make_teacher
+from iapo_gym.wrappers import TeacherAttributionWrapper
+
+from .conftest import PROCEDURAL_IDS
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("grid", [4, 16])
+def test_oracle_teacher_puts_image_mass_on_evidence_cells(family: str, grid: int) -> None:
+    env = gym.make(f"VisualToolVQA-{family}-v0")
+    teacher = OracleTeacher()
+    for seed in range(10):
+        obs, info = env.reset(seed=seed)
+        att = teacher.attribute(obs, info, layout_for_observation(obs, grid))
+        evidence = sum(cells_of_box(r.box, grid) for r in info["scene"].evidence) > 0
+        image = att.block("image")
+        assert image[evidence].sum() >= 0.9 * image.sum() > 0
+        assert abs(sum(att.blocks().values()) - 1) < 1e-9
+
+
+def test_oracle_teacher_moves_to_tool_outputs_once_evidence_is_read() -> None:
+    env = gym.make("VisualToolVQA-HBar-v0")
+    obs, info = env.reset(seed=0)
+    teacher = OracleTeacher()
+    before = teacher.attribute(obs, info, layout_for_observation(obs)).blocks()
+    region = info["scene"].evidence[0]
+    obs, *_, info = env.step(json.dumps({"tool": "ocr", "args": {"box": list(region.box)}}))
+    after = teacher.attribute(obs, info, layout_for_observation(obs)).blocks()
+    assert before["tool_outputs"] == 0 and after["tool_outputs"] > 0.4
+
+
+@pytest.mark.parametrize("env_id", PROCEDURAL_IDS)
+def test_wrapper_passes_check_env(env_id: str) -> None:
+    env = TeacherAttributionWrapper(gym.make(env_id))
+    with pytest.warns(UserWarning, match="different from the unwrapped"):
+        check_env(env)
+
+
+def rollout(env: gym.Env, seed: int) -> list[tuple[float, dict[str, float]]]:
+    agent, out = OracleAgent(), []
+    obs, info = env.reset(seed=seed)
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(agent.act(obs, info))
+        out.append((reward, info["reward_terms"]))
+        done = terminated or truncated
+    return out
+
+
+@pytest.mark.parametrize("potential", [False, True])
+def test_wrapper_term_is_deterministic_bounded_and_zero_for_answers(potential: bool) -> None:
+    make = lambda: TeacherAttributionWrapper(gym.make("VisualToolVQA-v0"), coef=0.2, potential=potential)  # noqa: E731
+    a, b = make(), make()
+    for seed in range(8):
+        ra, rb = rollout(a, seed), rollout(b, seed)
+        assert ra == rb
+        terms = [t["teacher"] for _, t in ra]
+        assert all(-0.2 - 1e-9 <= t <= 0.2 + 1e-9 for t in terms)
+        if potential:
+            assert abs(sum(terms)) < 1e-9  # potential-based: telescopes to phi(end) - phi(start) = 0
+        else:
+            assert terms[-1] == 0.0  # the oracle's last call is its answer
+            assert max(terms[:-1]) > 0  # reading the evidence is rewarded
+
+
+def test_wrapper_rewards_looking_at_evidence_over_elsewhere() -> None:
+    env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0"))
+    _, info = env.reset(seed=3)
+    ev = info["scene"].evidence[0].box
+    *_, on = env.step(json.dumps({"tool": "zoom", "args": {"box": list(ev)}}))
+    env.reset(seed=3)
+    far = [0.0, 0.0, 0.05, 0.05] if ev[0] > 0.5 else [0.95, 0.95, 1.0, 1.0]
+    *_, off = env.step(json.dumps({"tool": "zoom", "args": {"box": far}}))
+    env.reset(seed=3)
+    *_, whole = env.step(json.dumps({"tool": "zoom", "args": {"box": [0, 0, 1, 1]}}))
+    assert on["reward_terms"]["teacher"] > 0.05 > abs(whole["reward_terms"]["teacher"])
+    assert off["reward_terms"]["teacher"] <= 0
+
+
+def test_wrapper_round_trips_through_env_spec() -> None:
+    env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", difficulty=2), teacher="oracle", coef=0.3)
+    again = gym.make(env.spec)
+    assert isinstance(again, TeacherAttributionWrapper) and again.coef == 0.3
+    assert again.unwrapped.difficulty == 2
+    o1, i1 = env.reset(seed=5)
+    o2, i2 = again.reset(seed=5)
+    assert o1["question"] == o2["question"] and i1["teacher_attribution"] == i2["teacher_attribution"]
+
+
+def test_bad_teacher_specs_are_clear() -> None:
+    with pytest.raises(ValueError, match="unknown teacher 'wizard'"):
+        make_teacher("wizard")
+    with pytest.raises(ValueError, match="needs a checkpoint"):
+        make_teacher("model:")
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        make_teacher("model:/nonexistent/folder")
+
+
+def test_model_teacher_trains_saves_and_attributes(tmp_path) -> None:
+    from iapo_gym.teachers.model import train_model_teacher
+
+    train_model_teacher("VisualToolVQA-HBar-v0", tmp_path / "teacher", episodes=6, epochs=1, width=8, view_size=64)
+    teacher = make_teacher(f"model:{tmp_path / 'teacher'}")
+    env = gym.make("VisualToolVQA-HBar-v0")
+    obs, info = env.reset(seed=0)
+    att = teacher.attribute(obs, info, layout_for_observation(obs, 4), action="<answer>12</answer>")
+    assert isinstance(att, Attribution) and np.isclose(att.values.sum(), 1.0)
+    assert set(att.blocks()) == {"image", "query", "tool_outputs"}

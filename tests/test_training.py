@@ -1,0 +1,154 @@
+"""The group trainer, the compact agent, checkpoints, the agent registry and iapo-train."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iapo_gym.agents import evaluate_agent, make_agent
+from iapo_gym.agents.cli import main as train_main
+from iapo_gym.agents.compact_agent import CompactAgent
+from iapo_gym.agents.objectives import group_advantages
+from iapo_gym.agents.trainer import TrainConfig
+
+TINY = dict(env_id="VisualToolVQA-HBar-v0", questions=2, group_size=3, eval_every=100, eval_episodes=2,
+            attribution_steps=2, minibatch=16, epochs=1, policy={"width": 8, "hidden": 32, "view_size": 64})
+
+
+def params(agent: CompactAgent) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in agent.policy.parameters()])
+
+
+@pytest.mark.parametrize("reward", ["grpo", "iapo"])
+def test_tiny_run_changes_parameters_with_finite_loss(reward: str) -> None:
+    agent = CompactAgent(train={**TINY, "reward": reward, "updates": 2})
+    before = params(agent).clone()
+    history = agent.learn(progress=False)
+    assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
+    assert not torch.equal(before, params(agent))
+    if reward == "iapo":
+        assert all(r["alignment"] > 0 and r["reward_attribution"] < 0 for r in history)
+    else:
+        assert "alignment" not in history[0]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(-5, 5)), min_size=1, max_size=30))
+def test_group_advantages_are_zero_mean_per_group(pairs: list[tuple[int, float]]) -> None:
+    groups = torch.tensor([g for g, _ in pairs])
+    adv = group_advantages(torch.tensor([r for _, r in pairs]), groups)
+    for g in groups.unique():
+        assert abs(float(adv[groups == g].mean())) < 1e-4
+
+
+def test_resuming_continues_the_same_run(tmp_path: Path) -> None:
+    straight = CompactAgent(train={**TINY, "reward": "iapo", "updates": 3})
+    straight.learn(progress=False)
+    first = CompactAgent(train={**TINY, "reward": "iapo", "updates": 3})
+    first.learn(progress=False, updates=1)  # stop after one update, as if interrupted
+    first.train_config.updates = 3
+    first.trainer.config.updates = 3
+    first.save(tmp_path / "ckpt")
+    resumed = CompactAgent.load_checkpoint(tmp_path / "ckpt")
+    resumed.learn(progress=False)
+    assert torch.equal(params(straight), params(resumed))
+    assert [r["loss"] for r in straight.trainer.history] == pytest.approx([r["loss"] for r in resumed.trainer.history])
+
+
+def test_corrupt_or_truncated_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    agent = CompactAgent(train={**TINY, "updates": 1})
+    path = agent.save(tmp_path / "ckpt")
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        CompactAgent.load_checkpoint(path)
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        CompactAgent.load_checkpoint(path)
+    with pytest.raises(ValueError, match="is not a checkpoint"):
+        CompactAgent.load_checkpoint(tmp_path / "missing")
+
+
+def test_saved_agent_acts_the_same_after_loading(tmp_path: Path) -> None:
+    agent = CompactAgent(train={**TINY, "updates": 1})
+    agent.learn(progress=False)
+    agent.save(tmp_path / "a")
+    loaded = make_agent("iapo_gym.agents.compact_agent:CompactAgent")
+    loaded.load(tmp_path / "a")
+    env = gym.make("VisualToolVQA-HBar-v0", view_size=64)
+    obs, info = env.reset(seed=0)
+    assert agent.act(obs, info) == loaded.act(obs, info)
+
+
+USER_AGENT = '''
+class AlwaysYes:
+    def reset(self):
+        pass
+
+    def act(self, observation, info):
+        return "<answer>yes</answer>"
+'''
+
+
+def test_user_agent_from_a_file_runs_through_evaluation(tmp_path: Path) -> None:
+    path = tmp_path / "my_agent.py"
+    path.write_text(USER_AGENT)
+    agent = make_agent(f"{path}:AlwaysYes")
+    result = evaluate_agent(agent, gym.make("VisualToolVQA-HBar-v0"), n_episodes=10)
+    assert result["tool_calls"] == 0 and 0 <= result["accuracy"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: make_agent("alphago"), "unknown agent 'alphago'"),
+        (lambda: make_agent("nowhere.module:Agent"), "cannot import module"),
+        (lambda: TrainConfig(updates=-1), "updates must be a non-negative int"),
+        (lambda: TrainConfig(env_id="Missing-v0"), "unknown env id 'Missing-v0'"),
+        (lambda: TrainConfig(reward="ppo"), "reward must be one of"),
+        (lambda: TrainConfig(group_size=1), "group_size must be >= 2"),
+        (lambda: TrainConfig.from_dict({"lamda": 1}), "unknown training option 'lamda'"),
+        (lambda: TrainConfig(divergence="hellinger"), "hellinger"),
+    ],
+)
+def test_bad_configs_give_clear_errors(build, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_iapo_train_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("questions: 2\ngroup_size: 2\neval_episodes: 2\nattribution_steps: 2\nminibatch: 16\nepochs: 1\n"
+                   "policy: {width: 8, hidden: 32, view_size: 64}\n")
+    out = tmp_path / "run"
+    assert train_main(["--agent", "iapo", "--config", str(cfg), "--env", "VisualToolVQA-HBar-v0", "--updates", "1",
+                       "--out", str(out), "--no-progress"]) == 0
+    assert {"config.json", "model.safetensors", "curves.csv", "curves.png"} <= {p.name for p in out.iterdir()}
+    assert train_main(["--agent", "iapo", "--resume", "--updates", "2", "--out", str(out), "--no-progress"]) == 0
+    assert "2 updates" in capsys.readouterr().out
+    assert train_main(["--agent", "grpo", "--updates", "-3", "--out", str(out)]) == 2
+
+
+def test_iapo_train_is_a_console_script() -> None:
+    result = subprocess.run([Path(sys.executable).parent / "iapo-train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--teacher" in result.stdout
+
+
+def test_ppo_agent_learns_saves_and_loads(tmp_path: Path) -> None:
+    from iapo_gym.agents.ppo import PPOAgent
+
+    agent = PPOAgent("VisualToolVQA-HBar-v0", env_kwargs={"view_size": 64}, n_steps=64, batch_size=32)
+    agent.learn(64)
+    agent.save(tmp_path / "ppo")
+    loaded = PPOAgent.load_checkpoint(tmp_path / "ppo")
+    env = gym.make("VisualToolVQA-HBar-v0", view_size=64)
+    obs, info = env.reset(seed=1)
+    assert agent.act(obs, info) == loaded.act(obs, info)
