@@ -1,0 +1,113 @@
+"""``iapo-bench``: run agents × a suite × seeds into a results folder, and render its leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .runner import BACKENDS, BenchmarkError, run_benchmark
+from .store import DB_NAME, StoreError
+from .suites import SuiteError, builtin_suites, load_suite
+
+_EPILOG_MAIN = """\
+examples:
+  iapo-bench run --agents random no-tool oracle --suite six --out results/six
+  iapo-bench report results/six                      # re-render the leaderboard from results/six/results.sqlite
+  iapo-bench suites                                  # list the built-in suites and their seeds
+
+An agent is a built-in name (random, no-tool, oracle, ...), a checkpoint folder (config.json +
+model.safetensors, loaded with iapo_gym.agents.checkpoint.load_agent; its hash is recorded), a
+'package.module:Class' or 'path/to/file.py:Class' spec; prefix NAME= to choose its leaderboard name.
+"""
+
+_EPILOG_RUN = f"""\
+examples:
+  # the three built-in agents on the six headline families, the suite's published seeds (0 1 2)
+  iapo-bench run --agents random no-tool oracle --suite six --out results/six
+
+  # a trained checkpoint and your own agent class, 2 worker processes, 5 episodes per seed per family
+  iapo-bench run --agents runs/iapo/ckpt my_pkg.agents:MyAgent mine=agents/my_agent.py:MyAgent \\
+      --suite six --seeds 0 1 2 --episodes 5 --workers 2 --out results/mine
+
+  # the same cells as Ray tasks (pip install 'iapo-gym[ray]'; RAY_ADDRESS joins a cluster)
+  iapo-bench run --agents oracle --suite zoom --backend ray --workers 2 --out results/zoom
+
+  # a suite of your own: a YAML file (see iapo-bench suites, and benchmarks/suites/*.yaml)
+  iapo-bench run --agents oracle --suite my_suite.yaml --out results/mine
+
+Results go to OUT/{DB_NAME} (one row per episode; each finished cell committed at once) and the
+leaderboard to OUT/leaderboard.{{md,csv,json,png}} with OUT/submissions/<agent>/{{summary.json,metadata.yaml}}.
+Rerunning a command resumes it: finished cells are skipped, never duplicated. A folder keeps one setting
+per suite (episodes, difficulty, OCR...): other settings need another --out.
+"""
+
+_EPILOG_REPORT = """\
+examples:
+  iapo-bench report results/six
+  iapo-bench report results/six --to docs/leaderboard     # write the leaderboard files elsewhere
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="iapo-bench", formatter_class=fmt, epilog=_EPILOG_MAIN,
+        description="Benchmark tool-using VQA agents on iapo-gym suites: agents x suite x seeds -> a SQLite "
+                    "results store -> a leaderboard (Markdown, CSV, JSON, PNG) with 95% bootstrap CIs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{run,report,suites}")
+    sub.required = True
+
+    run = sub.add_parser("run", help="run agents on a suite (resumes an interrupted run)", formatter_class=fmt,
+                         epilog=_EPILOG_RUN, description="Run every (agent, family, seed) cell of a suite that OUT does not hold yet, then render the leaderboard.")
+    run.add_argument("--agents", nargs="+", required=True, metavar="AGENT",
+                     help="built-in name, checkpoint folder, 'module:Class' or 'file.py:Class'; NAME=AGENT sets the leaderboard name")
+    run.add_argument("--suite", required=True, metavar="SUITE",
+                     help=f"built-in suite ({', '.join(builtin_suites())}) or a suite .yaml file")
+    run.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds to run (default: the suite's published seeds)")
+    run.add_argument("--out", required=True, metavar="DIR", help=f"results folder (holds {DB_NAME} and the leaderboard)")
+    run.add_argument("--backend", choices=BACKENDS, default="local", help="local worker processes (default) or Ray tasks")
+    run.add_argument("--workers", type=int, default=1, metavar="N", help="parallel cells (processes, or Ray CPUs); default 1")
+    run.add_argument("--episodes", type=int, metavar="K", help="episodes per seed per family (default: the suite's)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+
+    report = sub.add_parser("report", help="re-render the leaderboard from a results folder", formatter_class=fmt,
+                            epilog=_EPILOG_REPORT, description="Render the leaderboard files from DIR/results.sqlite (read-only).")
+    report.add_argument("dir", metavar="DIR", help="a results folder written by `iapo-bench run`")
+    report.add_argument("--to", metavar="FOLDER", help="write the leaderboard files here instead of DIR")
+
+    sub.add_parser("suites", help="list the built-in suites", description="List the built-in suites with their seeds and settings.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            out = run_benchmark(args.agents, args.suite, args.seeds, args.out, backend=args.backend, workers=args.workers,
+                                episodes=args.episodes, progress=not args.quiet)
+            if not args.quiet:
+                print(f"leaderboard: {out / 'leaderboard.md'}")
+        elif args.command == "report":
+            from .leaderboard import render_leaderboard
+
+            target = render_leaderboard(args.dir, args.to)
+            print((target / "leaderboard.md").read_text(encoding="utf-8"), end="")
+        else:
+            for name in builtin_suites():
+                s = load_suite(name)
+                print(f"{name:10s} seeds {list(s.seeds)}, {s.episodes} episodes/seed/family, difficulty {s.difficulty}, "
+                      f"OCR {s.ocr}, view {s.view_size}: {', '.join(s.families)}\n{'':10s} {s.description}")
+    except (BenchmarkError, SuiteError, StoreError) as exc:
+        print(f"iapo-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("iapo-bench: interrupted; finished cells are saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

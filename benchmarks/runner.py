@@ -1,0 +1,388 @@
+"""Run agents × a suite × seeds into a results store, locally (processes) or on Ray, then render the leaderboard.
+
+The unit of work is a *cell*: one agent, one suite, one family, one seed, playing the suite's episodes on
+the items :meth:`Suite.items` derives from the seed. :func:`run_cell` is a pure function of its
+:class:`CellTask` (the agent is built fresh in the worker and global RNGs are seeded from the cell), so a
+cell gives the same rows on any backend, in any order, after any interruption. Workers only compute; the
+parent alone writes to SQLite, one transaction per finished cell.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import iapo_gym
+from iapo_gym.agents import Agent, make_agent, run_episode
+from iapo_gym.agents.checkpoint import checkpoint_hash, load_agent, read_checkpoint
+
+from .store import DB_NAME, CellRow, EpisodeRow, ResultsStore, StoreError, check_store
+from .suites import Suite, SuiteError, check_seeds, load_suite
+
+BACKENDS = ("local", "ray")
+
+
+class BenchmarkError(ValueError):
+    """Bad benchmark input (agent, backend, output folder) or a failed cell; the message says what to do."""
+
+
+# -- agents -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to build one agent anywhere: ``kind`` is ``name`` (registered), ``spec`` ('module:Class' or
+    'file.py:Class', file paths made absolute) or ``checkpoint`` (a folder for ``load_agent``)."""
+
+    label: str
+    kind: str
+    source: str
+    checkpoint_hash: str | None = None
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith((".", "/", "~")) or os.sep in text or "/" in text
+
+
+def resolve_agent(text: str) -> AgentSpec:
+    """Parse ``[NAME=]AGENT`` where AGENT is a registered name, a checkpoint folder, ``module:Class`` or
+    ``path/file.py:Class``; build the agent once, so a bad one fails here, before any result is written."""
+    label: str | None = None
+    head, sep, tail = text.partition("=")
+    if sep and head and not any(c in head for c in "/\\:") and tail:
+        label, text = head, tail
+    if not text:
+        raise BenchmarkError("empty agent name; give a built-in name (random, no-tool, oracle), a checkpoint folder or 'module:Class'")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        try:
+            read_checkpoint(path)  # a clear ValueError for a missing, truncated or corrupt checkpoint
+            digest = checkpoint_hash(path)
+            agent = load_agent(path)
+        except (ValueError, OSError) as exc:
+            raise BenchmarkError(f"agent {text!r}: cannot load the checkpoint folder: {exc}") from None
+        spec = AgentSpec(label or path.resolve().name, "checkpoint", str(path.resolve()), digest)
+    elif ":" in text:
+        module, _, cls = text.rpartition(":")
+        if module.endswith(".py"):  # workers may run elsewhere (another cwd, a Ray worker): make it absolute
+            if not Path(module).expanduser().is_file():
+                raise BenchmarkError(f"agent {text!r}: no file {module!r}; give 'path/to/file.py:Class' with an existing file")
+            source = f"{Path(module).expanduser().resolve()}:{cls}"
+            default_label = f"{Path(module).name}:{cls}"
+        else:
+            source, default_label = text, text
+        agent = _build(AgentSpec(default_label, "spec", source), text)
+        spec = AgentSpec(label or default_label, "spec", source)
+    elif _looks_like_path(text):
+        raise BenchmarkError(f"agent {text!r}: no such checkpoint folder (a checkpoint is a folder with config.json and model.safetensors)")
+    else:
+        agent = _build(AgentSpec(text, "name", text), text)
+        spec = AgentSpec(label or text, "name", text)
+    if not isinstance(agent, Agent):
+        raise BenchmarkError(f"agent {text!r} ({type(agent).__name__}) needs act(observation, info) -> str and reset()")
+    return spec
+
+
+def _build(spec: AgentSpec, shown: str | None = None) -> Agent:
+    try:
+        if spec.kind == "checkpoint":
+            return load_agent(spec.source)
+        return make_agent(spec.source)
+    except (ValueError, TypeError, ImportError) as exc:
+        msg = str(exc)
+        if spec.kind == "name" and msg.startswith("unknown agent"):
+            msg += ", or a checkpoint folder"
+        raise BenchmarkError(f"agent {shown or spec.source!r}: {msg}") from None
+
+
+def build_agent(spec: AgentSpec) -> Agent:
+    """A fresh agent from its spec (in the worker that plays the cell)."""
+    return _build(spec)
+
+
+# -- one cell -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a worker needs to play one cell; picklable, so it travels to processes and Ray tasks."""
+
+    agent: AgentSpec
+    suite: str
+    family: str
+    seed: int
+    env_id: str
+    env_kwargs: dict[str, Any] = field(hash=False)
+    items: tuple[int, ...] = ()
+    backend: str = "local"
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.agent.label, self.suite, self.family, self.seed)
+
+
+@dataclass
+class CellResult:
+    cell: CellRow
+    episodes: list[EpisodeRow]
+
+
+class _InfoTap(gym.Wrapper):
+    """Collects the alignment an agent/wrapper reports in ``info["alignment"]`` (absent for most agents)."""
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.alignments: list[float] = []
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        out = self.env.step(action)
+        value = out[-1].get("alignment")
+        if isinstance(value, (int, float, np.floating)) and np.isfinite(value):
+            self.alignments.append(float(value))
+        return out
+
+
+_ENVS: dict[tuple[str, str], gym.Env] = {}
+
+
+def _env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    """One env per (id, settings) per process: construction (easy-VQA's records, OCR engines) is the slow part."""
+    key = (env_id, json.dumps(kwargs, sort_keys=True))
+    if key not in _ENVS:
+        _ENVS[key] = _InfoTap(gym.make(env_id, **kwargs))
+    return _ENVS[key]
+
+
+def _seed_globals(task: CellTask) -> None:
+    """Seed the global RNGs from the cell, so agents that use them are reproducible too."""
+    seed = zlib.crc32(f"{task.agent.label}|{task.suite}|{task.family}|{task.seed}".encode())
+    random.seed(seed)
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def run_cell(task: CellTask) -> CellResult:
+    """Play every episode of one cell and return its rows (no I/O: the parent stores them)."""
+    t0 = time.perf_counter()
+    _seed_globals(task)
+    agent = build_agent(task.agent)  # fresh per cell: no state leaks between cells, whatever the schedule
+    env = _env(task.env_id, task.env_kwargs)
+    rows: list[EpisodeRow] = []
+    for k, item in enumerate(task.items):
+        e0 = time.perf_counter()
+        result = run_episode(env, agent, seed=item, options={"scene_id": item})
+        wall = time.perf_counter() - e0
+        align = getattr(result, "alignment", None)  # an EpisodeResult may carry it; else the infos did
+        if align is None and env.alignments:
+            align = float(np.mean(env.alignments))
+        rows.append(EpisodeRow(
+            agent=task.agent.label, checkpoint_hash=task.agent.checkpoint_hash, suite=task.suite, family=task.family,
+            seed=task.seed, episode=k, item=int(item), correct=bool(result.correct), reward=float(result.reward),
+            reward_terms={str(n): float(v) for n, v in result.reward_terms.items()},
+            tool_calls={str(n): int(v) for n, v in result.tool_calls.items()}, invalid_calls=int(result.invalid_calls),
+            steps=int(result.steps), alignment=None if align is None else float(align), wall_time=wall,
+            ocr=str(task.env_kwargs.get("ocr", "")),
+        ))
+    cell = CellRow(task.agent.label, task.suite, task.family, task.seed, len(rows), time.perf_counter() - t0,
+                   task.backend, iapo_gym.__version__, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return CellResult(cell, rows)
+
+
+# -- backends -----------------------------------------------------------------------------------------------
+OnDone = Callable[[CellTask, CellResult], None]
+
+
+def _failed(task: CellTask, exc: BaseException) -> BenchmarkError:
+    a, s, f, sd = task.key
+    return BenchmarkError(f"cell agent={a} suite={s} family={f} seed={sd} failed: {type(exc).__name__}: {exc}. "
+                          f"Finished cells are saved; rerun the same command to resume")
+
+
+def _run_local(tasks: Sequence[CellTask], workers: int, on_done: OnDone) -> None:
+    if not tasks:
+        return
+    if workers == 1:  # in-process: no start-up cost, plain tracebacks, and agents registered at run time work
+        for task in tasks:
+            try:
+                result = run_cell(task)
+            except Exception as exc:
+                raise _failed(task, exc) from exc
+            on_done(task, result)
+        return
+    # spawn, not fork: agents may hold torch threads, which a fork can deadlock
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending: dict[Future[CellResult], CellTask] = {pool.submit(run_cell, t): t for t in tasks}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = pending.pop(fut)
+                    try:
+                        result = fut.result()
+                    except Exception as exc:
+                        raise _failed(task, exc) from exc
+                    on_done(task, result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _run_ray(tasks: Sequence[CellTask], workers: int, on_done: OnDone) -> None:
+    if not tasks:
+        return
+    try:
+        import ray
+    except ImportError:
+        raise BenchmarkError("--backend ray needs Ray, which is not installed: pip install 'iapo-gym[ray]' "
+                             "(tested with ray==2.60.0), or use --backend local") from None
+    started = False
+    if not ray.is_initialized():
+        # RAY_ADDRESS (if set) joins an existing cluster; otherwise a local instance with `workers` CPUs
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_cell)
+        pending = {remote.remote(t): t for t in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                task = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:
+                    for other in pending:
+                        ray.cancel(other)
+                    raise _failed(task, getattr(exc, "cause", None) or exc) from exc
+                on_done(task, result)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+def prepare_out(out: str | os.PathLike[str]) -> Path:
+    """Create the output folder and prove it writable before anything runs (a clear error otherwise)."""
+    path = Path(out).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".iapo-bench-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BenchmarkError(f"output folder {str(path)!r} is not writable ({exc.strerror or exc}); choose another --out "
+                             f"or fix its permissions. Results already there were left untouched") from None
+    db = path / DB_NAME
+    if db.exists() and not os.access(db, os.W_OK):
+        raise BenchmarkError(f"results store {str(db)!r} is read-only; fix its permissions or choose another --out. It was left untouched")
+    return path
+
+
+def plan_cells(suite: Suite, seeds: Sequence[int], agents: Sequence[AgentSpec], backend: str) -> list[CellTask]:
+    """Every cell of agents × families × seeds, agents outermost (a partial run finishes whole agents first)."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for task in suite.tasks:
+        try:
+            env = gym.make(task.env_id, **task.env_kwargs)
+        except Exception as exc:  # an env id not registered yet, a missing data file, a bad setting
+            raise SuiteError(f"suite {suite.name!r}: cannot make env {task.env_id} for family {task.family!r} "
+                             f"({type(exc).__name__}: {exc})") from None
+        ranges[task.family] = env.unwrapped.scene_id_range()
+        env.close()
+    items = {(t.family, s): tuple(suite.items(t.family, s, ranges[t.family])) for t in suite.tasks for s in seeds}
+    return [CellTask(a, suite.name, t.family, s, t.env_id, dict(t.env_kwargs), items[t.family, s], backend)
+            for a in agents for t in suite.tasks for s in seeds]
+
+
+def run_benchmark(
+    agents: Sequence[str],
+    suite: str | os.PathLike[str] | Suite,
+    seeds: Sequence[int] | None = None,
+    out: str | os.PathLike[str] = "bench-results",
+    backend: str = "local",
+    workers: int = 1,
+    episodes: int | None = None,
+    *,
+    progress: bool = True,
+    render: bool = True,
+) -> Path:
+    """Run ``agents`` on ``suite`` for ``seeds`` (default: the suite's published seeds) into ``out``.
+
+    Finished cells already in ``out`` are skipped, so rerunning an interrupted command resumes it. Returns
+    the output folder, which holds ``results.sqlite`` and (with ``render``) the leaderboard files.
+    """
+    suite_obj = load_suite(suite if isinstance(suite, Suite) else str(suite)).with_episodes(episodes)
+    seed_list = suite_obj.seeds if seeds is None else check_seeds(list(seeds), where="--seeds")
+    if backend not in BACKENDS:
+        raise BenchmarkError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise BenchmarkError(f"workers must be a positive integer; got {workers!r}")
+    if isinstance(agents, str) or not agents:
+        raise BenchmarkError("give at least one agent, as a list: e.g. ['random', 'oracle']")
+    specs = [resolve_agent(str(a)) for a in agents]
+    labels = [s.label for s in specs]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise BenchmarkError(f"agent name {dupes[0]!r} given twice; name them apart with NAME=AGENT")
+    extra = [s for s in seed_list if s not in suite_obj.seeds]
+    if extra and progress:
+        print(f"note: seeds {extra} are not in suite {suite_obj.name!r}'s published seeds {list(suite_obj.seeds)}; "
+              f"results will not be comparable with published ones", file=sys.stderr)
+    tasks = plan_cells(suite_obj, seed_list, specs, backend)
+    out_path = prepare_out(out)
+    with ResultsStore(out_path / DB_NAME) as store:
+        store.register_suite(suite_obj.name, suite_obj.fingerprint())
+        for s in specs:
+            store.register_agent(s.label, s.kind, s.source, s.checkpoint_hash)
+        finished = store.finished_cells()
+        todo = [t for t in tasks if t.key not in finished]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="cell", desc=f"iapo-bench {suite_obj.name}",
+                       file=sys.stderr, dynamic_ncols=True)
+        n_eps = 0
+
+        def on_done(task: CellTask, result: CellResult) -> None:
+            nonlocal n_eps
+            store.insert_cell(result.cell, result.episodes)
+            n_eps += len(result.episodes)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{task.agent.label}/{task.family}/seed {task.seed}", refresh=False)
+
+        t0 = time.perf_counter()
+        try:
+            (_run_ray if backend == "ray" else _run_local)(todo, workers, on_done)
+        finally:
+            if bar is not None:
+                bar.close()
+        wall = time.perf_counter() - t0
+        if progress:
+            rate = f", {n_eps / wall:.0f} episodes/s with {workers} {backend} worker(s)" if n_eps and wall > 0 else ""
+            print(f"iapo-bench: {len(todo)} cell(s) run, {len(tasks) - len(todo)} already finished; {n_eps} episodes in "
+                  f"{wall:.1f} s{rate}; results in {out_path / DB_NAME}", file=sys.stderr)
+    if render:
+        from .leaderboard import render_leaderboard
+
+        render_leaderboard(out_path)
+    return out_path
+
+
+__all__ = ["BACKENDS", "AgentSpec", "BenchmarkError", "CellResult", "CellTask", "build_agent", "plan_cells",
+           "prepare_out", "resolve_agent", "run_benchmark", "run_cell", "StoreError", "check_store"]

@@ -1,0 +1,302 @@
+"""The results store: one SQLite file per output folder, one row per finished episode.
+
+A *cell* is (agent, suite, family, seed). All episodes of a cell are inserted in one transaction, together
+with the cell's own row, when the cell is done: a killed run loses at most the cells in flight, never
+half a cell. UNIQUE keys on cells and on (cell, episode) make a duplicate impossible even when two runs
+share a folder. Only the parent process writes; workers return rows.
+
+A file written with another schema version (or that is not a results store at all) is refused with a
+clear error and left untouched: it is first opened read-only to check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.request import pathname2url
+
+SCHEMA_VERSION = 1
+DB_NAME = "results.sqlite"
+
+_SCHEMA = f"""
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION});
+CREATE TABLE suites (
+    suite TEXT PRIMARY KEY,
+    config TEXT NOT NULL                 -- JSON fingerprint: settings that decide the items (Suite.fingerprint)
+);
+CREATE TABLE agents (
+    agent TEXT PRIMARY KEY,              -- the leaderboard name
+    kind TEXT NOT NULL,                  -- name | spec | checkpoint
+    source TEXT NOT NULL,                -- registered name, 'module:Class' spec or checkpoint folder
+    checkpoint_hash TEXT,
+    position INTEGER NOT NULL            -- first-seen order, a stable tie-break
+);
+CREATE TABLE cells (
+    agent TEXT NOT NULL, suite TEXT NOT NULL, family TEXT NOT NULL, seed INTEGER NOT NULL,
+    episodes INTEGER NOT NULL,
+    wall_time REAL NOT NULL,             -- seconds the worker spent on the cell (env + agent construction included)
+    backend TEXT NOT NULL,
+    library_version TEXT NOT NULL,
+    finished_at TEXT NOT NULL,           -- ISO 8601, UTC
+    PRIMARY KEY (agent, suite, family, seed)
+);
+CREATE TABLE episodes (
+    agent TEXT NOT NULL, checkpoint_hash TEXT, suite TEXT NOT NULL, family TEXT NOT NULL, seed INTEGER NOT NULL,
+    episode INTEGER NOT NULL,            -- index within the cell
+    item INTEGER NOT NULL,               -- scene id (procedural) or item index (data set)
+    correct INTEGER NOT NULL,
+    reward REAL NOT NULL,
+    reward_terms TEXT NOT NULL,          -- JSON {{term: summed value}}
+    tool_calls TEXT NOT NULL,            -- JSON {{tool: valid calls}}, the final answer included
+    invalid_calls INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    alignment REAL,                      -- attribution alignment with the teacher, when the agent reports one
+    wall_time REAL NOT NULL,             -- seconds for this episode
+    ocr TEXT NOT NULL,
+    UNIQUE (agent, suite, family, seed, episode),
+    FOREIGN KEY (agent, suite, family, seed) REFERENCES cells (agent, suite, family, seed)
+);
+"""
+
+
+class StoreError(ValueError):
+    """A results store that cannot be used as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class EpisodeRow:
+    """One finished episode, as stored."""
+
+    agent: str
+    checkpoint_hash: str | None
+    suite: str
+    family: str
+    seed: int
+    episode: int
+    item: int
+    correct: bool
+    reward: float
+    reward_terms: dict[str, float] = field(hash=False)
+    tool_calls: dict[str, int] = field(hash=False)
+    invalid_calls: int
+    steps: int
+    alignment: float | None
+    wall_time: float
+    ocr: str
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """One finished cell, as stored."""
+
+    agent: str
+    suite: str
+    family: str
+    seed: int
+    episodes: int
+    wall_time: float
+    backend: str
+    library_version: str
+    finished_at: str
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    agent: str
+    kind: str
+    source: str
+    checkpoint_hash: str | None
+    position: int
+
+
+def _uri(path: Path, mode: str) -> str:
+    return f"file:{pathname2url(str(path.resolve()))}?mode={mode}"
+
+
+def _read_mode(path: Path) -> str:
+    """``ro``, unless a run killed mid-transaction left a hot journal: then ``rw`` (still without creating),
+    because only a writable connection may roll the half-done transaction back, as every reader must first.
+    Reading through it changes no committed data."""
+    journal = path.with_name(path.name + "-journal")
+    if journal.is_file() and journal.stat().st_size > 0 and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return "rw"
+    return "ro"
+
+
+def check_store(path: str | Path) -> None:
+    """Raise :class:`StoreError` unless ``path`` is absent, empty, or a store of this schema version.
+
+    Read-only: the file is never modified, whatever it holds (a hot journal that a killed run left is rolled
+back, as any SQLite reader does; that restores the last committed state).
+    """
+    path = Path(path)
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return  # new store (an empty file is what a run killed before creating the schema leaves)
+    if not path.is_file():
+        raise StoreError(f"results store {path} is not a file; move it away or choose another --out folder")
+    try:
+        conn = sqlite3.connect(_uri(path, _read_mode(path)), uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open results store {path} ({exc}); check its permissions or choose another --out folder") from None
+    try:
+        rows = conn.execute("SELECT version FROM schema_version").fetchall()
+    except sqlite3.DatabaseError as exc:
+        msg = str(exc)
+        if "no such table" in msg:
+            raise StoreError(f"{path} is a SQLite database but not an iapo-bench results store (it has no schema_version "
+                             f"table); it was left untouched: move it away or choose another --out folder") from None
+        raise StoreError(f"{path} is not an iapo-bench results store ({msg}); it was left untouched: move it away "
+                         f"or choose another --out folder") from None
+    finally:
+        conn.close()
+    versions = sorted({int(r[0]) for r in rows})
+    if versions != [SCHEMA_VERSION]:
+        raise StoreError(f"results store {path} has schema version {', '.join(map(str, versions)) or 'none'}; this iapo-gym "
+                         f"reads version {SCHEMA_VERSION}. It was left untouched: open it with the iapo-gym version that "
+                         f"wrote it, or run into a new --out folder")
+
+
+class ResultsStore:
+    """The SQLite results store of one output folder (``<out>/results.sqlite``)."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        check_store(self.path)
+        if readonly:
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                raise StoreError(f"no results in {self.path.parent}: {self.path.name} is missing; run `iapo-bench run ... --out {self.path.parent}` first")
+            self.conn = sqlite3.connect(_uri(self.path, _read_mode(self.path)), uri=True, timeout=30)
+        else:
+            try:
+                self.conn = sqlite3.connect(self.path, timeout=30)  # waits for another writer instead of failing
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open results store {self.path} for writing ({exc}); check the folder's permissions") from None
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
+                self._create()
+
+    def _create(self) -> None:
+        try:
+            with self._transaction():
+                self.conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot create results store {self.path} ({exc}); check the folder's permissions") from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self.conn
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- registration: settings that must agree across reruns into one folder -------------------------------
+    def register_suite(self, suite: str, config: dict[str, Any]) -> None:
+        """Remember ``suite``'s fingerprint; refuse a rerun of the same suite name with other settings."""
+        text = json.dumps(config, sort_keys=True)
+        row = self.conn.execute("SELECT config FROM suites WHERE suite = ?", (suite,)).fetchone()
+        if row is None:
+            with self.conn:
+                self.conn.execute("INSERT OR IGNORE INTO suites (suite, config) VALUES (?, ?)", (suite, text))
+            return
+        if row[0] != text:
+            old, new = json.loads(row[0]), config
+            diff = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+            raise StoreError(f"{self.path} holds results of suite {suite!r} with other settings ({diff}); results with "
+                             f"different settings are not comparable: run into a new --out folder, or use the same settings")
+
+    def register_agent(self, agent: str, kind: str, source: str, checkpoint_hash: str | None) -> None:
+        """Remember an agent; refuse the same leaderboard name for a different checkpoint."""
+        row = self.conn.execute("SELECT checkpoint_hash FROM agents WHERE agent = ?", (agent,)).fetchone()
+        if row is None:
+            with self.conn:
+                pos = self.conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM agents").fetchone()[0]
+                self.conn.execute("INSERT OR IGNORE INTO agents VALUES (?, ?, ?, ?, ?)", (agent, kind, source, checkpoint_hash, pos))
+            return
+        if row[0] != checkpoint_hash:
+            raise StoreError(f"{self.path} already has results for agent {agent!r} from checkpoint {row[0] or '(none)'}; "
+                             f"{source} has checkpoint hash {checkpoint_hash or '(none)'}. Give it another leaderboard name "
+                             f"(NAME=PATH) or run into a new --out folder")
+
+    # -- cells ---------------------------------------------------------------------------------------------
+    def finished_cells(self) -> set[tuple[str, str, str, int]]:
+        """Keys (agent, suite, family, seed) of every finished cell."""
+        return {(a, s, f, int(sd)) for a, s, f, sd in self.conn.execute("SELECT agent, suite, family, seed FROM cells")}
+
+    def insert_cell(self, cell: CellRow, episodes: Sequence[EpisodeRow]) -> bool:
+        """Insert a finished cell and all its episodes in one transaction.
+
+        Returns ``False`` (and writes nothing) if the cell is there already: another run sharing the folder
+        finished it first.
+        """
+        if len(episodes) != cell.episodes:
+            raise ValueError(f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(episodes)} episodes for {cell.episodes} expected")
+        try:
+            with self.conn:  # one transaction: commit on success, roll back on any error
+                self.conn.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(cell).values()))
+                self.conn.executemany(
+                    "INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(e.agent, e.checkpoint_hash, e.suite, e.family, e.seed, e.episode, e.item, int(e.correct), e.reward,
+                      json.dumps(e.reward_terms, sort_keys=True), json.dumps(e.tool_calls, sort_keys=True), e.invalid_calls,
+                      e.steps, e.alignment, e.wall_time, e.ocr) for e in episodes],
+                )
+        except sqlite3.IntegrityError:
+            if self.conn.execute("SELECT 1 FROM cells WHERE agent = ? AND suite = ? AND family = ? AND seed = ?",
+                                 (cell.agent, cell.suite, cell.family, cell.seed)).fetchone():
+                return False
+            raise
+        return True
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def suites(self) -> dict[str, dict[str, Any]]:
+        return {s: json.loads(c) for s, c in self.conn.execute("SELECT suite, config FROM suites ORDER BY suite")}
+
+    def agents(self) -> list[AgentRow]:
+        return [AgentRow(*r) for r in self.conn.execute("SELECT agent, kind, source, checkpoint_hash, position FROM agents ORDER BY position")]
+
+    def cells(self, suite: str | None = None) -> list[CellRow]:
+        q = "SELECT * FROM cells" + (" WHERE suite = ?" if suite else "") + " ORDER BY agent, suite, family, seed"
+        return [CellRow(*r) for r in self.conn.execute(q, (suite,) if suite else ())]
+
+    def episodes(self, suite: str | None = None, agent: str | None = None) -> list[EpisodeRow]:
+        """Episodes in a deterministic order (agent, suite, family, seed, episode)."""
+        where, args = [], []
+        for col, val in (("suite", suite), ("agent", agent)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        q = ("SELECT * FROM episodes" + (" WHERE " + " AND ".join(where) if where else "")
+             + " ORDER BY agent, suite, family, seed, episode")
+        return [_episode(r) for r in self.conn.execute(q, args)]
+
+    def count(self, table: str) -> int:
+        if table not in ("cells", "episodes", "agents", "suites"):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def _episode(r: Iterable[Any]) -> EpisodeRow:
+    (agent, ckpt, suite, family, seed, episode, item, correct, reward, terms, calls, invalid, steps, align, wall, ocr) = r
+    return EpisodeRow(agent, ckpt, suite, family, int(seed), int(episode), int(item), bool(correct), float(reward),
+                      json.loads(terms), json.loads(calls), int(invalid), int(steps),
+                      None if align is None else float(align), float(wall), ocr)
+
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "AgentRow", "CellRow", "EpisodeRow", "ResultsStore", "StoreError", "check_store"]
