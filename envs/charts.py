@@ -13,6 +13,12 @@ from .render import MEDIUM, SMALL, Canvas, union
 
 BAR_COUNTS = {0: 5, 1: 8, 2: 12}
 _EVIDENCE_MARGIN = 0.006
+NEUTRAL = (160, 160, 160)
+"""Bar colour at difficulty 0 for every bar but the marked one (grey: no hue to confuse with the mark)."""
+EASY_MIN_VALUE = 15
+"""Smallest value at difficulty 0: the shortest bar is still several glance pixels long."""
+LONGEST_MARGIN = 10
+"""At difficulty 0 the longest (tallest) bar exceeds every other by at least this many units."""
 
 
 def bar_question(
@@ -42,13 +48,50 @@ def _distinct_values(rng: np.random.Generator, n: int) -> list[int]:
     return [int(v) for v in rng.choice(np.arange(5, 100), size=n, replace=False)]
 
 
+def _easy_bars(rng: np.random.Generator, n: int) -> tuple[str, int, list[int]]:
+    """Difficulty 0: ``(cue, target, values)``. ``cue`` is ``"colour"`` (the target bar alone is coloured)
+    or ``"extreme"`` (all bars grey; the target is the longest by :data:`LONGEST_MARGIN` or more), half
+    the time each; ``target`` is the target bar's index."""
+    target = int(rng.integers(n))
+    if rng.random() < 0.5:
+        top = int(rng.integers(EASY_MIN_VALUE + LONGEST_MARGIN + 30, 100))
+        others = rng.choice(np.arange(EASY_MIN_VALUE, top - LONGEST_MARGIN + 1), size=n - 1, replace=False)
+        values = [int(v) for v in others]
+        values.insert(target, top)
+        return "extreme", target, values
+    values = [int(v) for v in rng.choice(np.arange(EASY_MIN_VALUE, 100), size=n, replace=False)]
+    return "colour", target, values
+
+
+def easy_bar_question(
+    cue: str, target: int, values: list[int], evidence: list[Region], colour: str, extreme: str
+) -> tuple[str, tuple[str, ...], tuple[Region, ...], Program, tuple[str, ...]]:
+    """The difficulty-0 question: the value of the bar picked out at a glance, by its ``colour`` name or as
+    the ``extreme`` one ("longest", "tallest"). Returns the same tuple as :func:`bar_question`."""
+    word = colour if cue == "colour" else extreme
+    return (
+        f"What is the value of the {word} bar?", (str(values[target]),), (evidence[target],), Program("read"),
+        (word, "value"),
+    )
+
+
 class HBarEnv(ToolVQAEnv):
-    """Horizontal bar chart; the question names bars by their category labels.
+    """Horizontal bar chart; the question names bars by their category labels (by colour or length at
+    difficulty 0).
 
     ## Description
     5/8/12 bars (difficulty 0/1/2) in a chart placed anywhere on a 1024x1024 canvas, each with its category
-    label on the left and its value printed in small type at the bar's end. Questions ask for a value, the
-    difference or sum of two, or which of two is larger.
+    label on the left and its value printed in small type at the bar's end.
+
+    - Difficulty 0 (the curriculum's first step: the target is found at a glance, its value still needs the
+      tools): thick bars, all grey but one in a strong colour, and "What is the value of the red bar?"; or,
+      half the time, all bars grey and "What is the value of the longest bar?", the longest exceeding every
+      other by 10 or more. Values are 15..99.
+    - Difficulties 1 and 2: bars in one colour, named by their (illegible at a glance) category labels;
+      questions ask for a value, the difference or sum of two, or which of two is larger.
+
+    At difficulty 0 ``scene.meta`` holds ``cue`` (``"colour"`` or ``"extreme"``), ``target_box`` (the
+    target bar's rectangle) and ``bar_boxes`` (every bar's rectangle), normalised.
     """
 
     family = "HBar"
@@ -58,33 +101,59 @@ class HBarEnv(ToolVQAEnv):
         n = BAR_COUNTS[difficulty]
         c = Canvas()
         labels = [str(s) for s in rng.choice(CATEGORY_LABELS, size=n, replace=False)]
-        values = _distinct_values(rng, n)
-        w, h = int(rng.integers(560, 900)), int(rng.integers(36 * n, min(900, 60 * n) + 1))
+        easy = difficulty == 0
+        if easy:
+            cue, target, values = _easy_bars(rng, n)
+        else:
+            cue, target, values = "", -1, _distinct_values(rng, n)
+        h_px = (60 * n, 90 * n) if easy else (36 * n, min(900, 60 * n))  # easy: bars >= 36 px thick
+        w, h = int(rng.integers(560, 900)), int(rng.integers(h_px[0], h_px[1] + 1))
         x0, y0 = int(rng.integers(20, 1024 - w - 20)), int(rng.integers(70, 1024 - h - 10))
         c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 40, MEDIUM, align="center")
-        color = list(COLORS.values())[int(rng.integers(len(COLORS) - 1))]
+        color_index = int(rng.integers(len(COLORS) - 1))  # never black
+        color = list(COLORS.values())[color_index]
         left, right = x0 + 60, x0 + w - 50
         step = h / n
-        evidence, layout = [], []
+        evidence, layout, bars = [], [], []
         for k, (lab, val) in enumerate(zip(labels, values)):
             cy = y0 + step * (k + 0.5)
             lab_item = c.text(lab, left - 8, cy, SMALL, align="right")
             end = left + (right - left) * val / 100
-            bar = c.rect(left, cy - step * 0.3, end, cy + step * 0.3, color)
+            fill = color if not easy or (cue == "colour" and k == target) else NEUTRAL
+            bar = c.rect(left, cy - step * 0.3, end, cy + step * 0.3, fill)
+            bars.append(bar)
             val_item = c.text(str(val), end + 6, cy, SMALL)
             evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), lab, str(val)))
             layout.append(Region("bar", union(lab_item.box, bar, val_item.box), lab, str(val)))
         c.line((left, y0), (left, y0 + h), (0, 0, 0))
-        q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
-        return Scene("HBar", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys)
+        if easy:
+            q, answers, ev, program, keys = easy_bar_question(
+                cue, target, values, evidence, list(COLORS)[color_index], "longest"
+            )
+            meta = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
+        else:
+            q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
+            meta = {}
+        return Scene("HBar", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
 
 
 class VBarEnv(ToolVQAEnv):
     """Vertical bar chart; grouped bars (two series) at difficulty 2.
 
     ## Description
-    5/8/12 vertical bars with category labels below the axis and small value labels above each bar. At
-    difficulty 2 each category has two bars (series named in a legend) and questions name the series.
+    Vertical bars with category labels below the axis and small value labels above each bar.
+
+    - Difficulty 0 (the curriculum's first step: the target is found at a glance, its value still needs the
+      tools): 5 bars, all grey but one in a strong colour, and "What is the value of the blue bar?"; or,
+      half the time, all grey and "What is the value of the tallest bar?", the tallest exceeding every
+      other by 10 or more. Values are 15..99.
+    - Difficulty 1: 8 bars in one colour, named by their (illegible at a glance) category labels; questions
+      ask for a value, the difference or sum of two, or which of two is larger.
+    - Difficulty 2: 6 categories of two bars each (series named in a legend); questions name the series
+      and the category ("Alpha Jul").
+
+    At difficulty 0 ``scene.meta`` holds ``cue`` (``"colour"`` or ``"extreme"``), ``target_box`` (the
+    target bar's rectangle) and ``bar_boxes`` (every bar's rectangle), normalised.
     """
 
     family = "VBar"
@@ -97,14 +166,19 @@ class VBarEnv(ToolVQAEnv):
         cats = [str(s) for s in rng.choice(CATEGORY_LABELS, size=n, replace=False)]
         series = [str(s) for s in rng.choice(SERIES_LABELS, size=groups, replace=False)]
         palette = list(COLORS.values())
-        colors = [palette[int(k)] for k in rng.choice(len(palette) - 1, size=groups, replace=False)]
-        values = _distinct_values(rng, n * groups)
+        picks = [int(k) for k in rng.choice(len(palette) - 1, size=groups, replace=False)]  # never black
+        colors = [palette[k] for k in picks]
+        easy = difficulty == 0
+        if easy:
+            cue, target, values = _easy_bars(rng, n)
+        else:
+            cue, target, values = "", -1, _distinct_values(rng, n * groups)
         w, h = int(rng.integers(max(420, 70 * n * groups), 960)), int(rng.integers(420, 860))
         x0, y0 = int(rng.integers(20, 1024 - w - 20 + 1)), int(rng.integers(90, 1024 - h - 40 + 1))
         c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 60, MEDIUM, align="center")
         base, top = y0 + h, y0 + 20
         slot = w / n
-        labels, evidence, layout = [], [], []
+        labels, evidence, layout, bars = [], [], [], []
         for k, cat in enumerate(cats):
             cx = x0 + slot * (k + 0.5)
             cat_item = c.text(cat, cx, base + 14, SMALL, align="center")
@@ -113,7 +187,9 @@ class VBarEnv(ToolVQAEnv):
                 val = values[k * groups + g]
                 bx = cx - slot * 0.35 + g * bw
                 ytop = base - (base - top) * val / 100
-                bar = c.rect(bx, ytop, bx + bw * 0.9, base, colors[g])
+                fill = colors[g] if not easy or (cue == "colour" and k == target) else NEUTRAL
+                bar = c.rect(bx, ytop, bx + bw * 0.9, base, fill)
+                bars.append(bar)
                 val_item = c.text(str(val), bx + bw * 0.45, ytop - 10, SMALL, align="center")
                 label = cat if groups == 1 else f"{series[g]} {cat}"
                 labels.append(label)
@@ -125,5 +201,12 @@ class VBarEnv(ToolVQAEnv):
                 lx = x0 + w - 150 + 75 * g
                 c.rect(lx, y0 - 25, lx + 12, y0 - 13, colors[g])
                 c.text(name, lx + 16, y0 - 19, SMALL)
-        q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
-        return Scene("VBar", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys)
+        if easy:
+            q, answers, ev, program, keys = easy_bar_question(
+                cue, target, values, evidence, list(COLORS)[picks[0]], "tallest"
+            )
+            meta = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
+        else:
+            q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
+            meta = {}
+        return Scene("VBar", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)

@@ -2,7 +2,9 @@
 (VWTQ_syn-like), and fact checking of a statement about a table (VTabFact-like).
 
 A table is a grid: a header row of column labels, a first column of row labels and integer cells 0..99,
-all in small type, so a cell is legible only in a zoom onto a small part of the canvas.
+all in small type, so a cell is legible only in a zoom onto a small part of the canvas. At difficulty 0
+one cell has a bright background (:data:`HIGHLIGHT`) and the question asks about "the highlighted cell",
+which a glance finds; reading it still needs the tools.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from iapo_gym.scene import Program, Region, Scene, TextItem, pad_box
+from iapo_gym.scene import Box, Program, Region, Scene, TextItem, pad_box
 from iapo_gym.vocab import COLUMN_LABELS, ROW_LABELS
 
 from .base import ToolVQAEnv
@@ -30,6 +32,11 @@ _CELL_PAD_PX = 8
 _GRID = (170, 170, 170)
 _HEADER_FILL = (225, 228, 235)
 _STRIPE_FILL = (244, 245, 248)
+HIGHLIGHT = (255, 230, 0)
+"""Background of the highlighted cell at difficulty 0: a saturated yellow, plain in the 128 px glance, on
+which the black value stays legible in a zoom."""
+EASY_ROW_PX = {"TableQA": (30, 38), "TableSynth": (26, 32), "TableFact": (30, 36)}
+"""Row heights at difficulty 0: taller than at 1 and 2, so the highlighted cell is >= 3 glance pixels high."""
 
 
 @dataclass
@@ -45,6 +52,8 @@ class Table:
     layout: tuple[Region, ...]
     texts: tuple[TextItem, ...]
     image: np.ndarray
+    highlight_box: Box | None = None
+    """The highlighted cell's rectangle (normalised), when one was asked for."""
 
 
 def _text_width(text: str) -> int:
@@ -52,12 +61,19 @@ def _text_width(text: str) -> int:
 
 
 def draw_table(
-    rng: np.random.Generator, n_rows: int, n_cols: int, row_px: tuple[int, int], extra_col_px: tuple[int, int]
+    rng: np.random.Generator,
+    n_rows: int,
+    n_cols: int,
+    row_px: tuple[int, int],
+    extra_col_px: tuple[int, int],
+    highlight: tuple[int, int] | None = None,
 ) -> Table:
     """Draw a random table of ``n_rows`` x ``n_cols`` values at a random place on a 1024x1024 canvas.
 
     Row heights come from ``row_px`` (inclusive pixel range) and column widths are the widest text plus
     padding plus a draw from ``extra_col_px``: cells are no larger than needed, so a glance cannot read them.
+    ``highlight=(i, j)`` fills the background of the cell in row ``i``, value column ``j`` with
+    :data:`HIGHLIGHT` (no extra random draws: the table is otherwise the one drawn without it).
     """
     c = Canvas()
     rows = [str(s) for s in rng.choice(ROW_LABELS, size=n_rows, replace=False)]
@@ -81,11 +97,16 @@ def draw_table(
     if stripes:
         for i in range(1, n_rows, 2):
             c.rect(x0, y0 + (i + 1) * row_h, x1, y0 + (i + 2) * row_h, _STRIPE_FILL)
+    col_x = [x0 + head_w + j * col_w for j in range(n_cols)]
+    highlight_box = None
+    if highlight is not None:
+        hi, hj = highlight
+        top = y0 + (hi + 1) * row_h
+        highlight_box = c.rect(col_x[hj], top, col_x[hj] + col_w, top + row_h, HIGHLIGHT)
     # grid lines: horizontal between rows, vertical between columns, and the outer border
     for k in range(n_rows + 2):
         y = y0 + k * row_h
         c.line((x0, y), (x1, y), _GRID if 0 < k <= n_rows else (0, 0, 0))
-    col_x = [x0 + head_w + j * col_w for j in range(n_cols)]
     for x in [x0, *col_x, x1]:
         c.line((x, y0), (x, y1), _GRID if x0 < x < x1 else (0, 0, 0))
 
@@ -106,7 +127,7 @@ def draw_table(
         layout.append(Region("row", c.unit(x0, top, x1, top + row_h), name))
     for j, col in enumerate(columns):
         layout.append(Region("column", c.unit(col_x[j], y0, col_x[j] + col_w, y1), col))
-    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.image)
+    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.image, highlight_box)
 
 
 def table_question(
@@ -141,9 +162,28 @@ def table_question(
     )
 
 
+def _highlight(rng: np.random.Generator, n_rows: int, n_cols: int) -> tuple[int, int]:
+    """The cell to highlight at difficulty 0: ``(row, value column)``, uniformly."""
+    return int(rng.integers(n_rows)), int(rng.integers(n_cols))
+
+
 def _qa_scene(
-    family: str, rng: np.random.Generator, size: tuple[int, int], row_px: tuple[int, int], extra_col_px: tuple[int, int]
+    family: str,
+    rng: np.random.Generator,
+    difficulty: int,
+    size: tuple[int, int],
+    row_px: tuple[int, int],
+    extra_col_px: tuple[int, int],
 ) -> Scene:
+    if difficulty == 0:  # "the highlighted cell": found at a glance, read with the tools
+        i, j = _highlight(rng, *size)
+        table = draw_table(rng, size[0], size[1], EASY_ROW_PX[family], extra_col_px, highlight=(i, j))
+        cell = table.cells[i][j]
+        return Scene(
+            family, table.image, "What is the value in the highlighted cell?", (cell.value,), (cell,),
+            Program("read"), table.layout, table.texts, ("highlighted", "cell"),
+            meta={"cue": "highlight", "target_box": table.highlight_box},
+        )
     table = draw_table(rng, size[0], size[1], row_px, extra_col_px)
     q, answers, evidence, program, keys = table_question(rng, table)
     return Scene(family, table.image, q, answers, evidence, program, table.layout, table.texts, keys)
@@ -155,16 +195,21 @@ class TableQAEnv(ToolVQAEnv):
     ## Description
     A grid table of 4x3/6x4/8x5 integer cells (rows x value columns, difficulty 0/1/2) with a header row of
     column labels and a first column of row labels, placed anywhere on a 1024x1024 canvas in small type.
-    Questions name a column and rows: read a cell ("What is the Score of Ben?"), the difference or sum of
-    two cells in one column, or whether one is larger than the other (yes/no). Rows and columns are in
-    the layout, so ``focus`` can highlight or mask them.
+    Rows and columns are in the layout, so ``focus`` can highlight or mask them.
+
+    - Difficulty 0 (the curriculum's first step: the target is found at a glance, its value still needs the
+      tools): one cell has a bright yellow background and the question is "What is the value in the
+      highlighted cell?". ``scene.meta`` holds ``cue`` (``"highlight"``) and ``target_box`` (the cell).
+    - Difficulties 1 and 2: questions name a column and rows, illegible at a glance: read a cell ("What
+      is the Score of Ben?"), the difference or sum of two cells in one column, or whether one is larger
+      than the other (yes/no).
     """
 
     family = "TableQA"
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
-        return _qa_scene("TableQA", rng, TABLEQA_SIZES[difficulty], (22, 30), (0, 24))
+        return _qa_scene("TableQA", rng, difficulty, TABLEQA_SIZES[difficulty], (22, 30), (0, 24))
 
 
 class TableSynthEnv(ToolVQAEnv):
@@ -173,23 +218,31 @@ class TableSynthEnv(ToolVQAEnv):
     ## Description
     As :class:`TableQAEnv`, with 10x6/14x7/18x8 cells (difficulty 0/1/2), tighter rows and narrower
     columns: finding the right cell among many similar ones is most of the work.
+
+    - Difficulty 0: one cell has a bright yellow background; "What is the value in the highlighted cell?".
+    - Difficulties 1 and 2: questions name a column and rows, as in :class:`TableQAEnv`.
     """
 
     family = "TableSynth"
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
-        return _qa_scene("TableSynth", rng, TABLESYNTH_SIZES[difficulty], (20, 24), (0, 8))
+        return _qa_scene("TableSynth", rng, difficulty, TABLESYNTH_SIZES[difficulty], (20, 24), (0, 8))
 
 
 class TableFactEnv(ToolVQAEnv):
     """Fact checking of a statement about a table (like VTabFact).
 
     ## Description
-    A table as in :class:`TableQAEnv` (5x3/8x4/12x6 cells at difficulty 0/1/2) and a statement
-    "True or false: the Score of Ben is 42." that is true half the time. A false claim uses a value found
-    elsewhere in the table or one near the true value, so neither a glance nor a guess of plausible numbers
-    decides it. Answers are "true" or "false".
+    A table as in :class:`TableQAEnv` (5x3/8x4/12x6 cells at difficulty 0/1/2) and a statement that is
+    true half the time. A false claim uses a value found elsewhere in the table or one near the true value,
+    so neither a glance nor a guess of plausible numbers decides it. Answers are "true" or "false".
+
+    - Difficulty 0 (the curriculum's first step: the target is found at a glance, its value still needs the
+      tools): one cell has a bright yellow background and the statement is "True or false: the highlighted
+      cell shows 42.". ``scene.meta`` holds ``cue`` (``"highlight"``) and ``target_box`` (the cell).
+    - Difficulties 1 and 2: the statement names the cell by its column and row, illegible at a glance:
+      "True or false: the Score of Ben is 42.".
     """
 
     family = "TableFact"
@@ -197,8 +250,12 @@ class TableFactEnv(ToolVQAEnv):
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
         n_rows, n_cols = TABLEFACT_SIZES[difficulty]
-        table = draw_table(rng, n_rows, n_cols, (22, 28), (0, 16))
-        i, j = int(rng.integers(n_rows)), int(rng.integers(n_cols))
+        if difficulty == 0:  # "the highlighted cell": found at a glance, read with the tools
+            i, j = _highlight(rng, n_rows, n_cols)
+            table = draw_table(rng, n_rows, n_cols, EASY_ROW_PX["TableFact"], (0, 16), highlight=(i, j))
+        else:
+            table = draw_table(rng, n_rows, n_cols, (22, 28), (0, 16))
+            i, j = int(rng.integers(n_rows)), int(rng.integers(n_cols))
         row, col, true_value = table.rows[i], table.columns[j], int(table.values[i, j])
         claim = true_value
         if rng.random() < 0.5:
@@ -209,10 +266,14 @@ class TableFactEnv(ToolVQAEnv):
                 near = [v for v in range(true_value - 5, true_value + 6) if v != true_value and 0 <= v <= 99]
                 claim = int(rng.choice(near))
         truth = "true" if claim == true_value else "false"
-        question = f"True or false: the {col} of {row} is {claim}."
+        if difficulty == 0:
+            question, keys = f"True or false: the highlighted cell shows {claim}.", ("highlighted", "cell", str(claim))
+            meta: dict[str, object] = {"cue": "highlight", "target_box": table.highlight_box}
+        else:
+            question, keys, meta = f"True or false: the {col} of {row} is {claim}.", (col, row, str(claim)), {}
         return Scene(
             "TableFact", table.image, question, (truth,), (table.cells[i][j],), Program("equals", claim=str(claim)),
-            table.layout, table.texts, (col, row, str(claim)),
+            table.layout, table.texts, keys, meta=meta,
         )
 
 
