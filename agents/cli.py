@@ -89,11 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.resume:
             agent = CompactAgent.load_checkpoint(args.out)
-            if agent.trainer is None:
+            if not agent.resumable:
                 raise ValueError(f"{args.out} holds no training state to resume")
             if "updates" in opts:
-                agent.trainer.config.updates = opts["updates"]
-                agent.train_config = agent.trainer.config
+                agent.train_config.updates = opts["updates"]
         else:
             agent = CompactAgent(train={**opts, "reward": args.agent})
         history = agent.learn(out=args.out, progress=not args.no_progress, checkpoint_every=args.checkpoint_every)

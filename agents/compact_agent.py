@@ -27,6 +27,7 @@ class CompactAgent:
         self.greedy = greedy
         self.generator = torch.Generator().manual_seed(seed)
         self.trainer: GroupTrainer | None = None
+        self._resume: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None  # trainer state from a checkpoint
 
     @property
     def name(self) -> str:
@@ -49,6 +50,9 @@ class CompactAgent:
         learning curves there and a checkpoint every ``checkpoint_every`` updates and at the end."""
         if overrides:
             self.train_config = TrainConfig.from_dict({**asdict(self.train_config), **overrides})
+        if self._resume is not None:
+            self.trainer = self._restore_trainer(*self._resume)
+            self._resume = None
         if self.trainer is None or self.trainer.config != self.train_config:
             self.trainer = GroupTrainer(self.train_config, self.policy)
 
@@ -71,6 +75,9 @@ class CompactAgent:
             "greedy": self.greedy,
         }
         t = self.trainer
+        if t is None and self._resume is not None:  # loaded but not trained since: keep the saved state
+            config.update({k: v for k, v in self._resume[0].items() if k not in config})
+            tensors.update({k: v for k, v in self._resume[1].items() if not k.startswith("policy.")})
         if t is not None:
             opt = t.optimizer.state_dict()
             for idx, state in opt["state"].items():
@@ -94,24 +101,33 @@ class CompactAgent:
             agent = cls(policy, greedy=bool(config.get("greedy", True)), train=config.get("train"))
         except (KeyError, TypeError, RuntimeError) as exc:
             raise ValueError(f"checkpoint {path} does not match the compact policy: {exc}") from None
-        if "update" in config:
-            t = GroupTrainer(agent.train_config, policy)
-            opt_state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, value in tensors.items():
-                if key.startswith("optim."):
-                    _, idx, name = key.split(".", 2)
-                    opt_state.setdefault(int(idx), {})[name] = value
-            t.optimizer.load_state_dict({"state": opt_state, "param_groups": config["optim_groups"]})
-            t.sampler.set_state(tensors["rng.sampler"])
-            t.rng.bit_generator.state = config["numpy_rng"]
-            t.update, t.env_steps, t.history = int(config["update"]), int(config["env_steps"]), list(config["history"])
-            agent.trainer = t
+        if "update" in config:  # restored when training resumes (building envs is not needed to act)
+            agent._resume = (config, tensors)
         return agent
+
+    def _restore_trainer(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> GroupTrainer:
+        t = GroupTrainer(self.train_config, self.policy)
+        opt_state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                opt_state.setdefault(int(idx), {})[name] = value
+        t.optimizer.load_state_dict({"state": opt_state, "param_groups": config["optim_groups"]})
+        t.sampler.set_state(tensors["rng.sampler"])
+        t.rng.bit_generator.state = config["numpy_rng"]
+        t.update, t.env_steps, t.history = int(config["update"]), int(config["env_steps"]), list(config["history"])
+        return t
+
+    @property
+    def resumable(self) -> bool:
+        """True when this agent holds training state (a trainer, or one saved in the loaded checkpoint)."""
+        return self.trainer is not None or self._resume is not None
 
     def load(self, path: str | os.PathLike[str]) -> CompactAgent:
         """Replace this agent's policy (and trainer state) with the checkpoint's."""
         loaded = self.load_checkpoint(path)
         self.policy, self.train_config, self.trainer = loaded.policy, loaded.train_config, loaded.trainer
+        self._resume = loaded._resume
         return self
 
 

@@ -1,5 +1,5 @@
-""""Thinking with images" families (DeepEyes, V*, HR-Bench): the colour of a tiny tagged object among
-distractors on a cluttered canvas, and a small printed word in a street scene."""
+"""Families from the "thinking with images" line of work (DeepEyes, V*, HR-Bench): the colour of a tiny
+tagged object among distractors on a cluttered canvas, and a small printed word in a street scene."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from iapo_gym.scene import Box, Program, Region, Scene, pad_box
 from iapo_gym.vocab import COLORS, TAGS, WORDS
 
 from .base import ToolVQAEnv
-from .render import FONT, SMALL, Canvas, union
+from .render import FONT, SMALL, Canvas
 
 _COLOR_NAMES = list(COLORS)
 _TEXT_MARGIN = 0.006
@@ -24,46 +24,61 @@ CLUTTER_COUNTS = {0: 20, 1: 45, 2: 80}
 NEIGHBOURS = {0: 2, 1: 3, 2: 4}
 """Distractors placed right around the target, each in a colour other than the target's."""
 TAG_SCALE = 0.36  # ~9 px glyphs: legible in a zoom of <= ~1/8 of the canvas
-_OBJECT_PAD = 3  # px of evidence padding around an object: its zoom shows nothing saturated but the object
+_OBJECT_PAD = 2  # px of evidence padding around an object: its zoom shows nothing saturated but the object
 _OUTLINE = (45, 45, 45)
 _TAG_GAP = 8  # px from an object's right edge to its tag: the tag stays out of the padded evidence box
 
 
 def textured_background(rng: np.random.Generator, clutter: int, size: int = 1024) -> np.ndarray:
-    """A mottled grey canvas: smooth blotches, fine grain, faint colour mottling and outline clutter, all of
-    low saturation (<= 32, under the 40 of :func:`~iapo_gym.agents.oracle.read_color`) and never darker than
-    ~100, so a zoom on a coloured (or black) object still shows it as the most saturated (or only dark) thing,
-    while in the glance the mottling shifts the hue of an object blended into one pixel."""
-    # built small and upscaled, combined in uint8 with OpenCV: this runs on every reset, and full-size
-    # numpy arithmetic (or cv2 with a per-channel scalar) costs 5-15 ms here
-    blot = cv2.resize(rng.integers(110, 216, size=(20, 20), dtype=np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
-    grain = cv2.resize(rng.integers(0, 24, size=(size // 4, size // 4), dtype=np.uint8), (size, size),
-                       interpolation=cv2.INTER_NEAREST)
-    mottle = cv2.resize(rng.integers(0, 33, size=(size // 12, size // 12, 3), dtype=np.uint8), (size, size),
+    """A mottled grey canvas: smooth blotches, 4 px grain, faint colour mottling and outline clutter, all of
+    low saturation (< 40, the threshold of :func:`~iapo_gym.agents.oracle.read_color`) and never darker
+    than ~100, so a zoom on a coloured (or black) object still shows it as the most saturated (or the only
+    dark) thing."""
+    # composed at a quarter of the size and upscaled once: this runs on every reset, and full-size numpy
+    # arithmetic (or cv2 with a per-channel scalar) costs 5-15 ms here
+    q = size // 4
+    blot = cv2.resize(rng.integers(110, 216, size=(20, 20), dtype=np.uint8), (q, q), interpolation=cv2.INTER_CUBIC)
+    grain = rng.integers(0, 24, size=(q, q), dtype=np.uint8)
+    mottle = cv2.resize(rng.integers(0, 25, size=(q // 3, q // 3, 3), dtype=np.uint8), (q, q),
                         interpolation=cv2.INTER_LINEAR)
-    image = cv2.add(cv2.cvtColor(cv2.add(blot, grain), cv2.COLOR_GRAY2RGB), mottle)
-    for _ in range(clutter):
-        g = int(rng.integers(110, 215))
-        col = tuple(int(np.clip(g + d, 80, 255)) for d in rng.integers(-12, 13, size=3))
-        kind = int(rng.integers(4))
-        x, y = (int(v) for v in rng.integers(0, size, size=2))
+    small = cv2.add(cv2.cvtColor(cv2.add(blot, grain), cv2.COLOR_GRAY2RGB), mottle)
+    image = cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
+    # one draw for every clutter shape: kind, position, extent, grey level, tint, thickness
+    params = rng.integers(0, 1 << 16, size=(clutter, 9))
+    for kind, x, y, x2, y2, g, dr, dg, thick in params.tolist():
+        x, y, x2, y2 = x % size, y % size, x2 % size, y2 % size
+        g = 110 + g % 105
+        col = (g + dr % 25 - 12, g + dg % 25 - 12, g)  # saturation <= 24
+        thick = 1 + thick % 2
+        kind %= 4
         if kind == 0:
-            x2, y2 = (int(v) for v in rng.integers(0, size, size=2))
-            cv2.line(image, (x, y), (x2, y2), col, int(rng.integers(1, 3)), cv2.LINE_AA)
+            cv2.line(image, (x, y), (x2, y2), col, thick, cv2.LINE_AA)
         elif kind == 1:
-            cv2.circle(image, (x, y), int(rng.integers(10, 80)), col, int(rng.integers(1, 3)), cv2.LINE_AA)
+            cv2.circle(image, (x, y), 10 + x2 % 70, col, thick, cv2.LINE_AA)
         elif kind == 2:
-            w, h = (int(v) for v in rng.integers(15, 120, size=2))
-            cv2.rectangle(image, (x, y), (x + w, y + h), col, int(rng.integers(1, 3)))
+            cv2.rectangle(image, (x, y), (x + 15 + x2 % 105, y + 15 + y2 % 105), col, thick)
         else:  # a filled pale patch
-            w, h = (int(v) for v in rng.integers(20, 150, size=2))
-            cv2.rectangle(image, (x, y), (x + w, y + h), col, -1)
+            cv2.rectangle(image, (x, y), (x + 20 + x2 % 130, y + 20 + y2 % 130), col, -1)
     return image
 
 
-def _overlaps(rect: tuple[int, int, int, int], taken: list[tuple[int, int, int, int]]) -> bool:
-    x0, y0, x1, y1 = rect
-    return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken)
+def _first_free(
+    cands: list[list[int]], side: int, tw: int, th: int, pad: int, margin: int, taken: list[tuple[int, int, int, int]]
+) -> tuple[int, int, tuple[int, int, int, int]] | None:
+    """The first candidate top-left corner whose claim (its box padded by ``pad``, and its tag, grown by
+    ``margin``) lies inside the canvas and clear of every ``taken`` claim; ``None`` if none is.
+
+    Plain Python over a batch of candidates drawn at once: on a mostly empty canvas the first one usually
+    fits, and small numpy arrays would cost more than they save."""
+    for x, y in cands:
+        cy = y + side / 2
+        x0, y0 = x - pad - margin, int(min(y - pad, cy - th / 2 - 1)) - margin
+        x1, y1 = x + side + _TAG_GAP + tw + margin, int(max(y + side + pad, cy + th / 2 + 2)) + margin
+        if x0 >= 4 and y0 >= 4 and x1 <= 1020 and y1 <= 1020 and not any(
+            x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken
+        ):
+            return x, y, (x0, y0, x1, y1)
+    return None
 
 
 class FineDetailEnv(ToolVQAEnv):
@@ -82,8 +97,8 @@ class FineDetailEnv(ToolVQAEnv):
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
-        c = Canvas()
-        c.image = textured_background(rng, CLUTTER_COUNTS[difficulty], c.width)
+        c = Canvas(1, 1)  # the background replaces the image: skip allocating a blank one
+        c.image = textured_background(rng, CLUTTER_COUNTS[difficulty])
         n = OBJECT_COUNTS[difficulty]
         lo, hi = OBJECT_SIZES[difficulty]
         tags = [str(t) for t in rng.choice(TAGS, size=n, replace=False)]
@@ -104,39 +119,36 @@ class FineDetailEnv(ToolVQAEnv):
                 color = int(rng.integers(len(_COLOR_NAMES)))
             # what an object claims: its box (padded, except a neighbour: it may come right up to the target's
             # padded box, so that in the glance the two blend) and its tag, plus a margin
-            pad = 0 if near else _OBJECT_PAD
-            for _ in range(200):
-                if k == 0:
-                    x, y = tx, ty
-                elif near:  # 2..8 px outside the target's padded box
-                    reach = _OBJECT_PAD + 2 + 6
-                    x = int(rng.integers(tx - reach - side, tx + t_side + reach + 1))
-                    y = int(rng.integers(ty - reach - side, ty + t_side + reach + 1))
-                else:
-                    x, y = (int(v) for v in rng.integers(20, 1024 - 60, size=2))
-                cy = y + side / 2
-                rect = (
-                    x - pad - 2, int(min(y - pad, cy - th / 2 - 1)) - 2,
-                    x + side + _TAG_GAP + tw + 2, int(max(y + side + pad, cy + th / 2 + 2)) + 2,
-                )
-                if rect[0] >= 4 and rect[1] >= 4 and rect[2] <= 1020 and rect[3] <= 1020 and not _overlaps(rect, taken):
-                    break
+            pad, margin = (0, 1) if near else (_OBJECT_PAD, 2)
+            if k == 0:
+                cands = [[tx, ty]]
+            elif near:  # 5..10 px from the target (>= 3 px outside its padded box): one blob in the glance
+                lo_xy, hi_xy = [tx - 10 - side, ty - 10 - side], [tx + t_side + 11, ty + t_side + 11]
+                cands = rng.integers(lo_xy, hi_xy, size=(64, 2)).tolist()
             else:
+                cands = rng.integers(20, 1024 - 60, size=(32, 2)).tolist()
+            found = _first_free(cands, side, tw, th, pad, margin, taken)
+            if found is None:
                 continue  # no room left near the target or on the canvas: fewer distractors
+            x, y, rect = found
             taken.append(rect)
             placed.append((x, y, side, color, int(rng.integers(2)), tag))
         layout: list[Region] = []
         for x, y, side, color, shape, tag in placed:
             rgb = COLORS[_COLOR_NAMES[color]]
-            # a dark 1 px outline, as on printed markers: in the glance it mutes the colour further
+            # a dark rim, as on printed markers, leaves a colour core of 4-5 px whatever the size: too small to
+            # survive the 8x downsampling of the glance, plain in a zoom
+            rim = max(1, (side - 4) // 2)
             if shape == 0:
-                cv2.rectangle(c.image, (x, y), (x + side - 1, y + side - 1), rgb, -1)
-                cv2.rectangle(c.image, (x, y), (x + side - 1, y + side - 1), _OUTLINE, 1)
+                cv2.rectangle(c.image, (x, y), (x + side - 1, y + side - 1), _OUTLINE, -1)
+                cv2.rectangle(c.image, (x + rim, y + rim), (x + side - 1 - rim, y + side - 1 - rim), rgb, -1)
             else:
-                cv2.circle(c.image, (x + side // 2, y + side // 2), side // 2, rgb, -1, cv2.LINE_AA)
-                cv2.circle(c.image, (x + side // 2, y + side // 2), side // 2, _OUTLINE, 1, cv2.LINE_AA)
+                centre = (x + side // 2, y + side // 2)
+                cv2.circle(c.image, centre, side // 2, _OUTLINE, -1, cv2.LINE_AA)
+                cv2.circle(c.image, centre, side // 2 - rim, rgb, -1, cv2.LINE_AA)
             c.text(tag, x + side + _TAG_GAP, y + side / 2, TAG_SCALE, (40, 40, 40))
-            layout.append(Region("object", c.unit(x, y, x + side, y + side), tag, _COLOR_NAMES[color]))
+            box = (x / c.width, y / c.height, (x + side) / c.width, (y + side) / c.height)  # inside: no clipping
+            layout.append(Region("object", box, tag, _COLOR_NAMES[color]))
         target = layout[0]
         evidence = Region("object", pad_box(target.box, _OBJECT_PAD / c.width), target.label, target.value)
         q = f"What color is the small object tagged {target.label}?"
@@ -201,17 +213,20 @@ class TextReadEnv(ToolVQAEnv):
         color_names = [str(v) for v in rng.choice(_COLOR_NAMES, size=n, replace=False)]
         words = [str(v) for v in rng.choice(WORDS, size=n, replace=False)]
         # heights at least 30 px apart, so "tallest"/"shortest" is plain at a glance
-        heights = [int(h) + int(rng.integers(-5, 6)) for h in rng.choice(np.arange(300, 760, 40), size=n, replace=False)]
+        steps = rng.choice(np.arange(300, 760, 40), size=n, replace=False)
+        heights = [int(h) + int(rng.integers(-5, 6)) for h in steps]
         gap = 12
-        min_w = 80  # room for the widest sign word and a window column
+        min_w = 100  # room for the widest sign word, and for the door with its house number
         widths = min_w + rng.dirichlet(np.full(n, 4.0)) * (1024 - 2 * gap - gap * (n - 1) - n * min_w)
         layout: list[Region] = []
         signs: list[Region] = []
         x = float(gap)
+        edges: list[float] = []  # centres of the gaps between buildings
         for i in range(n):
             w = float(widths[i])
             x0, x1, top = int(x), int(x + w), _GROUND - heights[i]
             x += w + gap
+            edges.append(x - gap / 2)
             rgb = COLORS[color_names[i]]
             building = c.rect(x0, top, x1, _GROUND, rgb)
             cv2.rectangle(c.image, (x0, top), (x1, _GROUND), (60, 60, 60), 1)
@@ -229,9 +244,9 @@ class TextReadEnv(ToolVQAEnv):
             (tw, th), _ = cv2.getTextSize(word, FONT, scale, 1)
             sx = float(rng.uniform(x0 + 8 + tw / 2 + 6, max(x0 + 9 + tw / 2 + 6, x1 - 8 - tw / 2 - 6)))
             sy = float(rng.uniform(top + 30, top + 30 + 0.5 * (heights[i] - 140)))
-            c.rect(sx - tw / 2 - 7, sy - th / 2 - 7, sx + tw / 2 + 7, sy + th / 2 + 8, (250, 250, 250))
-            cv2.rectangle(c.image, (int(sx - tw / 2 - 7), int(sy - th / 2 - 7)), (int(sx + tw / 2 + 7), int(sy + th / 2 + 8)),
-                          (40, 40, 40), 1)
+            plate = (int(sx - tw / 2 - 7), int(sy - th / 2 - 7)), (int(sx + tw / 2 + 7), int(sy + th / 2 + 8))
+            cv2.rectangle(c.image, *plate, (250, 250, 250), -1)
+            cv2.rectangle(c.image, *plate, (40, 40, 40), 1)
             item = c.text(word, sx, sy, scale, (20, 20, 20), align="center")
             sign: Box = pad_box(item.box, _TEXT_MARGIN)
             signs.append(Region("sign", sign, color_names[i], word))
@@ -239,13 +254,14 @@ class TextReadEnv(ToolVQAEnv):
             if difficulty >= 1:  # house number beside the door: more small text to skip over
                 c.rect(cx + 18, _GROUND - 40, cx + 46, _GROUND - 26, (250, 250, 250))
                 c.text(str(int(rng.integers(1, 99))), cx + 32, _GROUND - 33, 0.33, (20, 20, 20), align="center")
-        if difficulty >= 1:  # lamps and cars in front of the buildings
-            for _ in range(2 * difficulty + 1):
-                lx = int(rng.integers(10, 1014))
-                c.rect(lx, _GROUND - 120, lx + 4, _GROUND + 10, (50, 50, 50))
-                c.rect(lx - 6, _GROUND - 128, lx + 10, _GROUND - 118, (250, 240, 170))
-            for _ in range(difficulty + 1):
-                vx = int(rng.integers(0, 940))
+        if difficulty >= 1:  # lamps in the gaps between buildings (never over text), cars in their own lanes
+            gaps = rng.choice(n - 1, size=min(n - 1, 2 * difficulty + 1), replace=False)
+            for g in gaps.tolist():
+                lx = int(edges[g])
+                c.rect(lx - 2, _GROUND - 120, lx + 2, _GROUND + 10, (50, 50, 50))
+                c.rect(lx - 8, _GROUND - 128, lx + 8, _GROUND - 118, (250, 240, 170))
+            for slot in rng.choice(9, size=difficulty + 1, replace=False).tolist():
+                vx = 10 + 112 * slot + int(rng.integers(0, 20))
                 col = COLORS[str(rng.choice(_COLOR_NAMES))]
                 c.rect(vx, 900, vx + 80, 935, col)
                 cv2.circle(c.image, (vx + 18, 937), 9, (30, 30, 30), -1)

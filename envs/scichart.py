@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
-from iapo_gym.scene import Program, Region, Scene, pad_box
+from iapo_gym.scene import Box, Program, Region, Scene, pad_box
 from iapo_gym.vocab import COLORS, SERIES_LABELS
 
 from .base import ToolVQAEnv
@@ -18,10 +19,16 @@ DEFAULT_BUDGET = 6
 """The env's default tool-call budget: ``argmax`` questions are asked only when reading every series at one
 x and answering fits in it."""
 _EVIDENCE_MARGIN = 0.006
-_LABEL_LIFT = 12  # px from a point's centre up to its value label's centre
-_LABEL_SEPARATION = 30  # px between label centres of two series at the same x: padded OCR boxes stay apart
+_LABEL_LIFT = 18  # px from a point's centre up to its value label's centre: the marker stays out of the OCR box
+_PATCH = 6  # px of white around a label (its whole OCR box), so no line or marker touches what OCR reads
+_LABEL_SEPARATION = 36  # px between two series at one x: their white label patches never overlap or hide a marker
 _INSET = 32  # px between the y axis and x=1 (and x=N and the right edge): keeps point labels off tick labels
 _LO, _HI = 5, 95  # value range; the axis runs 0..100 so labels never reach the legend or the x ticks
+
+
+def _unit(x0: float, y0: float, x1: float, y1: float, size: int = 1024) -> Box:
+    """Pixel box -> normalised box, clipped; plain Python (``Canvas.unit``'s numpy clip is slow in a loop)."""
+    return (max(0.0, x0 / size), max(0.0, y0 / size), min(1.0, x1 / size), min(1.0, y1 / size))
 
 
 def _gapped_values(rng: np.random.Generator, s: int, gap: int) -> np.ndarray:
@@ -39,7 +46,8 @@ def series_values(rng: np.random.Generator, s: int, n: int, gap: int) -> np.ndar
     for k in range(n):
         if k:
             for _ in range(8):  # a few random-walk steps; a fresh gapped draw if they keep colliding
-                cand = np.clip(cur + rng.integers(-20, 21, size=s), _LO, _HI)
+                cand = cur + rng.integers(-20, 21, size=s)
+                cand = np.where(cand > _HI, 2 * _HI - cand, np.where(cand < _LO, 2 * _LO - cand, cand))  # bounce
                 if np.all(np.diff(np.sort(cand)) >= gap):
                     break
             else:
@@ -90,10 +98,10 @@ class SciChartEnv(ToolVQAEnv):
     ## Description
     2/3/4 series (difficulty 0/1/2) over 6/8/10 x positions labelled 1..N, drawn as coloured lines with
     markers in a chart placed anywhere on a 1024x1024 canvas, with a legend (colour swatch + series name)
-    above the plot and y ticks 0..100. Every point carries its value in small type just above it; the values
-    of different series at one x are kept far enough apart that their labels never overlap. Questions ask
-    for a series' value at x, the difference of two series at x, whether one is larger than another at x
-    (yes/no), or which series is highest at x. The labels are illegible in the glance: reading them needs
+    above the plot and y ticks 0..100. Every point carries its value in small type in a white box just above
+    it; the values of different series at one x are kept far enough apart that their labels never overlap.
+    Questions ask for a series' value at x, the difference of two series at x, whether one is larger than
+    another at x (yes/no), or which series is highest at x. The labels are illegible in the glance: reading them needs
     ``ocr`` (or ``zoom``) on the point, found through the legend colour and the x ticks.
     """
 
@@ -143,7 +151,7 @@ class SciChartEnv(ToolVQAEnv):
         ly = y0 - 32
         for name, cname, col, ew in zip(names, color_names, colors, entry_w):
             c.line((lx, ly), (lx + 20, ly), col, 2)
-            swatch = c.unit(lx, ly - 4, lx + 20, ly + 4)
+            swatch = _unit(lx, ly - 4, lx + 20, ly + 4)
             item = c.text(name, lx + 26, ly, SMALL)
             layout.append(Region("legend", union(swatch, item.box), name, cname))
             lx += ew
@@ -155,7 +163,7 @@ class SciChartEnv(ToolVQAEnv):
         for m in range(s):
             for k in range(n):
                 x, y = px(k), py(float(values[m, k]))
-                c.rect(x - 3, y - 3, x + 3, y + 3, colors[m])
+                cv2.rectangle(c.image, (int(x - 3), int(y - 3)), (int(x + 3), int(y + 3)), colors[m], -1)
         evidence: list[list[Region]] = []
         for m, name in enumerate(names):
             row: list[Region] = []
@@ -164,10 +172,12 @@ class SciChartEnv(ToolVQAEnv):
                 x, y = px(k), py(float(values[m, k]))
                 label = str(values[m, k])
                 tw = 8 * len(label)
-                c.rect(x - tw / 2 - 2, y - _LABEL_LIFT - 7, x + tw / 2 + 2, y - _LABEL_LIFT + 6, (255, 255, 255))
-                item = c.text(label, x, y - _LABEL_LIFT, SMALL, align="center")
+                ly = y - _LABEL_LIFT
+                cv2.rectangle(c.image, (int(x - tw / 2 - _PATCH), int(ly - 6 - _PATCH)),
+                              (int(x + tw / 2 + _PATCH), int(ly + 7 + _PATCH)), (255, 255, 255), -1)
+                item = c.text(label, x, ly, SMALL, align="center")
                 row.append(Region("point", pad_box(item.box, _EVIDENCE_MARGIN), name, label))
-                boxes.append(union(item.box, c.unit(x - 3, y - 3, x + 3, y + 3)))
+                boxes.append(union(item.box, _unit(x - 3, y - 3, x + 3, y + 3)))
             evidence.append(row)
             layout.append(Region("series", union(*boxes), name, ""))
         q, answers, ev, program, keys = _question(rng, names, values, evidence)

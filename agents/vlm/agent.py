@@ -46,9 +46,10 @@ def split_infos(infos: Any, n: int) -> list[dict[str, Any]]:
             if k.startswith("_"):
                 continue
             mask = infos.get("_" + k)
+            parts = split_infos(v, n) if isinstance(v, Mapping) else v
             for i in range(n):
                 if mask is None or bool(mask[i]):
-                    out[i][k] = v[i]
+                    out[i][k] = parts[i]
         return out
     return [dict(i or {}) for i in infos]
 
@@ -179,6 +180,8 @@ class VLMAgent:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save with ``save_pretrained`` (safetensors): the weights (or the LoRA adapter), the processor and
         the agent's settings (``iapo_vlm.json``); written atomically."""
+        # config.json also names the agent class, so iapo_gym.agents.checkpoint.load_agent(path) finds it
+        self.vlm.core.config.agent_class = AGENT_CLASS
         return self.vlm.save(path, extra=self.config())
 
     def load(self, path: str | os.PathLike[str]) -> VLMAgent:

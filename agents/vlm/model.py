@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,18 +28,10 @@ import torch
 
 from iapo_gym.text import _WORD
 
-from .prompt import Dialogue, Segment, segments
+from .prompt import Dialogue, clean, segments
 
 AGENT_CONFIG = "iapo_vlm.json"
 TEXT_BLOCKS = ("context", "tool_defs", "query", "tool_outputs")
-_SPECIAL = re.compile(r"<\|")
-
-
-def _clean(text: str) -> str:
-    """Free text never spells a special token (``<|im_end|>``...): ``<|`` becomes ``< |``."""
-    return _SPECIAL.sub("< |", text)
-
-
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype:
     """``"auto"`` / ``None``: bfloat16 on a GPU, float32 on the CPU; else a torch dtype or its name."""
     if isinstance(dtype, torch.dtype):
@@ -302,7 +293,7 @@ class VLM:
                 pixel_values.append(pv)
                 grids.append(thw)
                 continue
-            text = seg.text if seg.kind == "chat" else _clean(seg.text)
+            text = seg.text if seg.kind == "chat" else clean(seg.text)
             if not text:
                 continue
             enc = tok(text, add_special_tokens=False, return_offsets_mapping=seg.kind in TEXT_BLOCKS)

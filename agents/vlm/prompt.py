@@ -12,6 +12,7 @@ checkpoints were trained on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,6 +40,15 @@ TOOLS_OUTRO = (
     "<tool_call></tool_call> XML tags:\n<tool_call>\n"
     '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
 )
+
+_SPECIAL = re.compile(r"<\|")
+
+
+def clean(text: str) -> str:
+    """Free text (questions, tool outputs, earlier actions) never spells a special token such as
+    ``<|image_pad|>`` (which would break the image count): ``<|`` becomes ``< |``."""
+    return _SPECIAL.sub("< |", text)
+
 
 #: Block names a segment can carry; ``chat`` is template scaffolding (role markers, earlier actions),
 #: counted in the ``context`` block's last component.
@@ -142,7 +152,7 @@ def segments(dialogue: Dialogue, action: str | None = None) -> list[Segment]:
     ]
     for turn in dialogue.turns:
         if turn.action is not None:
-            segs.append(Segment("chat", f"<|im_start|>assistant\n{turn.action}<|im_end|>\n"))
+            segs.append(Segment("chat", f"<|im_start|>assistant\n{clean(turn.action)}<|im_end|>\n"))
         segs.append(Segment("chat", "<|im_start|>user\n<tool_response>\n"))
         if turn.image is not None:
             segs.append(Segment("image", image=turn.image, view_box=tuple(turn.view_box)))  # type: ignore[arg-type]

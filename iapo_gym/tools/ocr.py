@@ -8,6 +8,7 @@ the region is viewed at (glyph height x view scale >= ``min_legible_px``): a fas
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import numpy as np
 from ..scene import Box, TextItem, box_area, box_intersection
 
 OCR_BACKENDS = ("scene", "easyocr")
+_EDGE_MARKS = re.compile(r"^[^\w\-]+|[^\w%]+$")
 
 
 class OCRBackend(Protocol):
@@ -95,7 +97,9 @@ class EasyOCR:
             f = 32 / gray.shape[0]
             gray = cv2.resize(gray, (max(1, round(gray.shape[1] * f)), 32), interpolation=cv2.INTER_CUBIC)
         results = self._get_reader().recognize(gray, detail=0)
-        return " ".join(str(r).strip() for r in results if str(r).strip())
+        # the recogniser sometimes adds stray marks at word edges on tight crops ("~94"): strip them
+        words = (_EDGE_MARKS.sub("", w) for r in results for w in str(r).split())
+        return " ".join(w for w in words if w)
 
     def read(self, ctx: Any, box: Box) -> str:
         x0, y0, x1, y1 = ctx.pixel_box(box)
