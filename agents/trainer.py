@@ -60,11 +60,11 @@ class TrainConfig:
     warm_start_epochs: int = 8
     questions: int = 4
     group_size: int = 8
-    lr: float = 1e-3
+    lr: float = 3e-4
     clip: float = 0.2
     epochs: int = 2
     minibatch: int = 64
-    ent_coef: float = 0.01
+    ent_coef: float = 0.001
     kl_coef: float = 0.0
     eval_every: int = 10
     eval_episodes: int = 32

@@ -91,12 +91,13 @@ def attribution_divergence(teacher: Attribution, student: Attribution, name: str
 
 
 def make_teacher(spec: Any, attribution: VLMAttributionConfig, device: str | None, dtype: Any) -> Any:
-    """``None``, ``"vlm:PATH"`` (a :class:`~iapo_gym.teachers.vlm.VLMTeacher` with the student's layout
-    settings), another name known to ``iapo_gym.teachers.make_teacher``, or an object with
-    ``attribute(observation, info, action)``."""
+    """``None``, ``"vlm:PATH"`` (a :class:`~iapo_gym.teachers.vlm.VLMTeacher` on the student's device, with
+    the student's attribution settings), another spec of :func:`iapo_gym.teachers.make_teacher`
+    (``"oracle"``, ``"model:PATH"``, ``"module:Class"``), or a teacher object
+    (``attribute(observation, info, layout, action)``)."""
     if spec is None or not isinstance(spec, str):
         if spec is not None and not callable(getattr(spec, "attribute", None)):
-            raise TypeError(f"teacher {spec!r} needs a method attribute(observation, info, action) -> Attribution")
+            raise TypeError(f"teacher {spec!r} needs a method attribute(observation, info, layout, action) -> Attribution")
         return spec
     if spec.startswith("vlm:"):
         from iapo_gym.teachers.vlm import VLMTeacher
@@ -105,15 +106,9 @@ def make_teacher(spec: Any, attribution: VLMAttributionConfig, device: str | Non
         if not path:
             raise ValueError("teacher 'vlm:PATH' needs the local folder of the teacher model after 'vlm:'")
         return VLMTeacher(path, device=device, dtype=dtype, attribution=attribution)
-    try:
-        from iapo_gym import teachers
+    from iapo_gym.teachers import make_teacher as make_shared_teacher
 
-        factory = getattr(teachers, "make_teacher")
-    except (ImportError, AttributeError):
-        factory = None
-    if factory is None:
-        raise ValueError(f"unknown teacher {spec!r}; give 'vlm:PATH' or an object with attribute(obs, info, action)")
-    return factory(spec)
+    return make_shared_teacher(spec)
 
 
 class VLMTrainer:
@@ -123,7 +118,9 @@ class VLMTrainer:
         agent: the agent to train (in place), or a model folder (then ``agent_kwargs`` build it).
         env_id: a registered env id (``VisualToolVQA-v0``, ``VisualToolVQA-HBar-v0``...).
         env_kwargs: keyword arguments of ``gym.make`` (default ``view_size=448``, ``split="train"``).
-        teacher: ``None``, ``"vlm:PATH"`` or an object with ``attribute(observation, info, action)``.
+        teacher: ``None``, ``"vlm:PATH"``, ``"oracle"`` (or another :func:`iapo_gym.teachers.make_teacher`
+            spec) or a teacher object; it is called as ``attribute(observation, info, layout, action)`` with
+            the student's layout (and ``dialogue=`` when it takes one).
         reward: ``"iapo"`` (needs a teacher) or ``"grpo"``.
         group_size: rollouts per question (G).
         questions: questions per step.
@@ -267,10 +264,10 @@ class VLMTrainer:
         for dec in decisions:
             dec.student = attribute_decision(self.vlm, dec.dialogue, dec.action, action_ids=dec.action_ids,
                                              config=self.attribution)
-            if self._teacher_takes_dialogue:
-                dec.teacher = self.teacher.attribute(dec.observation, dec.info, dec.action, dialogue=dec.dialogue)
-            else:
-                dec.teacher = self.teacher.attribute(dec.observation, dec.info, dec.action)
+            # the Teacher protocol: attribute(observation, info, layout, action); the vlm teacher also reads the
+            # student's whole chat
+            extra = {"dialogue": dec.dialogue} if self._teacher_takes_dialogue else {}
+            dec.teacher = self.teacher.attribute(dec.observation, dec.info, dec.student.layout, dec.action, **extra)
             dec.divergence = attribution_divergence(dec.teacher, dec.student, self.divergence, self.granularity)
             dec.reward = dec.reward - lam * dec.divergence
 

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..attribution import Attribution
+from ..attribution import Attribution, ComponentLayout
 from ..tools import BUILTIN_TOOLS
 
 
@@ -68,30 +68,58 @@ class VLMTeacher:
         self,
         observation: Mapping[str, Any] | None,
         info: Mapping[str, Any] | None,
-        action: str,
+        layout: ComponentLayout | str | None = None,
+        action: str | None = None,
         *,
         dialogue: Any = None,
         **config: Any,
     ) -> Attribution:
         """The teacher's attribution of ``action`` (the student's text) given the student's context.
 
+        Both call forms work: the :class:`~iapo_gym.teachers.Teacher` protocol's
+        ``attribute(observation, info, layout, action)`` and ``attribute(observation, info, action)``.
+
         Args:
             observation, info: the student's observation and env info at the decision (used when no
                 ``dialogue`` is given: a one-step context of the glance, the question and the last tool
                 result; ``info`` gives the original image size).
-            action: the student's action text (re-tokenised with the teacher's tokenizer).
+            layout: the layout wanted (its ``grid`` and slot counts are used; the result is expressed in it:
+                blocks it lacks, e.g. ``context`` for a compact-track layout, are dropped and the rest
+                renormalised). ``None``: the VLM layout of the decision.
+            action: the student's action text (re-tokenised with the teacher's tokenizer); required.
             dialogue: the student's full :class:`~iapo_gym.agents.vlm.prompt.Dialogue` (preferred).
             **config: overrides of fields of the teacher's attribution config.
         """
         from ..agents.vlm.attribution import VLMAttributionConfig, attribute_decision
         from ..agents.vlm.prompt import dialogue_from_observation
 
+        if isinstance(layout, str):
+            if action is not None:
+                raise TypeError("give the layout as a ComponentLayout (or leave it out) and the action as a string")
+            layout, action = None, layout
+        if action is None:
+            raise ValueError("the vlm teacher is teacher-forced on the student's action: pass action=...")
         if dialogue is None:
             if observation is None:
                 raise ValueError("VLMTeacher.attribute needs the observation or the student's dialogue")
             dialogue = dialogue_from_observation(observation, info, tools=self.tools, system=self.system)
+        if layout is not None:
+            config = {"grid": layout.grid, "query_length": layout.query_length,
+                      "output_length": layout.output_length, **config}
         cfg = VLMAttributionConfig(**{**self.config.to_dict(), **config}) if config else self.config
-        return attribute_decision(self.vlm, dialogue, action, config=cfg)
+        attr = attribute_decision(self.vlm, dialogue, action, config=cfg)
+        if layout is None or attr.layout == layout:
+            return attr
+        return project(attr, layout)
 
     def __repr__(self) -> str:
         return f"VLMTeacher({self.path!r}, method={self.config.method!r}, image_input={self.config.image_input!r})"
+
+
+def project(attr: Attribution, layout: ComponentLayout) -> Attribution:
+    """``attr`` expressed in ``layout``: blocks of the same size are copied, others dropped; renormalised."""
+    parts = {}
+    for name, size in layout.sizes.items():
+        if attr.layout.sizes.get(name) == size:
+            parts[name] = attr.block(name)
+    return Attribution.from_parts(layout, parts, allow_uniform=True)
