@@ -27,6 +27,14 @@ TAG_SCALE = 0.36  # ~9 px glyphs: legible in a zoom of <= ~1/8 of the canvas
 _OBJECT_PAD = 2  # px of evidence padding around an object: its zoom shows nothing saturated but the object
 _OUTLINE = (45, 45, 45)
 _TAG_GAP = 8  # px from an object's right edge to its tag: the tag stays out of the padded evidence box
+FRAME_SIDES = (52, 60)
+"""Outer side (px, inclusive range) of the black frame around the target at difficulty 0: 7 glance pixels."""
+FRAME_THICKNESS = 12
+"""px: wherever the 8 px glance cells fall, each side of the frame fills >= 3/4 of a row (column) of them:
+those glance pixels are darker than 80, and the textured background never is."""
+FRAME_COLOR = COLORS["black"]
+_FRAME_CLEAR = 6  # px from the target to the frame's inner edge: its padded evidence box (and zoom) has no frame
+_FRAME_MARGIN = 6  # px around the frame that no other object or tag claims: nothing else is in it or touches it
 
 
 def textured_background(rng: np.random.Generator, clutter: int, size: int = 1024) -> np.ndarray:
@@ -82,15 +90,26 @@ def _first_free(
 
 
 class FineDetailEnv(ToolVQAEnv):
-    """The colour of one tiny tagged object among many, as in V* and HR-Bench.
+    """The colour of one tiny object among many (tagged, or framed at difficulty 0), as in V* and HR-Bench.
 
     ## Description
     16/28/44 tiny squares and circles (8-10/7-9/6-8 px at difficulty 0/1/2), each in one of the named
     colours with a small tag (``K7``) printed beside it, scattered over a 1024x1024 canvas of low-saturation
-    texture and outline clutter. A few distractors in other colours sit right around the asked object. The
-    question names the tag: "What color is the small object tagged K7?". In the 128 px glance an object is
-    about one pixel, blended with its surroundings, and the tags are illegible: the agent finds the tag
-    (``ocr``) and looks closely (``zoom``) before answering with a colour name.
+    texture and outline clutter. In the 128 px glance an object is about one pixel, its colour blended away
+    (a dark rim leaves a colour core of 4-5 px), and the tags are illegible: the agent looks closely
+    (``zoom``) before answering with a colour name.
+
+    - Difficulty 0 (the curriculum's first step: the target is found at a glance, its colour still needs the
+      tools): the asked object, untagged, sits alone inside a thick black square frame (52-60 px outside,
+      12 px thick: a dark ring of 7 glance pixels, far larger than any object) and the question is "What
+      color is the small object inside the black frame?". No other object or tag is in or touches the frame,
+      and the object is at least 6 px inside it, so a zoom on the object shows no frame.
+    - Difficulties 1 and 2: the question names the tag: "What color is the small object tagged K7?"; a few
+      distractors in other colours sit right around the asked object, so the glance blends them; the agent
+      finds the tag (``ocr``) and zooms on the object.
+
+    At difficulty 0 ``scene.meta`` holds ``cue`` (``"frame"``) and ``frame_box`` (the frame's outer box,
+    normalised); the target's layout region keeps its (unprinted) tag as its label.
     """
 
     family = "FineDetail"
@@ -105,12 +124,27 @@ class FineDetailEnv(ToolVQAEnv):
         target_color = int(rng.integers(len(_COLOR_NAMES)))
         taken: list[tuple[int, int, int, int]] = []
         placed: list[tuple[int, int, int, int, int, str]] = []  # x, y (top-left), side, colour index, shape, tag
-        tx, ty = (int(v) for v in rng.integers(60, 1024 - 100, size=2))
-        t_side = 0
+        easy = difficulty == 0
+        frame = (0, 0, 0, 0)  # the frame's outer box in px (difficulty 0)
+        if easy:  # the frame, then the target inside it, at least _FRAME_CLEAR px from its inner edge
+            fs = int(rng.integers(FRAME_SIDES[0], FRAME_SIDES[1] + 1))
+            fx, fy = (int(v) for v in rng.integers(20, 1024 - 20 - fs + 1, size=2))
+            frame = (fx, fy, fx + fs, fy + fs)
+            t_side = int(rng.integers(lo, hi + 1))
+            inner = FRAME_THICKNESS + _FRAME_CLEAR
+            ox, oy = (int(v) for v in rng.integers(inner, fs - inner - t_side + 1, size=2))
+            tx, ty = fx + ox, fy + oy
+            taken.append((fx - _FRAME_MARGIN, fy - _FRAME_MARGIN, fx + fs + _FRAME_MARGIN, fy + fs + _FRAME_MARGIN))
+            placed.append((tx, ty, t_side, target_color, int(rng.integers(2)), tags[0]))
+        else:
+            tx, ty = (int(v) for v in rng.integers(60, 1024 - 100, size=2))
+            t_side = 0
         for k, tag in enumerate(tags):
+            if easy and k == 0:
+                continue  # placed in its frame above
             side = int(rng.integers(lo, hi + 1))
             (tw, th), _ = cv2.getTextSize(tag, FONT, TAG_SCALE, 1)
-            near = 0 < k <= NEIGHBOURS[difficulty]
+            near = not easy and 0 < k <= NEIGHBOURS[difficulty]  # at difficulty 0 the frame keeps them out
             if k == 0:
                 color, t_side = target_color, side
             elif near:
@@ -133,6 +167,12 @@ class FineDetailEnv(ToolVQAEnv):
             x, y, rect = found
             taken.append(rect)
             placed.append((x, y, side, color, int(rng.integers(2)), tag))
+        if easy:  # a filled black square, then the texture inside put back: a 12 px ring
+            fx, fy, fx1, fy1 = frame
+            t = FRAME_THICKNESS
+            inside = c.image[fy + t : fy1 - t, fx + t : fx1 - t].copy()
+            cv2.rectangle(c.image, (fx, fy), (fx1 - 1, fy1 - 1), FRAME_COLOR, -1)
+            c.image[fy + t : fy1 - t, fx + t : fx1 - t] = inside
         layout: list[Region] = []
         for x, y, side, color, shape, tag in placed:
             rgb = COLORS[_COLOR_NAMES[color]]
@@ -146,15 +186,20 @@ class FineDetailEnv(ToolVQAEnv):
                 centre = (x + side // 2, y + side // 2)
                 cv2.circle(c.image, centre, side // 2, _OUTLINE, -1, cv2.LINE_AA)
                 cv2.circle(c.image, centre, side // 2 - rim, rgb, -1, cv2.LINE_AA)
-            c.text(tag, x + side + _TAG_GAP, y + side / 2, TAG_SCALE, (40, 40, 40))
+            if not (easy and tag == tags[0]):  # the framed target is untagged: nothing else is in its frame
+                c.text(tag, x + side + _TAG_GAP, y + side / 2, TAG_SCALE, (40, 40, 40))
             box = (x / c.width, y / c.height, (x + side) / c.width, (y + side) / c.height)  # inside: no clipping
             layout.append(Region("object", box, tag, _COLOR_NAMES[color]))
         target = layout[0]
         evidence = Region("object", pad_box(target.box, _OBJECT_PAD / c.width), target.label, target.value)
-        q = f"What color is the small object tagged {target.label}?"
+        if easy:
+            q, keys = "What color is the small object inside the black frame?", ("black", "frame", "color")
+            meta: dict[str, object] = {"cue": "frame", "frame_box": tuple(v / 1024 for v in frame)}
+        else:
+            q, keys, meta = f"What color is the small object tagged {target.label}?", (target.label, "color"), {}
         return Scene(
             "FineDetail", c.image, q, (target.value,), (evidence,), Program("color"), tuple(layout), tuple(c.texts),
-            (target.label, "color"),
+            keys, meta=meta,
         )
 
 

@@ -24,6 +24,13 @@ _PATCH = 6  # px of white around a label (its whole OCR box), so no line or mark
 _LABEL_SEPARATION = 36  # px between two series at one x: their white label patches never overlap or hide a marker
 _INSET = 32  # px between the y axis and x=1 (and x=N and the right edge): keeps point labels off tick labels
 _LO, _HI = 5, 95  # value range; the axis runs 0..100 so labels never reach the legend or the x ticks
+EXTREME_MARGIN = 12
+"""At difficulty 0 the asked point (the highest or lowest of its line) is beyond every other point of that
+line by at least this many units (>= 53 px on the shortest plot: ~7 pixels of the 128 px glance)."""
+EASY_COLORS = tuple(name for name in COLORS if name != "black")
+"""Line colours at difficulty 0: never black, which the axes, ticks and title share."""
+_EASY_LINE = 4  # px: line thickness at difficulty 0 (2 above): a line is a visible stroke in the glance
+_EASY_MARKER = 4  # px: marker half-side at difficulty 0 (3 above); its label patch still ends just above it
 
 
 def _unit(x0: float, y0: float, x1: float, y1: float, size: int = 1024) -> Box:
@@ -55,6 +62,33 @@ def series_values(rng: np.random.Generator, s: int, n: int, gap: int) -> np.ndar
             cur = cand
         out[:, k] = cur
     return out
+
+
+def easy_values(
+    rng: np.random.Generator, s: int, n: int, gap: int, target: int, highest: bool
+) -> tuple[np.ndarray, int]:
+    """Difficulty 0: values as :func:`series_values`, where line ``target`` has one point above (``highest``)
+    or below all its others by :data:`EXTREME_MARGIN` or more. Returns ``(values, index of that point)``.
+
+    A drawn walk's extreme is pushed out to the margin (plus 0..8 units, so it is not always exactly 12)
+    when it is not that far out already; a draw where that leaves the value range, or comes within ``gap``
+    of another line at that x (labels would collide), is drawn again."""
+    sign = 1 if highest else -1
+    for _ in range(1000):
+        values = series_values(rng, s, n, gap)
+        extra = int(rng.integers(0, 9))
+        row = sign * values[target]  # "lowest" is the highest of the negated line
+        k = int(np.argmax(row))
+        need = int(np.delete(row, k).max()) + EXTREME_MARGIN
+        if row[k] < need:
+            v = sign * (need + extra)
+            if not _LO <= v <= _HI:
+                continue
+            values[target, k] = v
+            if any(abs(int(values[j, k]) - v) < gap for j in range(s) if j != target):
+                continue
+        return values, k
+    raise RuntimeError("no difficulty-0 line chart values found in 1000 draws")  # never seen
 
 
 def _question(
@@ -93,16 +127,29 @@ def _question(
 
 
 class SciChartEnv(ToolVQAEnv):
-    """Multi-series line chart, as in CharXiv; questions name a series (via the legend) and an x position.
+    """Multi-series line chart, as in CharXiv; questions name a series (via the legend) and an x position
+    (at difficulty 0: a line by its colour, and its highest or lowest point).
 
     ## Description
     2/3/4 series (difficulty 0/1/2) over 6/8/10 x positions labelled 1..N, drawn as coloured lines with
-    markers in a chart placed anywhere on a 1024x1024 canvas, with a legend (colour swatch + series name)
-    above the plot and y ticks 0..100. Every point carries its value in small type in a white box just above
-    it; the values of different series at one x are kept far enough apart that their labels never overlap.
-    Questions ask for a series' value at x, the difference of two series at x, whether one is larger than
-    another at x (yes/no), or which series is highest at x. The labels are illegible in the glance: reading them needs
-    ``ocr`` (or ``zoom``) on the point, found through the legend colour and the x ticks.
+    markers in a chart placed anywhere on a 1024x1024 canvas, with y ticks 0..100. Every point carries its
+    value in small type in a white box just above it; the values of different series at one x are kept far
+    enough apart that their labels never overlap. The labels are illegible in the glance: reading one needs
+    ``ocr`` (or ``zoom``) on the point.
+
+    - Difficulty 0 (the curriculum's first step: the target is found at a glance, its value still needs the
+      tools): two lines in distinct colours (never black), drawn thicker, with no legend; "What is the
+      highest value of the red line?" (or "lowest", half the time). That point is above (below) every
+      other point of its line by 12 units or more, so it is the top (bottom) of that colour in the glance.
+      The series are named by their colours (``scene.meta["series"]`` is the colour names).
+    - Difficulties 1 and 2: a legend (colour swatch + series name) above the plot; questions name a series
+      and an x position: a series' value at x, the difference of two series at x, whether one is larger
+      than another at x (yes/no), or which series is highest at x; the point is found through the legend
+      colour and the x ticks.
+
+    ``scene.meta`` holds ``values``, ``series`` and ``colors``; at difficulty 0 also ``cue`` (``"highest"``
+    or ``"lowest"``), ``target`` (``[series index, point index]``) and ``target_point`` (the asked point's
+    marker centre, normalised ``(x, y)``).
     """
 
     family = "SciChart"
@@ -111,8 +158,14 @@ class SciChartEnv(ToolVQAEnv):
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
         s, n = SERIES_COUNTS[difficulty], POINT_COUNTS[difficulty]
         c = Canvas()
-        names = [str(v) for v in rng.choice(SERIES_LABELS, size=s, replace=False)]
-        color_names = [str(v) for v in rng.choice(list(COLORS), size=s, replace=False)]
+        easy = difficulty == 0
+        if easy:  # the lines are named by their colours: no legend to read
+            color_names = [str(v) for v in rng.choice(EASY_COLORS, size=s, replace=False)]
+            names = list(color_names)
+            target, highest = int(rng.integers(s)), bool(rng.integers(2))
+        else:
+            names = [str(v) for v in rng.choice(SERIES_LABELS, size=s, replace=False)]
+            color_names = [str(v) for v in rng.choice(list(COLORS), size=s, replace=False)]
         colors = [COLORS[name] for name in color_names]
         # plot area: x0,y0 top-left; room left for y ticks, above for title + legend, below for x ticks
         w = int(rng.integers(max(560, 62 * n), 900))
@@ -121,7 +174,11 @@ class SciChartEnv(ToolVQAEnv):
         y0 = int(rng.integers(100, 1024 - h - 50 + 1))
         base = y0 + h
         gap = math.ceil(_LABEL_SEPARATION * 100 / h)  # value units between series at one x
-        values = series_values(rng, s, n, gap)
+        if easy:
+            values, peak = easy_values(rng, s, n, gap, target, highest)
+        else:
+            values = series_values(rng, s, n, gap)
+        thick, half = (_EASY_LINE, _EASY_MARKER) if easy else (2, 3)
 
         def px(k: int) -> float:
             return x0 + _INSET + (w - 2 * _INSET) * k / (n - 1)
@@ -144,12 +201,13 @@ class SciChartEnv(ToolVQAEnv):
             c.line((px(k), base), (px(k), base + 4), (0, 0, 0))
             c.text(str(k + 1), px(k), base + 16, SMALL, align="center")
         c.text("x", x0 + w / 2, base + 38, SMALL, align="center")
-        # legend: one row above the plot, right-aligned
+        # legend: one row above the plot, right-aligned (none at difficulty 0: no colour off the lines)
         layout: list[Region] = []
         entry_w = [24 + 8 * len(name) + 22 for name in names]
         lx = x0 + w - sum(entry_w)
         ly = y0 - 32
-        for name, cname, col, ew in zip(names, color_names, colors, entry_w):
+        legend = [] if easy else list(zip(names, color_names, colors, entry_w))
+        for name, cname, col, ew in legend:
             c.line((lx, ly), (lx + 20, ly), col, 2)
             swatch = _unit(lx, ly - 4, lx + 20, ly + 4)
             item = c.text(name, lx + 26, ly, SMALL)
@@ -159,11 +217,11 @@ class SciChartEnv(ToolVQAEnv):
         for m in range(s):
             pts = [(px(k), py(float(values[m, k]))) for k in range(n)]
             for p, q in zip(pts, pts[1:]):
-                c.line(p, q, colors[m], 2)
+                c.line(p, q, colors[m], thick)
         for m in range(s):
             for k in range(n):
                 x, y = px(k), py(float(values[m, k]))
-                cv2.rectangle(c.image, (int(x - 3), int(y - 3)), (int(x + 3), int(y + 3)), colors[m], -1)
+                cv2.rectangle(c.image, (int(x - half), int(y - half)), (int(x + half), int(y + half)), colors[m], -1)
         evidence: list[list[Region]] = []
         for m, name in enumerate(names):
             row: list[Region] = []
@@ -177,11 +235,17 @@ class SciChartEnv(ToolVQAEnv):
                               (int(x + tw / 2 + _PATCH), int(ly + 7 + _PATCH)), (255, 255, 255), -1)
                 item = c.text(label, x, ly, SMALL, align="center")
                 row.append(Region("point", pad_box(item.box, _EVIDENCE_MARGIN), name, label))
-                boxes.append(union(item.box, _unit(x - 3, y - 3, x + 3, y + 3)))
+                boxes.append(union(item.box, _unit(x - half, y - half, x + half, y + half)))
             evidence.append(row)
             layout.append(Region("series", union(*boxes), name, ""))
-        q, answers, ev, program, keys = _question(rng, names, values, evidence)
-        return Scene(
-            "SciChart", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys,
-            meta={"values": values.tolist(), "series": names, "colors": color_names},
-        )
+        meta: dict[str, object] = {"values": values.tolist(), "series": names, "colors": color_names}
+        if easy:
+            word = "highest" if highest else "lowest"
+            q = f"What is the {word} value of the {names[target]} line?"
+            answers, ev = (str(values[target, peak]),), (evidence[target][peak],)
+            program, keys = Program("read"), (names[target], word, "value")
+            marker = (px(peak) / 1024, py(float(values[target, peak])) / 1024)
+            meta.update(cue=word, target=[target, peak], target_point=marker)
+        else:
+            q, answers, ev, program, keys = _question(rng, names, values, evidence)
+        return Scene("SciChart", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
