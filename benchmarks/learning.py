@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cfg = TrainConfig(**{**base.__dict__, "reward": reward})
             trainer = GroupTrainer(cfg, copy.deepcopy(warm))
             history = trainer.train(progress=not args.quiet)
+            CompactAgent(trainer.policy, train=cfg).save(args.out / "checkpoints" / f"{reward}-seed{seed}")
             final = evaluate_per_family(trainer.policy, args.difficulty, args.eval_episodes)
             results["runs"].append({
                 "seed": seed, "reward": reward, "warm_start_s": warm_s, "history": history,
