@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from iapo_gym.io import atomic_write_dir
 
 from .base import Agent, load_class
 
@@ -28,25 +28,13 @@ def write_checkpoint(path: str | os.PathLike[str], config: dict[str, Any], tenso
 
     if "agent_class" not in config:
         raise ValueError("checkpoint config needs 'agent_class' ('module:Class' of the agent that loads it)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         # clones: safetensors refuses tensors that share memory (e.g. SB3 policies alias their extractors)
         save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return atomic_write_dir(path, fill)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:

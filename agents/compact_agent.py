@@ -23,7 +23,11 @@ class CompactAgent:
     def __init__(self, policy: CompactPolicy | None = None, greedy: bool = True, seed: int = 0,
                  train: TrainConfig | dict[str, Any] | None = None) -> None:
         self.train_config = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(dict(train or {}))
-        self.policy = policy or CompactPolicy(CompactConfig(**self.train_config.policy))
+        if policy is None:
+            with torch.random.fork_rng():  # the initial weights depend on the run's seed only
+                torch.manual_seed(self.train_config.seed)
+                policy = CompactPolicy(CompactConfig(**self.train_config.policy))
+        self.policy = policy
         self.greedy = greedy
         self.generator = torch.Generator().manual_seed(seed)
         self.trainer: GroupTrainer | None = None

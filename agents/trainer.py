@@ -140,8 +140,11 @@ class GroupTrainer:
 
     def __init__(self, config: TrainConfig, policy: CompactPolicy | None = None) -> None:
         self.config = config
-        torch.manual_seed(config.seed)
-        self.policy = policy or CompactPolicy(CompactConfig(**config.policy))
+        if policy is None:
+            with torch.random.fork_rng():
+                torch.manual_seed(config.seed)
+                policy = CompactPolicy(CompactConfig(**config.policy))
+        self.policy = policy
         self.reference = copy.deepcopy(self.policy).eval() if config.kl_coef > 0 else None
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
         self.teacher = make_teacher(config.teacher) if config.reward == "iapo" else None

@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from iapo_gym.io import atomic_write_dir
 from iapo_gym.text import _WORD
 
 from .prompt import Dialogue, clean, segments
@@ -416,25 +415,13 @@ class VLM:
     def save(self, path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
         """Write the model (safetensors; a LoRA run writes its adapter and records its base folder), the
         processor and ``iapo_vlm.json`` into ``path``, atomically (temporary sibling renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+
+        def fill(tmp: Path) -> None:
             self.model.save_pretrained(str(tmp), safe_serialization=True)
             self.processor.save_pretrained(str(tmp))
             meta = {"base_model": self.base_path if self.is_lora else None, "lora": self.lora_config,
                     "dtype": str(self.dtype).replace("torch.", "")}
             meta.update(extra or {})
             (tmp / AGENT_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+
+        return atomic_write_dir(path, fill)
