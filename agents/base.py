@@ -111,6 +111,9 @@ class EpisodeResult:
     invalid_calls: int = 0
     steps: int = 0
     reward_terms: dict[str, float] = field(default_factory=dict)
+    alignment: float | None = None
+    """Mean divergence between the teacher's and the agent's attribution of its decisions (lower is closer),
+    when the env carries ``info["teacher_attribution"]`` and the agent has ``alignment(obs, info, action)``."""
 
 
 def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: dict[str, Any] | None = None) -> EpisodeResult:
@@ -122,8 +125,13 @@ def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: di
     invalid = steps = 0
     total = 0.0
     done = False
+    aligner = getattr(agent, "alignment", None)
+    alignments: list[float] = []
     while not done:
-        obs, reward, terminated, truncated, info = env.step(agent.act(obs, info))
+        action = agent.act(obs, info)
+        if callable(aligner) and "teacher_attribution" in info:
+            alignments.append(float(aligner(obs, info, action)))
+        obs, reward, terminated, truncated, info = env.step(action)
         steps += 1
         total += float(reward)
         if info.get("error"):
@@ -134,7 +142,7 @@ def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: di
             terms[k] = terms.get(k, 0.0) + float(v)
         done = terminated or truncated
     return EpisodeResult(info["family"], int(info["scene_id"]), bool(info.get("correct", False)), total, calls,
-                         invalid, steps, terms)
+                         invalid, steps, terms, float(np.mean(alignments)) if alignments else None)
 
 
 def evaluate_agent(agent: Agent, env: gym.Env, n_episodes: int = 20, seed: int = 0) -> dict[str, float]:

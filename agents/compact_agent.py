@@ -47,6 +47,22 @@ class CompactAgent:
         batch = observations_to_batch(observations, self.policy.config)
         return self.policy.to_calls(self.policy.sample(batch, self.generator, greedy=self.greedy))
 
+    def alignment(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> float:
+        """Divergence (the training config's, at its granularity) between ``info["teacher_attribution"]``
+        and this policy's attribution of ``action`` at ``observation`` (lower is closer to the teacher)."""
+        from iapo_gym.attribution import Attribution, divergence
+
+        teacher: Attribution = info["teacher_attribution"]
+        c = self.train_config
+        batch = observations_to_batch([observation], self.policy.config)
+        actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
+        scene = info["scene"]
+        kw = {"n_steps": c.attribution_steps} if c.attribution_method == "integrated_gradients" else {}
+        scores = self.policy.attribution(batch, actions, [(scene.height, scene.width)], teacher.layout.grid,
+                                         c.attribution_method, **kw)[0]
+        student = Attribution.from_scores(teacher.layout, scores, allow_uniform=True)
+        return float(divergence(c.divergence)(teacher.vector(c.granularity), student.vector(c.granularity)))
+
     # -- training ------------------------------------------------------------------------------------
     def learn(self, out: str | os.PathLike[str] | None = None, progress: bool = True,
               checkpoint_every: int = 0, **overrides: Any) -> list[dict[str, float]]:

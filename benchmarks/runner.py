@@ -126,6 +126,7 @@ class CellTask:
     env_kwargs: dict[str, Any] = field(hash=False)
     items: tuple[int, ...] = ()
     backend: str = "local"
+    teacher: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -156,11 +157,17 @@ class _InfoTap(gym.Wrapper):
 _ENVS: dict[tuple[str, str], gym.Env] = {}
 
 
-def _env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
-    """One env per (id, settings) per process: construction (easy-VQA's records, OCR engines) is the slow part."""
-    key = (env_id, json.dumps(kwargs, sort_keys=True))
+def _env(env_id: str, kwargs: dict[str, Any], teacher: str | None = None) -> gym.Env:
+    """One env per (id, settings, teacher) per process: construction (easy-VQA's records, OCR engines,
+    teachers) is the slow part. With a teacher, the env is wrapped so agents can report their alignment."""
+    key = (env_id, json.dumps(kwargs, sort_keys=True), teacher)
     if key not in _ENVS:
-        _ENVS[key] = _InfoTap(gym.make(env_id, **kwargs))
+        env = gym.make(env_id, **kwargs)
+        if teacher:
+            from iapo_gym.wrappers import TeacherAttributionWrapper
+
+            env = TeacherAttributionWrapper(env, teacher=teacher)
+        _ENVS[key] = _InfoTap(env)
     return _ENVS[key]
 
 
@@ -178,7 +185,7 @@ def run_cell(task: CellTask) -> CellResult:
     t0 = time.perf_counter()
     _seed_globals(task)
     agent = build_agent(task.agent)  # fresh per cell: no state leaks between cells, whatever the schedule
-    env = _env(task.env_id, task.env_kwargs)
+    env = _env(task.env_id, task.env_kwargs, task.teacher)
     rows: list[EpisodeRow] = []
     for k, item in enumerate(task.items):
         e0 = time.perf_counter()
@@ -304,7 +311,7 @@ def plan_cells(suite: Suite, seeds: Sequence[int], agents: Sequence[AgentSpec], 
         ranges[task.family] = env.unwrapped.scene_id_range()
         env.close()
     items = {(t.family, s): tuple(suite.items(t.family, s, ranges[t.family])) for t in suite.tasks for s in seeds}
-    return [CellTask(a, suite.name, t.family, s, t.env_id, dict(t.env_kwargs), items[t.family, s], backend)
+    return [CellTask(a, suite.name, t.family, s, t.env_id, dict(t.env_kwargs), items[t.family, s], backend, suite.teacher)
             for a in agents for t in suite.tasks for s in seeds]
 
 

@@ -10,6 +10,7 @@ A suite file (``benchmarks/suites/<name>.yaml``, or any path) looks like::
     ocr: scene                      # OCR backend: scene or easyocr
     view_size: 128                  # pixels of the agent's glance and crop images
     budget: 6                       # optional: tool calls per episode (default: the env's own)
+    teacher: oracle                 # optional: a teacher spec; agents that can attribute report alignment
     families: [HBar, VBar, SciChart, TableQA, TableSynth, TableFact]
 
 or, instead of ``families``, a data set served by ``DatasetVQA-v0``::
@@ -44,7 +45,8 @@ SMALL_RANGE = 1 << 24
 """Id ranges up to this size (data sets) are shuffled whole, so a cell never repeats an item; larger ones
 (procedural scene ids) are sampled, where a repeat is astronomically unlikely and is redrawn anyway."""
 
-_KEYS = ("name", "description", "seeds", "episodes", "difficulty", "ocr", "view_size", "budget", "families", "dataset")
+_KEYS = ("name", "description", "seeds", "episodes", "difficulty", "ocr", "view_size", "budget", "families", "dataset",
+         "teacher")
 _DATASET_KEYS = ("source", "split", "path", "family")
 
 
@@ -76,6 +78,7 @@ class Suite:
     budget: int | None = None
     dataset: dict[str, Any] | None = field(default=None, hash=False)
     path: str = ""
+    teacher: str | None = None
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -109,6 +112,7 @@ class Suite:
             "budget": self.budget,
             "families": list(self.families),
             "dataset": self.dataset,
+            **({"teacher": self.teacher} if self.teacher else {}),
         }
 
     def items(self, family: str, seed: int, id_range: tuple[int, int]) -> list[int]:
@@ -198,6 +202,9 @@ def parse_suite(raw: Any, path: Path) -> Suite:
     common: dict[str, Any] = {"difficulty": difficulty, "ocr": ocr, "view_size": view_size}
     if budget is not None:
         common["budget"] = budget
+    teacher = raw.get("teacher")
+    if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
+        raise SuiteError(f"{where}: 'teacher' must be a teacher spec such as oracle or model:PATH; got {teacher!r}")
 
     has_families, has_dataset = "families" in raw, "dataset" in raw
     if has_families == has_dataset:
@@ -218,7 +225,8 @@ def parse_suite(raw: Any, path: Path) -> Suite:
         dataset, task = _dataset_task(raw["dataset"], path, common, where)
         tasks = (task,)
     return Suite(name=name, description=description.strip(), seeds=seeds, episodes=episodes, difficulty=difficulty,
-                 ocr=ocr, view_size=view_size, tasks=tasks, budget=budget, dataset=dataset, path=str(path))
+                 ocr=ocr, view_size=view_size, tasks=tasks, budget=budget, dataset=dataset, path=str(path),
+                 teacher=teacher)
 
 
 def _dataset_task(spec: Any, path: Path, common: dict[str, Any], where: str) -> tuple[dict[str, Any], Task]:

@@ -3,39 +3,23 @@
 
 from __future__ import annotations
 
-import hashlib
-
-import gymnasium as gym
 import numpy as np
 import pytest
 
 import iapo_gym  # noqa: F401  (registers the env ids)
-from iapo_gym.agents.oracle import OracleAgent, read_color
+from iapo_gym.agents.oracle import read_color
 from iapo_gym.envs.charts import LONGEST_MARGIN, NEUTRAL, HBarEnv, VBarEnv
-from iapo_gym.scene import Box, Scene, solve
-from iapo_gym.tools import SceneOCR, letterbox
+from iapo_gym.scene import Scene, solve
+from iapo_gym.tools import SceneOCR
 from iapo_gym.vocab import COLORS
+
+from .conftest import assert_oracle_needs_tools, glance_box, questions_digest
 
 FAMILIES = (HBarEnv, VBarEnv)
 SEEDS = range(30)  # the full 200-episode check is a script; tests keep to a fast sample
 SATURATED = 80
 """A glance pixel whose channels differ by more than this is "coloured" (grey, black and white are not)."""
 EXTREME = {"HBar": "longest", "VBar": "tallest"}
-
-
-def _episode(env: gym.Env, agent: OracleAgent, seed: int) -> bool:
-    obs, info = env.reset(seed=seed)
-    agent.reset()
-    while True:
-        obs, _, terminated, truncated, info = env.step(agent.act(obs, info))
-        if terminated or truncated:
-            return bool(info["correct"])
-
-
-def glance_box(scene: Scene, box: Box, view: int) -> tuple[float, float, float, float]:
-    """A normalised box of the scene in glance-pixel coordinates (the glance letterboxes the canvas)."""
-    oy, ox, nh, nw = letterbox(scene.height, scene.width, view)
-    return ox + box[0] * nw, oy + box[1] * nh, ox + box[2] * nw, oy + box[3] * nh
 
 
 def saturated(glance: np.ndarray) -> np.ndarray:
@@ -55,11 +39,7 @@ def assert_centroid_on_target(glance: np.ndarray, scene: Scene, min_pixels: int)
 @pytest.mark.parametrize("cls", FAMILIES)
 @pytest.mark.parametrize("difficulty", [0, 1, 2])
 def test_oracle_needs_tools(cls: type, difficulty: int) -> None:
-    env = cls(difficulty=difficulty)
-    with_tools = np.mean([_episode(env, OracleAgent(), s) for s in SEEDS])
-    glance = np.mean([_episode(env, OracleAgent(use_tools=False), s) for s in SEEDS])
-    assert with_tools >= 0.95
-    assert glance <= 0.2
+    assert_oracle_needs_tools(cls, difficulty, SEEDS, glance_ceiling=0.2)
 
 
 @pytest.mark.parametrize("cls", FAMILIES)
@@ -136,14 +116,6 @@ HARDER_DIGESTS = {
     ("HBar", 1): "3b6a07e68122182b", ("HBar", 2): "9e809642dde0b575",
     ("VBar", 1): "88dc1476a176d946", ("VBar", 2): "ab9a487c2d65c367",
 }
-
-
-def questions_digest(cls: type, difficulty: int, seeds: range = range(40)) -> str:
-    h = hashlib.sha1()
-    for seed in seeds:
-        scene = cls.generate(np.random.default_rng(seed), difficulty)
-        h.update(repr((scene.question, scene.answers)).encode())
-    return h.hexdigest()[:16]
 
 
 @pytest.mark.parametrize("cls", FAMILIES)

@@ -3,7 +3,6 @@ and difficulty 0 asks about a highlighted cell that a glance finds but only the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import gymnasium as gym
@@ -12,27 +11,19 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import iapo_gym  # noqa: F401  (registers the env ids)
-from iapo_gym.agents.oracle import OracleAgent
 from iapo_gym.answers import normalize_answer
 from iapo_gym.envs.families import FAMILY_ENVS
 from iapo_gym.envs.tables import HIGHLIGHT, TableFactEnv, TableQAEnv, TableSynthEnv
-from iapo_gym.scene import Box, Region, Scene, solve
-from iapo_gym.tools import SceneOCR, letterbox
+from iapo_gym.scene import Region, Scene, solve
+from iapo_gym.tools import SceneOCR
 from iapo_gym.vocab import ANSWER_VOCAB
+
+from .conftest import assert_oracle_needs_tools, glance_box, questions_digest
 
 FAMILIES = (TableQAEnv, TableSynthEnv, TableFactEnv)
 SEEDS = range(30)  # the full 200-seed check is a script; tests keep to a fast sample
 SATURATED = 80
 """A glance pixel whose channels differ by more than this is "coloured" (grey, black and white are not)."""
-
-
-def _episode(env: gym.Env, agent: OracleAgent, seed: int) -> bool:
-    obs, info = env.reset(seed=seed)
-    agent.reset()
-    while True:
-        obs, _, terminated, truncated, info = env.step(agent.act(obs, info))
-        if terminated or truncated:
-            return bool(info["correct"])
 
 
 def _cell_texts(scene: Scene, evidence: Region) -> list[str]:
@@ -53,11 +44,7 @@ def _cell_texts(scene: Scene, evidence: Region) -> list[str]:
 @pytest.mark.parametrize("cls", FAMILIES)
 @pytest.mark.parametrize("difficulty", [0, 1, 2])
 def test_oracle_needs_tools(cls: type, difficulty: int) -> None:
-    env = cls(difficulty=difficulty)
-    with_tools = np.mean([_episode(env, OracleAgent(), s) for s in SEEDS])
-    glance = np.mean([_episode(env, OracleAgent(use_tools=False), s) for s in SEEDS])
-    assert with_tools >= 0.95
-    assert glance <= 0.2
+    assert_oracle_needs_tools(cls, difficulty, SEEDS, glance_ceiling=0.2)
 
 
 @pytest.mark.parametrize("cls", FAMILIES)
@@ -139,12 +126,6 @@ def test_easy_question_asks_about_the_highlighted_cell(cls: type) -> None:
         assert yellow[y0:y1, x0:x1].sum() == yellow.sum()
 
 
-def _glance_box(scene: Scene, box: Box, view: int) -> tuple[float, float, float, float]:
-    """A normalised box of the scene in glance-pixel coordinates (the glance letterboxes the canvas)."""
-    oy, ox, nh, nw = letterbox(scene.height, scene.width, view)
-    return ox + box[0] * nw, oy + box[1] * nh, ox + box[2] * nw, oy + box[3] * nh
-
-
 @pytest.mark.parametrize("cls", FAMILIES)
 def test_easy_target_is_visible_at_a_glance(cls: type) -> None:
     """For 30 scenes at difficulty 0 the coloured pixels of the 128 px glance are centred on the
@@ -158,7 +139,7 @@ def test_easy_target_is_visible_at_a_glance(cls: type) -> None:
         ys, xs = np.nonzero((glance.max(axis=2) - glance.min(axis=2)) > SATURATED)
         assert len(xs) >= 12, f"only {len(xs)} coloured glance pixels"
         cx, cy = xs.mean() + 0.5, ys.mean() + 0.5  # pixel (x, y) covers [x, x + 1) x [y, y + 1)
-        x0, y0, x1, y1 = _glance_box(scene, scene.meta["target_box"], 128)
+        x0, y0, x1, y1 = glance_box(scene, scene.meta["target_box"], 128)
         assert x0 - 1 <= cx <= x1 + 1 and y0 - 1 <= cy <= y1 + 1, ((cx, cy), (x0, y0, x1, y1))
         assert y1 - y0 >= 3 and x1 - x0 >= 5  # a patch, not a speck
 
@@ -175,11 +156,7 @@ HARDER_DIGESTS = {
 @pytest.mark.parametrize("cls", FAMILIES)
 @pytest.mark.parametrize("difficulty", [1, 2])
 def test_harder_difficulties_unchanged(cls: type, difficulty: int) -> None:
-    h = hashlib.sha1()
-    for seed in range(40):
-        scene = cls.generate(np.random.default_rng(seed), difficulty)
-        h.update(repr((scene.question, scene.answers)).encode())
-    assert h.hexdigest()[:16] == HARDER_DIGESTS[cls.family, difficulty]
+    assert questions_digest(cls, difficulty) == HARDER_DIGESTS[cls.family, difficulty]
     scene = cls.generate(np.random.default_rng(0), difficulty)
     assert scene.meta == {} and not (scene.image == np.array(HIGHLIGHT, np.uint8)).all(axis=2).any()
 

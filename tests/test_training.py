@@ -152,3 +152,14 @@ def test_ppo_agent_learns_saves_and_loads(tmp_path: Path) -> None:
     env = gym.make("VisualToolVQA-HBar-v0", view_size=64)
     obs, info = env.reset(seed=1)
     assert agent.act(obs, info) == loaded.act(obs, info)
+
+
+def test_compact_agent_reports_alignment_where_a_teacher_is_given() -> None:
+    from iapo_gym.agents import run_episode
+    from iapo_gym.wrappers import TeacherAttributionWrapper
+
+    agent = CompactAgent(train={**TINY, "updates": 1})
+    plain = run_episode(gym.make("VisualToolVQA-HBar-v0", view_size=64), agent, seed=0)
+    taught = run_episode(TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", view_size=64)), agent, seed=0)
+    assert plain.alignment is None
+    assert taught.alignment is not None and 0 < taught.alignment < 20
