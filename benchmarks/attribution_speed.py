@@ -3,9 +3,11 @@
     python -m iapo_gym.benchmarks.attribution_speed            # views 64 and 128, batch 1
     python benchmarks/attribution_speed.py --views 128 --threads 1
 
-The model is a stand-in of the compact policy's size (a shared 2-layer conv over the glance and the crop,
-token embeddings for the question and the tool output, one self-attention layer over patches and tokens,
-logits over tool calls); the compact policy replaces it once it exists. Each method attributes the
+First table: the compact policy itself (:class:`iapo_gym.agents.compact.CompactPolicy`), through
+``CompactPolicy.attribution`` exactly as the IAPO trainer calls it (attribution of the log-probability of
+the chosen structured action, mapped to image cells and token slots). It has no attention layer; the second
+table adds the attention method on a stand-in of the same size (a shared conv over the glance and the crop,
+token embeddings, one self-attention layer over patches and tokens). Each method attributes the
 log-probability of the chosen action to the two images (pixels) and the two token-embedding blocks, the
 way an IAPO student explains each decision. The table gives milliseconds per attribution and the cost
 relative to one forward + backward pass of the same model (a training step's unit of work).
@@ -112,6 +114,33 @@ def run(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def run_compact(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
+    """Timings of ``CompactPolicy.attribution`` per method, relative to one forward+backward of its log-prob."""
+    from iapo_gym.agents.compact import Batch, CompactConfig, CompactPolicy
+
+    torch.manual_seed(0)
+    policy = CompactPolicy(CompactConfig(view_size=view)).eval()
+    vocab = policy.config.vocab_size
+    b = Batch(torch.rand(batch, 3, view, view), torch.rand(batch, 3, view, view),
+              torch.randint(1, vocab, (batch, 32)), torch.randint(1, vocab, (batch, 48)), torch.rand(batch, 5))
+    with torch.no_grad():
+        actions = policy.sample(b)
+    hw = [(1024, 1024)] * batch
+
+    def fwd_bwd() -> None:
+        policy.zero_grad(set_to_none=True)
+        policy.log_prob(b, actions)[0].sum().backward()
+
+    base = _time(fwd_bwd, repeats)
+    rows = [("forward+backward (reference)", base, 1.0)]
+    for method, kw in (("integrated_gradients", {"n_steps": 8}), ("integrated_gradients", {"n_steps": 32}),
+                       ("gradient_x_input", {}), ("occlusion", {"perturbations_per_eval": 32})):  # occlusion: 8x8 patches
+        t = _time(lambda method=method, kw=kw: policy.attribution(b, actions, hw, 4, method, **kw),
+                  max(1, repeats // 2) if method == "occlusion" else repeats)
+        rows.append((method + "".join(f" {k}={v}" for k, v in kw.items() if k in ("n_steps", "grid")), t, t / base))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--views", type=int, nargs="+", default=[64, 128], help="view sizes (pixels per side)")
@@ -121,6 +150,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from iapo_gym.agents.compact import CompactPolicy
+
+    print(f"compact policy: {sum(p.numel() for p in CompactPolicy().parameters())} parameters")
+    for view in args.views:
+        print(f"\ncompact policy, view {view}x{view}, batch {args.batch}")
+        print(f"{'method':<36} {'ms / attribution':>17} {'x fwd+bwd':>10}")
+        for label, seconds, ratio in run_compact(view, args.batch, args.repeats):
+            print(f"{label:<36} {seconds * 1e3:>17.2f} {ratio:>10.1f}")
     n_params = sum(p.numel() for p in StandInPolicy().parameters())
     print(f"stand-in policy: {n_params} parameters; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"batch {args.batch}, CPU")
