@@ -183,11 +183,11 @@ class GroupTrainer:
             with torch.no_grad():
                 a = pol.sample(batch, self.sampler)
                 lp, _ = pol.log_prob(batch, a)
-            for j, (i, call) in enumerate(zip(alive, pol.to_calls(a))):
+            for i, call in zip(alive, pol.to_calls(a)):
                 scene = infos[i]["scene"]
                 hw.append((scene.height, scene.width))
-                if self.teacher is not None:
-                    teacher.append(self.teacher.attribute(obs[i], infos[i], pol.layout(c.grid)))
+                if self.teacher is not None:  # teacher-forced on the student's call
+                    teacher.append(self.teacher.attribute(obs[i], infos[i], pol.layout(c.grid), call))
                 else:
                     teacher.append(None)
                 obs[i], _, term, trunc, infos[i] = self.envs[i].step(call)

@@ -443,3 +443,10 @@ def test_divergence_lookup_and_attribution_inputs() -> None:
     other = Attribution(ComponentLayout(grid=1, query_length=1, output_length=2), [1, 2, 3, 4])
     with pytest.raises(ValueError, match="different layouts"):
         js(a, other)
+
+
+def test_torch_metrics_agree_on_subnormal_masses() -> None:
+    # found by hypothesis: totals below the smallest normal float must still be divided by, not clamped
+    p, q = np.array([5e-324, 0.0]), np.array([0.0, 1e-310])
+    for f, g in ((kl, kl_torch), (js, js_torch), (cosine_distance, cosine_distance_torch)):
+        assert math.isclose(float(g(torch.tensor(p), torch.tensor(q))), f(p, q), rel_tol=1e-9)

@@ -124,16 +124,14 @@ def _torch_pair(teacher: Tensor, student: Tensor) -> tuple[Tensor, Tensor]:
         )
     # no validation here (it would sync a GPU every call): negatives are clipped, and an all-zero row stays
     # zero (KL's smoothing then treats it as uniform)
-    t = teacher.clamp_min(0)
-    s = student.clamp_min(0)
-    tiny_t, tiny_s = _tiny(t), _tiny(s)
-    return t / t.sum(-1, keepdim=True).clamp_min(tiny_t), s / s.sum(-1, keepdim=True).clamp_min(tiny_s)
-
-
-def _tiny(x: Tensor) -> float:
     import torch
 
-    return float(torch.finfo(x.dtype).tiny) if x.is_floating_point() else 1e-30
+    def normalise(x: Tensor) -> Tensor:
+        total = x.sum(-1, keepdim=True)
+        # divide by the true total, however small (subnormal totals included), as the NumPy version does
+        return x / torch.where(total > 0, total, torch.ones_like(total))
+
+    return normalise(teacher.clamp_min(0)), normalise(student.clamp_min(0))
 
 
 def kl_torch(teacher: Tensor, student: Tensor, eps: float = EPS) -> Tensor:

@@ -9,6 +9,7 @@ import numpy as np
 from ..attribution import Attribution, ComponentLayout, cells_of_box
 from ..scene import Scene
 from ..text import tokenize
+from ..toolcall import ToolCallError, parse_tool_call
 
 LOOK = {"image": 0.6, "query": 0.4, "tool_outputs": 0.0}
 """Block weights while the evidence has not been read yet: look at the evidence and the words naming it."""
@@ -20,7 +21,13 @@ class OracleTeacher:
     """Image mass on the cells of the evidence boxes, query mass on the question's key tokens, tool-output
     mass on the tokens that are evidence readings; blocks weighted by the decision's phase (:data:`LOOK`
     before the evidence is read, :data:`READ` after). Blocks with nothing to point at pass their weight on
-    to the others."""
+    to the others.
+
+    Teacher-forced on the student's ``action``: an *answer* given before any evidence was read gets the
+    :data:`READ` weights with the tool-output mass spread over the tool-output slots, which the student can
+    only fill by reading first; so an ungrounded answer diverges from the teacher (without this, answering at
+    once would be the cheapest way to agree with a teacher that looks at the image and the question, and the
+    attribution penalty would drive tool use to zero)."""
 
     def __init__(self, look: dict[str, float] | None = None, read: dict[str, float] | None = None) -> None:
         self.look, self.read = dict(look or LOOK), dict(read or READ)
@@ -40,8 +47,19 @@ class OracleTeacher:
         self, observation: dict[str, Any], info: dict[str, Any], layout: ComponentLayout, action: str | None = None
     ) -> Attribution:
         parts = self.parts(info["scene"], layout)
-        weights = self.read if parts["tool_outputs"].any() else self.look
+        read = bool(parts["tool_outputs"].any())
+        if not read and action is not None and _is_answer(action) and layout.output_length:
+            parts["tool_outputs"] = np.full(layout.output_length, 1.0 / layout.output_length)
+            read = True
+        weights = self.read if read else self.look
         scored = {name: weights.get(name, 0.0) * v for name, v in parts.items()}
         if not any(v.any() for v in scored.values()):  # no evidence at all (a data set without boxes)
             return Attribution.from_parts(layout, parts, allow_uniform=True)
         return Attribution.from_parts(layout, scored)
+
+
+def _is_answer(action: str) -> bool:
+    try:
+        return parse_tool_call(action).name == "answer"
+    except ToolCallError:
+        return False
