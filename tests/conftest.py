@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import iapo_gym
 from iapo_gym.agents import OracleAgent
