@@ -1,7 +1,16 @@
 """Agents: the protocol, the registry, built-in agents and trainers."""
 
-from .base import (Agent, EpisodeResult, Learner, agent_names, evaluate_agent, load_class, make_agent,
-                   register_agent, run_episode)
+from .base import (
+                   Agent,
+                   EpisodeResult,
+                   Learner,
+                   agent_names,
+                   evaluate_agent,
+                   load_class,
+                   make_agent,
+                   register_agent,
+                   run_episode,
+)
 from .oracle import OracleAgent
 from .simple import NoToolAgent, RandomAgent
 

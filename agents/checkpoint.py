@@ -71,7 +71,9 @@ def checkpoint_hash(path: str | os.PathLike[str]) -> str:
 def load_agent(path: str | os.PathLike[str]) -> Agent:
     """The agent saved in a checkpoint folder: ``config["agent_class"]`` is imported and its ``load(path)`` called."""
     if (Path(path) / "iapo_vlm.json").is_file() and not (Path(path) / WEIGHTS).is_file():
-        from .vlm import VLMAgent  # a LoRA save holds only the adapter and the agent's settings
+        from .vlm import (
+            VLMAgent,  # a LoRA save holds only the adapter and the agent's settings
+        )
 
         return VLMAgent.load_checkpoint(path)
     config, _ = read_checkpoint(path)

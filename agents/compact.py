@@ -25,7 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from iapo_gym.attribution import ComponentLayout, attribute, pixels_to_cells, reduce_to_components
+from iapo_gym.attribution import (
+    ComponentLayout,
+    attribute,
+    pixels_to_cells,
+    reduce_to_components,
+)
 from iapo_gym.text import encode, token_id, tokenize
 from iapo_gym.tools import BUILTIN_TOOLS
 from iapo_gym.wrappers import ActionCodec

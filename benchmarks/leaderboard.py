@@ -244,7 +244,9 @@ def render_csv(entries: dict[str, list[Entry]]) -> str:
 
 def render_png(board: dict[str, Any], entries: dict[str, list[Entry]]) -> bytes:
     """Bar charts of accuracy with 95% CI whiskers: one panel per family plus the average, one row block per suite."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: leaves the user's backend alone
+    from matplotlib.backends.backend_agg import (
+        FigureCanvasAgg,  # no pyplot: leaves the user's backend alone
+    )
     from matplotlib.figure import Figure
 
     agents = list(dict.fromkeys(e.agent for es in entries.values() for e in es))

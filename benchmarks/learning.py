@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-
-from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.agents.base import run_episode
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
 from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
+
+from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 

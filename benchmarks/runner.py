@@ -26,10 +26,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-import iapo_gym
 from iapo_gym.agents import Agent, make_agent, run_episode
 from iapo_gym.agents.checkpoint import checkpoint_hash, load_agent, read_checkpoint
+
+import iapo_gym
 
 from .store import DB_NAME, CellRow, EpisodeRow, ResultsStore, StoreError, check_store
 from .suites import Suite, SuiteError, check_seeds, load_suite

@@ -13,11 +13,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-
-from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.agents.base import run_episode
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
+
+from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.attribution import kl, layout_for_observation, topk_overlap
 from iapo_gym.teachers import OracleTeacher
 from iapo_gym.teachers.model import ModelTeacher, train_model_teacher

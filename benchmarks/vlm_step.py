@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import torch
-
     from iapo_gym.agents.vlm.tiny import build_tiny_vlm
 
     if args.threads:

@@ -8,7 +8,15 @@ from .answers import is_correct, normalize_answer
 from .registration import ENV_TABLE, FAMILIES, HEADLINE_FAMILIES, register_envs
 from .scene import Box, Program, Region, Scene, TextItem
 from .toolcall import ToolCall, ToolCallError, parse_box, parse_tool_call
-from .tools import Tool, ToolContext, ToolResult, get_tool, register_tool, tool, tool_names
+from .tools import (
+    Tool,
+    ToolContext,
+    ToolResult,
+    get_tool,
+    register_tool,
+    tool,
+    tool_names,
+)
 
 __version__ = "0.1.0"
 

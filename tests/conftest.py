@@ -10,9 +10,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from hypothesis import settings
+from iapo_gym.agents import OracleAgent
 
 import iapo_gym
-from iapo_gym.agents import OracleAgent
 from iapo_gym.scene import Box, Scene
 from iapo_gym.tools import letterbox
 

@@ -16,11 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from iapo_gym.benchmarks import cli
 from iapo_gym.benchmarks.leaderboard import FILES, accuracy_scores
 from iapo_gym.benchmarks.runner import BenchmarkError, run_benchmark
-from iapo_gym.benchmarks.store import DB_NAME, SCHEMA_VERSION, EpisodeRow, ResultsStore, StoreError
+from iapo_gym.benchmarks.store import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    EpisodeRow,
+    ResultsStore,
+    StoreError,
+)
 from iapo_gym.benchmarks.suites import SuiteError, builtin_suites, load_suite
 from iapo_gym.envs.base import SPLITS
 
@@ -269,8 +274,8 @@ def test_ci_of_the_average_contains_the_mean_and_shrinks_with_more_seeds(tmp_pat
 
 # -- user agents and checkpoints ----------------------------------------------------------------------------
 def test_user_agent_file_and_checkpoint_folder_reach_the_leaderboard(tiny: Path, tmp_path: Path, capsys: Any) -> None:
-    from iapo_gym.agents.checkpoint import checkpoint_hash, write_checkpoint
     import torch
+    from iapo_gym.agents.checkpoint import checkpoint_hash, write_checkpoint
 
     agent_file = tmp_path / "my_agent.py"
     agent_file.write_text(USER_AGENT)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import iapo_gym  # noqa: F401  (registers the env ids)
 from iapo_gym.agents.oracle import read_color
 from iapo_gym.envs.charts import LONGEST_MARGIN, NEUTRAL, HBarEnv, VBarEnv
+
+import iapo_gym  # noqa: F401  (registers the env ids)
 from iapo_gym.scene import Scene, solve
 from iapo_gym.tools import SceneOCR
 from iapo_gym.vocab import COLORS

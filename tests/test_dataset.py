@@ -11,9 +11,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from iapo_gym.envs.dataset import (
+    DatasetRecord,
+    DatasetVQAEnv,
+    easy_vqa_records,
+    load_image,
+    load_jsonl,
+    write_jsonl,
+)
 
 import iapo_gym  # noqa: F401  (registers DatasetVQA-v0)
-from iapo_gym.envs.dataset import DatasetRecord, DatasetVQAEnv, easy_vqa_records, load_image, load_jsonl, write_jsonl
 
 ANSWER = '{"tool": "answer", "args": {"text": "%s"}}'
 

@@ -11,9 +11,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from iapo_gym.envs import SPLITS
 
 import iapo_gym
-from iapo_gym.envs import SPLITS
 
 from .conftest import PROCEDURAL_IDS, run_episode
 

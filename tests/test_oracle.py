@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
+from iapo_gym.agents import OracleAgent
 
 from iapo_gym import FAMILIES
-from iapo_gym.agents import OracleAgent
 
 from .conftest import run_episode
 

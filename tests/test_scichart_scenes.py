@@ -9,11 +9,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from iapo_gym.agents.oracle import read_color
 from iapo_gym.envs.families import FAMILY_ENVS
 from iapo_gym.envs.scenes import FRAME_THICKNESS, FineDetailEnv, TextReadEnv
 from iapo_gym.envs.scichart import EASY_COLORS, EXTREME_MARGIN, SciChartEnv
+
 from iapo_gym.scene import Scene, box_intersection, pad_box, solve
 from iapo_gym.text import tokenize
 from iapo_gym.tools import SceneOCR

@@ -9,11 +9,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from iapo_gym.envs.families import FAMILY_ENVS
+from iapo_gym.envs.tables import HIGHLIGHT, TableFactEnv, TableQAEnv, TableSynthEnv
 
 import iapo_gym  # noqa: F401  (registers the env ids)
 from iapo_gym.answers import normalize_answer
-from iapo_gym.envs.families import FAMILY_ENVS
-from iapo_gym.envs.tables import HIGHLIGHT, TableFactEnv, TableQAEnv, TableSynthEnv
 from iapo_gym.scene import Region, Scene, solve
 from iapo_gym.tools import SceneOCR
 from iapo_gym.vocab import ANSWER_VOCAB

@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from iapo_gym.agents import OracleAgent
 
 from iapo_gym import FAMILIES
-from iapo_gym.agents import OracleAgent
 from iapo_gym.attribution import Attribution, cells_of_box, layout_for_observation
 from iapo_gym.teachers import OracleTeacher, make_teacher
 from iapo_gym.wrappers import TeacherAttributionWrapper

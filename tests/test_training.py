@@ -12,7 +12,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from iapo_gym.agents import evaluate_agent, make_agent
 from iapo_gym.agents.cli import main as train_main
 from iapo_gym.agents.compact_agent import CompactAgent
@@ -156,6 +155,7 @@ def test_ppo_agent_learns_saves_and_loads(tmp_path: Path) -> None:
 
 def test_compact_agent_reports_alignment_where_a_teacher_is_given() -> None:
     from iapo_gym.agents import run_episode
+
     from iapo_gym.wrappers import TeacherAttributionWrapper
 
     agent = CompactAgent(train={**TINY, "updates": 1})

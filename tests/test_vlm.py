@@ -13,13 +13,20 @@ pytest.importorskip("peft")
 pytest.importorskip("captum")
 torch = pytest.importorskip("torch")
 
-import iapo_gym  # noqa: E402,F401  (registers the envs)
 from iapo_gym.agents.base import run_episode  # noqa: E402
 from iapo_gym.agents.vlm.agent import VLMAgent  # noqa: E402
-from iapo_gym.agents.vlm.attribution import CHAT_LABEL, attribute_decision, image_cells, patch_grid  # noqa: E402
+from iapo_gym.agents.vlm.attribution import (  # noqa: E402
+    CHAT_LABEL,
+    attribute_decision,
+    image_cells,
+    patch_grid,
+)
 from iapo_gym.agents.vlm.model import VLM  # noqa: E402
 from iapo_gym.agents.vlm.prompt import Dialogue, Turn  # noqa: E402
-from iapo_gym.agents.vlm.tiny import build_tiny_vlm, main as tiny_main  # noqa: E402
+from iapo_gym.agents.vlm.tiny import build_tiny_vlm  # noqa: E402
+from iapo_gym.agents.vlm.tiny import main as tiny_main
+
+import iapo_gym  # noqa: E402,F401  (registers the envs)
 from iapo_gym.tools import letterbox  # noqa: E402
 
 FAST = {"n_steps": 4}

@@ -11,7 +11,12 @@ import iapo_gym  # noqa: F401  (registers the env ids)
 from iapo_gym.text import encode as encode_text
 from iapo_gym.toolcall import ToolCall, parse_tool_call
 from iapo_gym.vocab import ANSWER_VOCAB
-from iapo_gym.wrappers import COMPONENTS, StructuredActionWrapper, TokenObservationWrapper, make_sb3_env
+from iapo_gym.wrappers import (
+    COMPONENTS,
+    StructuredActionWrapper,
+    TokenObservationWrapper,
+    make_sb3_env,
+)
 
 
 def _structured(family: str = "HBar", **kwargs: object) -> StructuredActionWrapper:

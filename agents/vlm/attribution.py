@@ -38,7 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from iapo_gym.attribution import Attribution, ComponentLayout, attribute, pixels_to_cells
+from iapo_gym.attribution import (
+    Attribution,
+    ComponentLayout,
+    attribute,
+    pixels_to_cells,
+)
 
 from .model import VLM, Encoded
 from .prompt import Dialogue

@@ -53,11 +53,11 @@ _PRETOKENIZE_REGEX = (
 
 def _corpus() -> list[str]:
     """Text to train the toy BPE on: the prompts, tool calls, questions and answers of this package."""
+    import numpy as np
+
     from iapo_gym.tools import BUILTIN_TOOLS
 
     from .prompt import DEFAULT_SYSTEM, Dialogue, system_texts
-
-    import numpy as np
 
     ctx, defs = system_texts(Dialogue(np.zeros((2, 2, 3), np.uint8), "", tools=BUILTIN_TOOLS))
     lines = [DEFAULT_SYSTEM, ctx, defs]
@@ -75,7 +75,16 @@ def _corpus() -> list[str]:
 
 def build_tokenizer(vocab_size: int = 640):
     """A byte-level BPE tokenizer (Qwen2's pre-tokenizer) with the Qwen special tokens and chat template."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -127,8 +136,13 @@ def build_tiny_vlm(
         The folder's path.
     """
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-    from transformers import GenerationConfig, Qwen2VLVideoProcessor
+    from transformers import (
+        GenerationConfig,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     if hidden % heads or (hidden // heads) % 2:
         raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads}) into an even head dim")

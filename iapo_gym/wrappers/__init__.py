@@ -1,6 +1,12 @@
 """Wrappers: structured (MultiDiscrete) actions and token-id observations for array-based RL libraries."""
 
-from .structured import ActionCodec, COMPONENTS, DEFAULT_SIZES, FOCUS_LABELS, StructuredActionWrapper
+from .structured import (
+    COMPONENTS,
+    DEFAULT_SIZES,
+    FOCUS_LABELS,
+    ActionCodec,
+    StructuredActionWrapper,
+)
 from .teacher import TeacherAttributionWrapper
 from .tokens import TokenObservationWrapper, make_sb3_env
 

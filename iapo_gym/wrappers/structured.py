@@ -22,7 +22,14 @@ from ..scene import Box
 from ..toolcall import ToolCall, parse_box, parse_tool_call
 from ..tools import get_tool
 from ..tools.builtin import FOCUS_AXES, FOCUS_MODES
-from ..vocab import ANSWER_VOCAB, CATEGORY_LABELS, COLUMN_LABELS, ROW_LABELS, SERIES_LABELS, TAGS
+from ..vocab import (
+    ANSWER_VOCAB,
+    CATEGORY_LABELS,
+    COLUMN_LABELS,
+    ROW_LABELS,
+    SERIES_LABELS,
+    TAGS,
+)
 
 DEFAULT_SIZES: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 """Box sides (normalised); the smallest zooms on one value label, the largest shows the whole image."""
