@@ -35,6 +35,7 @@ from .compact import Batch, CompactConfig, CompactPolicy, observations_to_batch
 from .objectives import clipped_surrogate, group_advantages, kl_to_reference
 
 REWARDS = ("grpo", "iapo")
+NORMALISATIONS = ("sum", "separate")
 SCHEDULES = ("constant", "linear")
 
 
@@ -53,6 +54,7 @@ class TrainConfig:
     attribution_steps: int = 8
     granularity: str = "blocks"
     divergence: str = "kl"
+    normalise: str = "sum"
     grid: int = 4
     updates: int = 50
     max_env_steps: int = 0
@@ -76,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {self.reward!r}")
         if self.lam_schedule not in SCHEDULES:
             raise ValueError(f"lam_schedule must be one of {', '.join(SCHEDULES)}; got {self.lam_schedule!r}")
+        if self.normalise not in NORMALISATIONS:
+            raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {self.normalise!r}")
         if self.granularity not in ("blocks", "components"):
             raise ValueError(f"granularity must be 'blocks' or 'components'; got {self.granularity!r}")
         for name in ("max_env_steps", "warm_start_episodes", "warm_start_epochs"):
@@ -223,9 +227,25 @@ class GroupTrainer:
         return out
 
     # -- 3 + 4. advantages and update -----------------------------------------------------------------
-    def optimise(self, ro: Rollouts, rewards: np.ndarray) -> dict[str, float]:
+    def advantages(self, ro: Rollouts, penalty: np.ndarray | None, lam: float) -> torch.Tensor:
+        """Per-episode advantages, normalised within each group.
+
+        ``normalise="sum"`` (the paper's): normalise ``return - lam * penalty``. In a group whose outcomes all
+        tie (common while success is rare) this is ``-normalised(penalty)`` whatever ``lam`` is, so the
+        attribution term alone then steers the policy. ``"separate"``: ``normalised(return) - lam *
+        normalised(penalty)``, which keeps the attribution term ``lam`` times smaller than the outcome's.
+        """
+        groups = torch.tensor(ro.groups)
+        returns = torch.tensor(ro.returns, dtype=torch.float32)
+        if penalty is None or lam == 0:
+            return group_advantages(returns, groups)
+        pen = torch.tensor(penalty, dtype=torch.float32)
+        if self.config.normalise == "sum":
+            return group_advantages(returns - lam * pen, groups)
+        return group_advantages(returns, groups) - lam * group_advantages(pen, groups)
+
+    def optimise(self, ro: Rollouts, adv_episode: torch.Tensor) -> dict[str, float]:
         c, pol = self.config, self.policy
-        adv_episode = group_advantages(torch.tensor(rewards, dtype=torch.float32), torch.tensor(ro.groups))
         adv = adv_episode[ro.episode]
         n = len(ro.actions)
         losses = []
@@ -255,6 +275,7 @@ class GroupTrainer:
         lam = c.lam_at(self.update)
         row: dict[str, float] = {"update": self.update + 1, "lam": lam}
         rewards = ro.returns.copy()
+        per_episode = None
         if self.teacher is not None:
             t1 = time.perf_counter()
             per_decision = self.alignment(ro)
@@ -263,7 +284,7 @@ class GroupTrainer:
             rewards = rewards - lam * per_episode
             row["alignment"] = float(per_decision.mean())
             row["reward_attribution"] = float((-lam * per_episode).mean())
-        row.update(self.optimise(ro, rewards))
+        row.update(self.optimise(ro, self.advantages(ro, per_episode, lam)))
         self.update += 1
         self.env_steps += ro.steps
         n_ep = len(ro.returns)

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base = TrainConfig(
             env_id="VisualToolVQA-v0", env_kwargs={"task": list(HEADLINE_FAMILIES), "difficulty": args.difficulty},
             updates=10_000, max_env_steps=args.steps, eval_every=10_000, seed=seed, lam=args.lam,
-            attribution_method=args.method, attribution_steps=args.ig_steps,
+            attribution_method=args.method, attribution_steps=args.ig_steps, normalise=args.normalise,
+            granularity=args.granularity,
         )
         torch.manual_seed(seed)
         warm = CompactPolicy(CompactConfig())
@@ -177,6 +178,8 @@ def main() -> None:
     p.add_argument("--difficulty", type=int, default=0)
     p.add_argument("--lam", type=float, default=0.5)
     p.add_argument("--method", default="integrated_gradients")
+    p.add_argument("--normalise", default="sum", choices=["sum", "separate"], help="IAPO advantage normalisation")
+    p.add_argument("--granularity", default="blocks", choices=["blocks", "components"])
     p.add_argument("--ig-steps", type=int, default=8)
     p.add_argument("--warm-start", type=int, default=600, help="oracle episodes for the shared warm start (0: none)")
     p.add_argument("--warm-epochs", type=int, default=8)

@@ -163,3 +163,22 @@ def test_compact_agent_reports_alignment_where_a_teacher_is_given() -> None:
     taught = run_episode(TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", view_size=64)), agent, seed=0)
     assert plain.alignment is None
     assert taught.alignment is not None and 0 < taught.alignment < 20
+
+
+@pytest.mark.parametrize("normalise", ["sum", "separate"])
+def test_attribution_term_weight_in_tied_groups(normalise: str) -> None:
+    from types import SimpleNamespace
+
+    from iapo_gym.agents.trainer import GroupTrainer
+
+    trainer = GroupTrainer(TrainConfig(**{**TINY, "reward": "iapo", "normalise": normalise}))
+    ro = SimpleNamespace(groups=np.array([0, 0, 0, 1, 1, 1]), returns=np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0]))
+    penalty = np.array([0.1, 0.5, 0.9, 0.2, 0.2, 0.2])
+    adv = trainer.advantages(ro, penalty, lam=0.1)
+    tied = adv[:3]
+    assert tied[0] > tied[1] > tied[2]  # less divergence from the teacher, more advantage
+    if normalise == "sum":
+        assert tied.abs().max() > 1.0  # the paper's: the penalty alone sets the scale when outcomes tie
+    else:
+        assert tied.abs().max() <= 0.1 * 1.3  # at most lam times a normalised advantage
+    assert adv[3] > 1.0  # the success still stands out in its group
