@@ -135,6 +135,7 @@ class Rollouts:
     groups: np.ndarray
     terms: list[dict[str, float]]
     correct: np.ndarray
+    answered: np.ndarray
     tool_calls: list[dict[str, int]]
     steps: int
 
@@ -153,6 +154,7 @@ class GroupTrainer:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
         self.teacher = make_teacher(config.teacher) if config.reward == "iapo" else None
         self.divergence = divergence(config.divergence)
+        self.max_divergence = float(self.divergence([1.0, 0.0], [0.0, 1.0]))  # disjoint supports
         n = config.questions * config.group_size
         kwargs = {"view_size": self.policy.config.view_size, **config.env_kwargs}
         self.envs = [gym.make(config.env_id, **kwargs) for _ in range(n)]
@@ -180,6 +182,7 @@ class GroupTrainer:
         terms = [dict.fromkeys(("outcome", "format"), 0.0) for _ in range(n)]
         calls: list[dict[str, int]] = [{} for _ in range(n)]
         correct = np.zeros(n, dtype=bool)
+        answered = np.zeros(n, dtype=bool)
         done = np.zeros(n, dtype=bool)
         steps = 0
         while alive:
@@ -201,7 +204,7 @@ class GroupTrainer:
                 tool = infos[i]["tool"] if not infos[i]["error"] else "invalid"
                 calls[i][tool] = calls[i].get(tool, 0) + 1
                 if term or trunc:
-                    correct[i], done[i] = bool(infos[i]["correct"]), True
+                    correct[i], done[i], answered[i] = bool(infos[i]["correct"]), True, bool(term)
             rows.append(batch)
             acts.append(a)
             logps.append(lp)
@@ -210,7 +213,7 @@ class GroupTrainer:
         returns = np.array([sum(t.values()) for t in terms])
         groups = np.repeat(np.arange(c.questions), c.group_size)
         return Rollouts(Batch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, teacher,
-                        returns, groups, terms, correct, calls, steps)
+                        returns, groups, terms, correct, answered, calls, steps)
 
     # -- 2. rewards ----------------------------------------------------------------------------------
     def alignment(self, ro: Rollouts) -> np.ndarray:
@@ -281,6 +284,9 @@ class GroupTrainer:
             per_decision = self.alignment(ro)
             row["attribution_s"] = time.perf_counter() - t1
             per_episode = np.array([per_decision[(ro.episode == i).numpy()].mean() for i in range(len(rewards))])
+            # an episode that never answered owes the decision the teacher would have made: as far from it
+            # as a divergence goes (else endless tool calls that copy the teacher's look are the cheapest)
+            per_episode[~ro.answered] = np.maximum(per_episode[~ro.answered], self.max_divergence)
             rewards = rewards - lam * per_episode
             row["alignment"] = float(per_decision.mean())
             row["reward_attribution"] = float((-lam * per_episode).mean())
