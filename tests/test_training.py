@@ -182,3 +182,12 @@ def test_attribution_term_weight_in_tied_groups(normalise: str) -> None:
     else:
         assert tied.abs().max() <= 0.1 * 1.3  # at most lam times a normalised advantage
     assert adv[3] > 1.0  # the success still stands out in its group
+
+
+def test_episodes_that_never_answer_get_the_maximal_attribution_penalty() -> None:
+    # without the answer tool no episode can answer: every episode owes its answer decision
+    agent = CompactAgent(train={**TINY, "reward": "iapo", "lam": 0.5, "updates": 1,
+                                "env_kwargs": {"tools": ["zoom", "ocr"]}})
+    (row,) = agent.learn(progress=False)
+    assert row["calls_answer"] == 0
+    assert row["reward_attribution"] == pytest.approx(-0.5 * agent.trainer.max_divergence)
