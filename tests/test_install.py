@@ -49,3 +49,16 @@ def test_installed_wheel_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_atomic_writes_leave_ordinary_permissions(tmp_path: Path) -> None:
+    from iapo_gym.io import atomic_write_dir, atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "a.txt", "x")
+        d = atomic_write_dir(tmp_path / "d", lambda p: (p / "b").write_text("y"))
+    finally:
+        os.umask(mask)
+    assert f.stat().st_mode & 0o777 == 0o644 and d.stat().st_mode & 0o777 == 0o755
+    assert f.read_text() == "x" and (d / "b").read_text() == "y"
