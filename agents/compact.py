@@ -33,6 +33,7 @@ from iapo_gym.attribution import (
 )
 from iapo_gym.text import encode, token_id, tokenize
 from iapo_gym.tools import BUILTIN_TOOLS
+from iapo_gym.validation import check_ints
 from iapo_gym.wrappers import ActionCodec
 
 INPUTS = ("glance", "crop", "question", "tool_output")
@@ -55,10 +56,8 @@ class CompactConfig:
 
     def __post_init__(self) -> None:
         self.tools = tuple(self.tools)
-        for name in ("view_size", "grid", "width", "embed_dim", "hidden", "vocab_size", "question_length", "output_length"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"CompactConfig.{name} must be a positive int; got {v!r}")
+        check_ints(self, ("view_size", "grid", "width", "embed_dim", "hidden", "vocab_size", "question_length",
+                          "output_length"), 1)
         if self.view_size % 8:
             raise ValueError(f"CompactConfig.view_size must be a multiple of 8; got {self.view_size}")
 

@@ -30,6 +30,7 @@ import torch
 from iapo_gym.attribution import Attribution, divergence
 from iapo_gym.io import atomic_write_bytes, atomic_write_text
 from iapo_gym.teachers import make_teacher
+from iapo_gym.validation import check_ints
 
 from .compact import Batch, CompactConfig, CompactPolicy, observations_to_batch
 from .objectives import clipped_surrogate, group_advantages, kl_to_reference
@@ -82,15 +83,9 @@ class TrainConfig:
             raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {self.normalise!r}")
         if self.granularity not in ("blocks", "components"):
             raise ValueError(f"granularity must be 'blocks' or 'components'; got {self.granularity!r}")
-        for name in ("max_env_steps", "warm_start_episodes", "warm_start_epochs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be a non-negative int; got {v!r}")
-        for name in ("updates", "questions", "group_size", "epochs", "minibatch", "eval_every", "eval_episodes",
-                     "attribution_steps", "grid"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "updates" else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name == 'updates' else 'positive'} int; got {v!r}")
+        check_ints(self, ("updates", "max_env_steps", "warm_start_episodes", "warm_start_epochs"), 0)
+        check_ints(self, ("questions", "group_size", "epochs", "minibatch", "eval_every", "eval_episodes",
+                          "attribution_steps", "grid"), 1)
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 (advantages are relative within a group); got {self.group_size}")
         if not 0.0 <= self.cold_start <= 1.0:
