@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import read_checkpoint, write_checkpoint
 from .compact import CompactConfig, CompactPolicy, observations_to_batch
-from .trainer import GroupTrainer, TrainConfig, write_curves
+from .trainer import GroupTrainer, TrainConfig, attribution_divergences, write_curves
 
 AGENT_CLASS = "iapo_gym.agents.compact_agent:CompactAgent"
 
@@ -50,18 +50,11 @@ class CompactAgent:
     def alignment(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> float:
         """Divergence (the training config's, at its granularity) between ``info["teacher_attribution"]``
         and this policy's attribution of ``action`` at ``observation`` (lower is closer to the teacher)."""
-        from iapo_gym.attribution import Attribution, divergence
-
-        teacher: Attribution = info["teacher_attribution"]
-        c = self.train_config
+        scene = info["scene"]
         batch = observations_to_batch([observation], self.policy.config)
         actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
-        scene = info["scene"]
-        kw = {"n_steps": c.attribution_steps} if c.attribution_method == "integrated_gradients" else {}
-        scores = self.policy.attribution(batch, actions, [(scene.height, scene.width)], teacher.layout.grid,
-                                         c.attribution_method, **kw)[0]
-        student = Attribution.from_scores(teacher.layout, scores, allow_uniform=True)
-        return float(divergence(c.divergence)(teacher.vector(c.granularity), student.vector(c.granularity)))
+        return float(attribution_divergences(self.policy, batch, actions, [(scene.height, scene.width)],
+                                             [info["teacher_attribution"]], self.train_config)[0])
 
     # -- training ------------------------------------------------------------------------------------
     def learn(self, out: str | os.PathLike[str] | None = None, progress: bool = True,

@@ -18,7 +18,7 @@ import copy
 import csv
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -213,16 +213,7 @@ class GroupTrainer:
     # -- 2. rewards ----------------------------------------------------------------------------------
     def alignment(self, ro: Rollouts) -> np.ndarray:
         """Per decision: divergence(teacher, student) at the configured granularity."""
-        c = self.config
-        kw = {"n_steps": c.attribution_steps} if c.attribution_method == "integrated_gradients" else {}
-        scores = self.policy.attribution(ro.batch, ro.actions, ro.source_hw, c.grid, c.attribution_method, **kw)
-        layout = self.policy.layout(c.grid)
-        out = np.zeros(len(scores))
-        for d, (s, t) in enumerate(zip(scores, ro.teacher)):
-            assert t is not None
-            student = Attribution.from_scores(layout, s, allow_uniform=True)
-            out[d] = self.divergence(t.vector(c.granularity), student.vector(c.granularity))
-        return out
+        return attribution_divergences(self.policy, ro.batch, ro.actions, ro.source_hw, ro.teacher, self.config)
 
     # -- 3 + 4. advantages and update -----------------------------------------------------------------
     def advantages(self, ro: Rollouts, penalty: np.ndarray | None, lam: float) -> torch.Tensor:
@@ -338,6 +329,23 @@ class GroupTrainer:
                 on_update(self, row)
         bar.close()
         return self.history
+
+
+def attribution_divergences(policy: CompactPolicy, batch: Batch, actions: torch.Tensor,
+                            source_hw: Sequence[tuple[int, int]], teachers: Sequence[Attribution | None],
+                            config: TrainConfig) -> np.ndarray:
+    """Per decision, ``config.divergence`` between the teacher's attribution and the policy's own attribution
+    of its action (``config.attribution_method``), at ``config.granularity``, in each teacher's layout."""
+    if any(t is None for t in teachers):
+        raise ValueError("every decision needs a teacher attribution to compute its divergence")
+    layout = teachers[0].layout  # type: ignore[union-attr]
+    kw = {"n_steps": config.attribution_steps} if config.attribution_method == "integrated_gradients" else {}
+    scores = policy.attribution(batch, actions, source_hw, layout.grid, config.attribution_method, **kw)
+    diverge = divergence(config.divergence)
+    return np.array([
+        diverge(t.vector(config.granularity), Attribution.from_scores(t.layout, s, allow_uniform=True).vector(config.granularity))
+        for s, t in zip(scores, teachers)  # type: ignore[union-attr]
+    ])
 
 
 # -- learning curves ----------------------------------------------------------------------------------
