@@ -2,7 +2,10 @@
 agrees with the oracle teacher's (image-cell top-k overlap, KL(oracle || model) over cells and blocks),
 against the same network untrained (chance level).
 
-Run: ``python -m iapo_gym.benchmarks.teacher_quality [--episodes 600] [--difficulty 0] [--out runs/teacher]``.
+Besides it, the student it teaches: the default compact policy behaviour-cloned from the same oracle episodes,
+so "a stronger teacher" is a measured claim. Writes ``docs/teacher/teacher_quality.{md,json}``.
+
+Run: ``python -m iapo_gym.benchmarks.teacher_quality [--episodes 2000] [--out runs/model-teacher]``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import torch
 from iapo_gym.agents.base import run_episode
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
+from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
 
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.attribution import kl, layout_for_observation, topk_overlap
+from iapo_gym.io import atomic_write_json, atomic_write_text
 from iapo_gym.teachers import OracleTeacher
 from iapo_gym.teachers.model import ModelTeacher, train_model_teacher
 
@@ -42,31 +47,55 @@ def agreement(teacher: ModelTeacher, family: str, difficulty: int, decisions: in
             "kl_blocks": float(np.mean(kls_blocks))}
 
 
-def main() -> None:
+def accuracy(policy: CompactPolicy, family: str, difficulty: int, episodes: int) -> float:
+    """Greedy test accuracy of a compact policy on its own view size."""
+    env = gym.make(f"VisualToolVQA-{family}-v0", split="test", difficulty=difficulty, view_size=policy.config.view_size)
+    return float(np.mean([run_episode(env, CompactAgent(policy), seed=s).correct for s in range(episodes)]))
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--episodes", type=int, default=600, help="oracle episodes to imitate")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--episodes", type=int, default=2000, help="oracle episodes to imitate (teacher and student)")
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--difficulty", type=int, default=0)
-    p.add_argument("--eval", type=int, default=40, help="test episodes (and decisions) per family")
-    p.add_argument("--out", type=Path, default=Path("runs/model-teacher"))
-    args = p.parse_args()
+    p.add_argument("--eval", type=int, default=50, help="test episodes (and decisions) per family")
+    p.add_argument("--out", type=Path, default=Path("runs/model-teacher"), help="where the teacher checkpoint goes")
+    p.add_argument("--docs", type=Path, default=Path("docs/teacher"), help="where the table goes")
+    args = p.parse_args(argv)
     torch.set_num_threads(2)
     env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": args.difficulty}
     agent = train_model_teacher("VisualToolVQA-v0", args.out, episodes=args.episodes, epochs=args.epochs, env_kwargs=env_kwargs)
+    # the student: the default compact policy (128 px glance), behaviour-cloned from the same oracle episodes
+    torch.manual_seed(0)
+    student = CompactPolicy(CompactConfig())
+    behaviour_cloning(student, oracle_dataset(student, "VisualToolVQA-v0", args.episodes, env_kwargs, seed=0),
+                      epochs=args.epochs, seed=0)
     trained = ModelTeacher(agent.policy)
     torch.manual_seed(1)
     untrained = ModelTeacher(CompactPolicy(CompactConfig(**agent.policy.config_dict())))
-    print(f"model teacher: {sum(p.numel() for p in agent.policy.parameters())} parameters, view "
-          f"{agent.policy.config.view_size}, {args.episodes} oracle episodes; saved to {args.out}")
-    print("| family | accuracy | top-k overlap (untrained) | KL cells (untrained) | KL blocks (untrained) |")
-    print("|---|---:|---:|---:|---:|")
+    n_t, n_s = (sum(q.numel() for q in m.parameters()) for m in (agent.policy, student))
+    lines = [f"Model teacher: {n_t} parameters, view {agent.policy.config.view_size} px; student: {n_s} parameters, "
+             f"view {student.config.view_size} px; both behaviour-cloned from the same {args.episodes} oracle episodes "
+             f"({args.epochs} epochs), difficulty {args.difficulty}, {args.eval} test items per family.", "",
+             "| family | teacher accuracy | student accuracy | teacher top-k overlap with the oracle (untrained) | "
+             "KL cells (untrained) | KL blocks (untrained) |", "|---|---:|---:|---:|---:|---:|"]
+    results: dict[str, dict[str, float]] = {}
     for family in HEADLINE_FAMILIES:
-        env = gym.make(f"VisualToolVQA-{family}-v0", split="test", difficulty=args.difficulty,
-                       view_size=agent.policy.config.view_size)
-        acc = np.mean([run_episode(env, CompactAgent(agent.policy), seed=s).correct for s in range(args.eval)])
+        t_acc, s_acc = accuracy(agent.policy, family, args.difficulty, args.eval), accuracy(student, family, args.difficulty, args.eval)
         a, u = agreement(trained, family, args.difficulty, args.eval), agreement(untrained, family, args.difficulty, args.eval)
-        print(f"| {family} | {acc:.2f} | {a['topk_overlap']:.2f} ({u['topk_overlap']:.2f}) | {a['kl_cells']:.2f} "
-              f"({u['kl_cells']:.2f}) | {a['kl_blocks']:.2f} ({u['kl_blocks']:.2f}) |", flush=True)
+        results[family] = {"teacher_accuracy": t_acc, "student_accuracy": s_acc, **a}
+        lines.append(f"| {family} | {t_acc:.2f} | {s_acc:.2f} | {a['topk_overlap']:.2f} ({u['topk_overlap']:.2f}) | "
+                     f"{a['kl_cells']:.2f} ({u['kl_cells']:.2f}) | {a['kl_blocks']:.2f} ({u['kl_blocks']:.2f}) |")
+        print(lines[-1], flush=True)
+    t_avg = float(np.mean([r["teacher_accuracy"] for r in results.values()]))
+    s_avg = float(np.mean([r["student_accuracy"] for r in results.values()]))
+    lines.append(f"| **average** | **{t_avg:.3f}** | **{s_avg:.3f}** | | | |")
+    table = "\n".join(lines) + "\n"
+    atomic_write_text(args.docs / "teacher_quality.md", table)
+    atomic_write_json(args.docs / "teacher_quality.json", {"families": results, "teacher_average": t_avg,
+                                                           "student_average": s_avg, "config": {k: str(v) for k, v in vars(args).items()}})
+    print(table)
+    print(f"teacher checkpoint: {args.out} (use --teacher model:{args.out})")
 
 
 if __name__ == "__main__":
