@@ -122,3 +122,12 @@ def test_fuzzed_actions_never_raise_out_of_step_and_memory_stays_bounded() -> No
           f"{growth / 2**20:.2f} MiB (peak {peak / 2**20:.1f} MiB)")
     assert errors > CALLS // 2 and len(seen_errors) > 5  # the fuzzer reached many kinds of bad input
     assert growth < MAX_GROWTH, f"memory grew by {growth / 2**20:.1f} MiB over {CALLS - BASELINE} steps"
+
+
+def test_the_inputs_the_fuzzer_found_are_tool_call_errors() -> None:
+    env = gym.make("VisualToolVQA-HBar-v0")
+    env.reset(seed=0)
+    for action in ('{"tool": "zoom", "args": {"box": ' + "[" * 5000 + "]}}", '{"tool": "zoom", "args": {"box": ' + "9" * 5000 + "}}",
+                   json.dumps({"tool": "zoom", "args": {"box": [0, 0, 10**400, 1]}})):
+        info = env.step(action)[-1]
+        assert info["error"] and "failed" not in info["error"], info["error"]
