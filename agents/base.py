@@ -3,21 +3,21 @@
 An agent is anything with ``act(observation, info) -> str`` (a tool call) and ``reset()``; learners also
 have ``learn(...)``, ``save(path)`` and ``load(path)``. Agents are found by registered name (``"oracle"``) or
 loaded from a ``"module:Class"`` / ``"path/to/file.py:Class"`` spec, so a user's own agent runs in evaluation
-and benchmarks without editing this package.
+and benchmarks without editing this package. A spec read from a file (a checkpoint, a suite) is imported
+only if it is in ``iapo_gym``, registered here, or the user opts in (see :mod:`iapo_gym.specs`).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
+
+from iapo_gym.specs import USER_MODULE_PREFIX, load_class
 
 
 @runtime_checkable
@@ -51,43 +51,43 @@ def register_agent(name: str, factory: Callable[..., Agent] | str, *, overwrite:
     """Make ``name`` loadable by :func:`make_agent`; ``factory`` is a callable or a ``"module:Class"`` string."""
     if name in _AGENTS and not overwrite:
         raise ValueError(f"an agent named {name!r} is registered already; pass overwrite=True to replace it")
-    _AGENTS[name] = factory if callable(factory) else (lambda spec: (lambda **kw: load_class(spec)(**kw)))(factory)
+    _AGENTS[name] = factory if callable(factory) else _SpecFactory(factory)
+
+
+@dataclass(frozen=True)
+class _SpecFactory:
+    """An agent registered by ``"module:Class"`` string: imported when first made."""
+
+    spec: str
+
+    def __call__(self, **kwargs: Any) -> Agent:
+        return load_class(self.spec)(**kwargs)
 
 
 def agent_names() -> tuple[str, ...]:
     return tuple(_AGENTS)
 
 
-def load_class(spec: str) -> Any:
-    """Import ``"package.module:Name"`` or ``"path/to/file.py:Name"`` and return the attribute."""
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"agent spec {spec!r} must look like 'module:Class' or 'path/to/file.py:Class'")
-    if module_name.endswith(".py"):
-        path = Path(module_name)
-        if not path.is_file():
-            raise ValueError(f"agent spec {spec!r}: no file {path}")
-        mod_key = f"iapo_user_{abs(hash(str(path.resolve())))}"
-        module = sys.modules.get(mod_key)
-        if module is None:
-            loader_spec = importlib.util.spec_from_file_location(mod_key, path)
-            assert loader_spec is not None and loader_spec.loader is not None
-            module = importlib.util.module_from_spec(loader_spec)
-            sys.modules[mod_key] = module
-            loader_spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ValueError(f"agent spec {spec!r}: cannot import module {module_name!r} ({exc})") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ValueError(f"agent spec {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+def registered_specs() -> tuple[str, ...]:
+    """The ``"module:Class"`` specs the registered agents stand for (registered by string, or a class
+    registered in code): a file may name these without ``trust_remote_code``, since the user registered them."""
+    specs = []
+    for factory in _AGENTS.values():
+        spec = getattr(factory, "spec", None)
+        if isinstance(spec, str):
+            specs.append(spec)
+        elif isinstance(factory, type):
+            specs.append(f"{factory.__module__}:{factory.__qualname__}")
+            origin = getattr(sys.modules.get(factory.__module__), "__file__", None)
+            if factory.__module__.startswith(USER_MODULE_PREFIX) and origin:  # registered from a file
+                specs.append(f"{origin}:{factory.__qualname__}")
+    return tuple(specs)
 
 
 def make_agent(spec: str, **kwargs: Any) -> Agent:
-    """An agent from a registered name or a ``"module:Class"`` spec; keyword arguments go to its constructor."""
+    """An agent from a registered name or a ``"module:Class"`` / ``"file.py:Class"`` spec; keyword arguments
+    go to its constructor. The spec is the caller's own (typed in code or on a command line), so it is
+    imported as given; a class named inside a file goes through :func:`~iapo_gym.specs.check_trusted`."""
     if spec in _AGENTS:
         agent = _AGENTS[spec](**kwargs)
     elif ":" in spec:

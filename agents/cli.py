@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from .checkpoint import check_config
+
 AGENTS = ("iapo", "grpo", "ppo", "teacher", "vlm")
 
 
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=10, help="updates between checkpoints (default 10)")
     p.add_argument("--model", help="local VLM folder (--agent vlm)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the --config file or the --resume checkpoint to name a teacher class or env module "
+                        "outside iapo_gym (its code runs); a --teacher you type is always allowed")
     return p
 
 
@@ -61,6 +66,8 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"iapo-train: cannot read config {args.config}: {exc}") from None
         if not isinstance(loaded, dict):
             raise SystemExit(f"iapo-train: config {args.config} must be a YAML mapping of training options")
+        file_only = {k: v for k, v in loaded.items() if getattr(args, k, None) is None}  # not overridden by a flag
+        check_config(file_only, f"training config {args.config}:", trust_remote_code=args.trust_remote_code)
         opts.update(loaded)
     for key in ("env_id", "teacher", "preset", "updates", "max_env_steps", "warm_start_episodes", "seed"):
         if getattr(args, key) is not None:
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         from .compact_agent import CompactAgent
 
         if args.resume:
-            agent = CompactAgent.load_checkpoint(args.out)
+            agent = CompactAgent.load_checkpoint(args.out, trust_remote_code=args.trust_remote_code)
             if not agent.resumable:
                 raise ValueError(f"{args.out} holds no training state to resume")
             if "updates" in opts:

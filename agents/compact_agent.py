@@ -111,9 +111,12 @@ class CompactAgent:
         return write_checkpoint(path, config, tensors)
 
     @classmethod
-    def load_checkpoint(cls, path: str | os.PathLike[str]) -> CompactAgent:
-        """The agent saved at ``path``, its trainer restored when the checkpoint holds one (to resume)."""
-        config, tensors = read_checkpoint(path)
+    def load_checkpoint(cls, path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> CompactAgent:
+        """The agent saved at ``path``, its trainer restored when the checkpoint holds one (to resume).
+
+        A saved training config that names a teacher class or env module outside ``iapo_gym`` is refused
+        unless ``trust_remote_code=True`` (resuming would import it)."""
+        config, tensors = read_checkpoint(path, trust_remote_code=trust_remote_code)
         try:
             policy = CompactPolicy(CompactConfig(**config["policy"]))
             state = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
@@ -143,9 +146,9 @@ class CompactAgent:
         """True when this agent holds training state (a trainer, or one saved in the loaded checkpoint)."""
         return self.trainer is not None or self._resume is not None
 
-    def load(self, path: str | os.PathLike[str]) -> CompactAgent:
+    def load(self, path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> CompactAgent:
         """Replace this agent's policy (and trainer state) with the checkpoint's."""
-        loaded = self.load_checkpoint(path)
+        loaded = self.load_checkpoint(path, trust_remote_code=trust_remote_code)
         self.policy, self.train_config, self.trainer = loaded.policy, loaded.train_config, loaded.trainer
         self._resume = loaded._resume
         return self

@@ -67,8 +67,9 @@ class PPOAgent:
         return write_checkpoint(path, config, dict(self.model.policy.state_dict()))
 
     @classmethod
-    def load_checkpoint(cls, path: str | os.PathLike[str]) -> PPOAgent:
-        config, tensors = read_checkpoint(path)
+    def load_checkpoint(cls, path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> PPOAgent:
+        """The agent saved at ``path`` (an env id with a module part is refused unless ``trust_remote_code``)."""
+        config, tensors = read_checkpoint(path, trust_remote_code=trust_remote_code)
         agent = cls(config["env_id"], config.get("env_kwargs"), config.get("seed", 0),
                     config.get("n_steps", 256), config.get("batch_size", 64))
         try:
@@ -77,6 +78,6 @@ class PPOAgent:
             raise ValueError(f"checkpoint {path} does not match this PPO policy: {exc}") from None
         return agent
 
-    def load(self, path: str | os.PathLike[str]) -> PPOAgent:
-        self.model = self.load_checkpoint(path).model
+    def load(self, path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> PPOAgent:
+        self.model = self.load_checkpoint(path, trust_remote_code=trust_remote_code).model
         return self

@@ -19,6 +19,8 @@ examples:
 An agent is a built-in name (random, no-tool, oracle, ...), a checkpoint folder (config.json +
 model.safetensors, loaded with iapo_gym.agents.checkpoint.load_agent; its hash is recorded), a
 'package.module:Class' or 'path/to/file.py:Class' spec; prefix NAME= to choose its leaderboard name.
+A class named inside a file (a checkpoint's agent_class, a suite's teacher) is imported only when it is
+part of iapo_gym or registered, unless you pass --trust-remote-code: loading a checkpoint runs no code.
 """
 
 _EPILOG_RUN = f"""\
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1, metavar="N", help="parallel cells (processes, or Ray CPUs); default 1")
     run.add_argument("--episodes", type=int, metavar="K", help="episodes per seed per family (default: the suite's)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    run.add_argument("--trust-remote-code", action="store_true",
+                     help="allow a checkpoint's config or the suite file to name a class outside iapo_gym (its code "
+                          "runs); classes you name in --agents are always allowed")
 
     report = sub.add_parser("report", help="re-render the leaderboard from a results folder", formatter_class=fmt,
                             epilog=_EPILOG_REPORT, description="Render the leaderboard files from DIR/results.sqlite (read-only).")
@@ -87,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             out = run_benchmark(args.agents, args.suite, args.seeds, args.out, backend=args.backend, workers=args.workers,
-                                episodes=args.episodes, progress=not args.quiet)
+                                episodes=args.episodes, progress=not args.quiet, trust_remote_code=args.trust_remote_code)
             if not args.quiet:
                 print(f"leaderboard: {out / 'leaderboard.md'}")
         elif args.command == "report":

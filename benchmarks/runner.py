@@ -27,9 +27,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from iapo_gym.agents import Agent, make_agent, run_episode
-from iapo_gym.agents.checkpoint import checkpoint_hash, load_agent, read_checkpoint
+from iapo_gym.agents.checkpoint import checkpoint_hash, load_agent, read_config
 
 import iapo_gym
+from iapo_gym.io import recover_dir
 
 from .store import DB_NAME, CellRow, EpisodeRow, ResultsStore, StoreError, check_store
 from .suites import Suite, SuiteError, check_seeds, load_suite
@@ -45,36 +46,41 @@ class BenchmarkError(ValueError):
 @dataclass(frozen=True)
 class AgentSpec:
     """How to build one agent anywhere: ``kind`` is ``name`` (registered), ``spec`` ('module:Class' or
-    'file.py:Class', file paths made absolute) or ``checkpoint`` (a folder for ``load_agent``)."""
+    'file.py:Class', file paths made absolute) or ``checkpoint`` (a folder for ``load_agent``, which imports a
+    class its config names outside ``iapo_gym`` only with ``trust_remote_code``)."""
 
     label: str
     kind: str
     source: str
     checkpoint_hash: str | None = None
+    trust_remote_code: bool = False
 
 
 def _looks_like_path(text: str) -> bool:
     return text.startswith((".", "/", "~")) or os.sep in text or "/" in text
 
 
-def resolve_agent(text: str) -> AgentSpec:
+def resolve_agent(text: str, *, trust_remote_code: bool = False) -> AgentSpec:
     """Parse ``[NAME=]AGENT`` where AGENT is a registered name, a checkpoint folder, ``module:Class`` or
-    ``path/file.py:Class``; build the agent once, so a bad one fails here, before any result is written."""
+    ``path/file.py:Class``; build the agent once, so a bad one fails here, before any result is written.
+
+    A class typed here is the user's and is imported; a class that a checkpoint's config names is imported
+    only if it is inside ``iapo_gym`` or registered, or with ``trust_remote_code=True``."""
     label: str | None = None
     head, sep, tail = text.partition("=")
     if sep and head and not any(c in head for c in "/\\:") and tail:
         label, text = head, tail
     if not text:
         raise BenchmarkError("empty agent name; give a built-in name (random, no-tool, oracle), a checkpoint folder or 'module:Class'")
-    path = Path(text).expanduser()
+    path = recover_dir(Path(text).expanduser())  # a save killed half-way is finished first
     if path.is_dir():
         try:
-            read_checkpoint(path)  # a clear ValueError for a missing, truncated or corrupt checkpoint
+            read_config(path, trust_remote_code=trust_remote_code)  # clear errors; imports nothing
             digest = checkpoint_hash(path)
-            agent = load_agent(path)
+            agent = load_agent(path, trust_remote_code=trust_remote_code)
         except (ValueError, OSError) as exc:
             raise BenchmarkError(f"agent {text!r}: cannot load the checkpoint folder: {exc}") from None
-        spec = AgentSpec(label or path.resolve().name, "checkpoint", str(path.resolve()), digest)
+        spec = AgentSpec(label or path.resolve().name, "checkpoint", str(path.resolve()), digest, trust_remote_code)
     elif ":" in text:
         module, _, cls = text.rpartition(":")
         if module.endswith(".py"):  # workers may run elsewhere (another cwd, a Ray worker): make it absolute
@@ -99,7 +105,7 @@ def resolve_agent(text: str) -> AgentSpec:
 def _build(spec: AgentSpec, shown: str | None = None) -> Agent:
     try:
         if spec.kind == "checkpoint":
-            return load_agent(spec.source)
+            return load_agent(spec.source, trust_remote_code=spec.trust_remote_code)
         return make_agent(spec.source)
     except (ValueError, TypeError, ImportError) as exc:
         msg = str(exc)
@@ -326,13 +332,18 @@ def run_benchmark(
     *,
     progress: bool = True,
     render: bool = True,
+    trust_remote_code: bool = False,
 ) -> Path:
     """Run ``agents`` on ``suite`` for ``seeds`` (default: the suite's published seeds) into ``out``.
 
     Finished cells already in ``out`` are skipped, so rerunning an interrupted command resumes it. Returns
-    the output folder, which holds ``results.sqlite`` and (with ``render``) the leaderboard files.
+    the output folder, which holds ``results.sqlite`` and (with ``render``) the leaderboard files. Classes
+    named inside files (a checkpoint's ``agent_class``, a suite file's ``teacher``) are imported only when
+    they are inside ``iapo_gym`` or registered, unless ``trust_remote_code=True``; nothing is imported to
+    find out.
     """
-    suite_obj = load_suite(suite if isinstance(suite, Suite) else str(suite)).with_episodes(episodes)
+    suite_obj = load_suite(suite if isinstance(suite, Suite) else str(suite),
+                           trust_remote_code=trust_remote_code).with_episodes(episodes)
     seed_list = suite_obj.seeds if seeds is None else check_seeds(list(seeds), where="--seeds")
     if backend not in BACKENDS:
         raise BenchmarkError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -340,7 +351,7 @@ def run_benchmark(
         raise BenchmarkError(f"workers must be a positive integer; got {workers!r}")
     if isinstance(agents, str) or not agents:
         raise BenchmarkError("give at least one agent, as a list: e.g. ['random', 'oracle']")
-    specs = [resolve_agent(str(a)) for a in agents]
+    specs = [resolve_agent(str(a), trust_remote_code=trust_remote_code) for a in agents]
     labels = [s.label for s in specs]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:

@@ -34,6 +34,8 @@ import numpy as np
 import yaml
 
 from iapo_gym.registration import FAMILIES
+from iapo_gym.specs import UntrustedCodeError
+from iapo_gym.teachers import check_teacher_spec
 from iapo_gym.tools import OCR_BACKENDS
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -158,8 +160,10 @@ def suite_path(name_or_path: str | Path) -> Path:
     raise SuiteError(f"unknown suite {text!r}; built-in suites: {', '.join(builtin_suites())}; or give a path to a suite .yaml file")
 
 
-def load_suite(suite: str | Path | Suite) -> Suite:
-    """A built-in suite by name, or a suite YAML file by path, validated (see the module docstring)."""
+def load_suite(suite: str | Path | Suite, *, trust_remote_code: bool = False) -> Suite:
+    """A built-in suite by name, or a suite YAML file by path, validated (see the module docstring).
+
+    A ``teacher`` naming a class outside ``iapo_gym`` is refused unless ``trust_remote_code=True``."""
     if isinstance(suite, Suite):
         return suite
     path = suite_path(suite)
@@ -169,11 +173,12 @@ def load_suite(suite: str | Path | Suite) -> Suite:
         raise SuiteError(f"suite file {path}: not valid YAML ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(f"suite file {path}: cannot read it ({exc})") from None
-    return parse_suite(raw, path)
+    return parse_suite(raw, path, trust_remote_code=trust_remote_code)
 
 
-def parse_suite(raw: Any, path: Path) -> Suite:
-    """Validate the parsed YAML of a suite file; every error names the file, the key and what would be right."""
+def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Suite:
+    """Validate the parsed YAML of a suite file; every error names the file, the key and what would be right.
+    Nothing the file names is imported (see :func:`~iapo_gym.teachers.check_teacher_spec`)."""
     where = f"suite file {path}"
     if not isinstance(raw, dict):
         raise SuiteError(f"{where}: expected a mapping with keys like seeds, episodes, families; got {type(raw).__name__}")
@@ -205,6 +210,11 @@ def parse_suite(raw: Any, path: Path) -> Suite:
     teacher = raw.get("teacher")
     if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
         raise SuiteError(f"{where}: 'teacher' must be a teacher spec such as oracle or model:PATH; got {teacher!r}")
+    if teacher is not None:
+        try:
+            check_teacher_spec(teacher, where=f"{where}: 'teacher'", trust_remote_code=trust_remote_code)
+        except UntrustedCodeError as exc:
+            raise SuiteError(str(exc)) from None
 
     has_families, has_dataset = "families" in raw, "dataset" in raw
     if has_families == has_dataset:

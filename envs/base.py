@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 import cv2
@@ -15,6 +15,8 @@ from iapo_gym.scene import Box, Scene
 from iapo_gym.text import TextSpace, clean_text
 from iapo_gym.toolcall import ToolCallError, parse_tool_call
 from iapo_gym.tools import BUILTIN_TOOLS, ToolContext, check_args, get_tool, make_ocr
+
+from .cache import CachedScene, scene_cache
 
 SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1 << 30), "test": (1 << 30, 1 << 31)}
 """Scene-id ranges per split: disjoint, so test items are never trained on."""
@@ -116,6 +118,22 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         """The scene with this id (a pure function of the id and the env's settings)."""
         return self.generate(np.random.default_rng(scene_id), self.difficulty)
 
+    def scene_key(self, scene_id: int) -> Hashable | None:
+        """What decides the scene with this id, as a key of the process's scene cache (``None``: not cached).
+        A family whose scenes depend on more settings than these puts them in the key too."""
+        return (type(self), self.difficulty, self.split, int(scene_id))
+
+    def _scene_and_glance(self, scene_id: int) -> tuple[Scene, np.ndarray]:
+        """This episode's scene (drawn, or taken from the cache) and its glance at the view size."""
+        key = self.scene_key(scene_id)
+        cache = scene_cache()
+        entry = cache.get(key) if key is not None else None
+        if entry is None:
+            entry = CachedScene(self.draw_scene(scene_id))
+            if key is not None:
+                cache.put(key, entry)
+        return entry.episode_scene(), entry.glance(self.view_size)
+
     def scene_id_range(self) -> tuple[int, int]:
         """Half-open range of valid scene ids for this env's split (a dataset env: its item indices)."""
         return SPLITS[self.split]
@@ -130,9 +148,9 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         elif isinstance(scene_id, bool) or not isinstance(scene_id, (int, np.integer)) or not lo <= scene_id < hi:
             raise ValueError(f"options['scene_id'] must be an int in [{lo}, {hi}) here; got {scene_id!r}")
         self.scene_id = int(scene_id)
-        self.scene = self.draw_scene(self.scene_id)
+        self.scene, self._glance = self._scene_and_glance(self.scene_id)
         self.ctx = ToolContext(self.scene, self.scene.image, self.view_size, self.ocr_backend)
-        self._glance = self.ctx.view(FULL_BOX)
+        self._question = clean_text(self.scene.question, QUESTION_LENGTH)
         self._crop = np.zeros_like(self._glance)
         self._view_box = np.zeros(4, dtype=np.float32)
         self._tool_output = ""
@@ -194,7 +212,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         return {  # copies: check_env (and any buffer) must not see later steps through shared arrays
             "image": self._glance.copy(),
             "crop": self._crop.copy(),
-            "question": clean_text(self.scene.question, QUESTION_LENGTH),
+            "question": self._question,
             "tool_output": self._tool_output,
             "view_box": self._view_box.copy(),
             "budget": int(max(self._budget, 0)),

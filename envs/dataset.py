@@ -17,7 +17,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -327,6 +327,9 @@ class DatasetVQAEnv(ToolVQAEnv):
 
     def scene_id_range(self) -> tuple[int, int]:
         return 0, len(self.records)
+
+    def scene_key(self, scene_id: int) -> Hashable | None:
+        return None  # a record's image is read from disk, which may change: never cached
 
     def draw_scene(self, scene_id: int) -> Scene:
         rec = self.records[scene_id]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,9 @@ class VisualToolVQAEnv(ToolVQAEnv):
             raise ValueError(f"unknown task {unknown[0] if unknown else task!r}; known: {', '.join(FAMILY_ENVS)}")
         self.tasks = tuple(names)
         super().__init__(**kwargs)
+
+    def scene_key(self, scene_id: int) -> Hashable | None:
+        return (type(self), self.tasks, self.difficulty, self.split, int(scene_id))
 
     def draw_scene(self, scene_id: int) -> Scene:
         rng = np.random.default_rng(scene_id)

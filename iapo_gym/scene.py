@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -93,21 +94,25 @@ class Scene:
 
     def to_pixels(self, box: Box) -> tuple[int, int, int, int]:
         """Normalised box -> integer pixel box ``(x0, y0, x1, y1)``, at least one pixel wide and high."""
-        x0 = int(np.floor(box[0] * self.width))
-        y0 = int(np.floor(box[1] * self.height))
-        x1 = max(x0 + 1, int(np.ceil(box[2] * self.width)))
-        y1 = max(y0 + 1, int(np.ceil(box[3] * self.height)))
-        return x0, y0, min(x1, self.width), min(y1, self.height)
+        h, w = self.image.shape[:2]
+        x0 = math.floor(box[0] * w)
+        y0 = math.floor(box[1] * h)
+        x1 = max(x0 + 1, math.ceil(box[2] * w))
+        y1 = max(y0 + 1, math.ceil(box[3] * h))
+        return x0, y0, min(x1, w), min(y1, h)
 
     def to_unit(self, x0: float, y0: float, x1: float, y1: float) -> Box:
         """Pixel box -> normalised box, clipped to the image."""
-        w, h = self.width, self.height
-        return (
-            float(np.clip(x0 / w, 0, 1)),
-            float(np.clip(y0 / h, 0, 1)),
-            float(np.clip(x1 / w, 0, 1)),
-            float(np.clip(y1 / h, 0, 1)),
-        )
+        return unit_box(x0, y0, x1, y1, self.width, self.height)
+
+
+def unit_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box:
+    """Pixel box of a ``width`` x ``height`` image -> normalised box, clipped to [0, 1].
+
+    Plain Python (the same floats as ``float(np.clip(v, 0, 1))``): scenes call it hundreds of times each.
+    """
+    return (float(min(max(x0 / width, 0.0), 1.0)), float(min(max(y0 / height, 0.0), 1.0)),
+            float(min(max(x1 / width, 0.0), 1.0)), float(min(max(y1 / height, 0.0), 1.0)))
 
 
 def box_area(box: Box) -> float:

@@ -24,12 +24,12 @@ from gymnasium.vector.utils import read_from_shared_memory
 CHARSET = "".join(c for c in string.printable if c not in "\x0b\x0c\r\t")
 """Characters allowed in ``question`` and ``tool_output`` (printable ASCII, space and newline)."""
 
-_CHARSET_SET = frozenset(CHARSET)
+_OUTSIDE_CHARSET = re.compile(f"[^{re.escape(CHARSET)}]")
 
 
 def clean_text(text: str, max_length: int) -> str:
     """Map ``text`` into :data:`CHARSET` (others become ``?``) and cut it to ``max_length`` characters."""
-    out = "".join(c if c in _CHARSET_SET else "?" for c in str(text))
+    out = _OUTSIDE_CHARSET.sub("?", str(text))
     if len(out) > max_length:
         out = out[: max_length - 3] + "..."
     return out

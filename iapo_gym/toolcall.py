@@ -60,6 +60,8 @@ def _from_json(payload: str, name_keys: tuple[str, str], args_keys: tuple[str, s
         obj = json.loads(payload)
     except json.JSONDecodeError as exc:
         raise ToolCallError(f"malformed JSON in tool call ({exc.msg} at char {exc.pos}): {_snippet(payload)}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; arrays nested too deep
+        raise ToolCallError(f"tool call JSON cannot be read ({type(exc).__name__}: {str(exc)[:80]}): {_snippet(payload)}") from None
     if not isinstance(obj, dict):
         raise ToolCallError(f"tool call JSON must be an object, got {type(obj).__name__}: {_snippet(payload)}")
     name = next((obj[k] for k in name_keys if k in obj), None)
@@ -101,7 +103,11 @@ def parse_box(value: Any, name: str = "box") -> Box:
         raise ToolCallError(f"{name} must be a list of 4 numbers [x0, y0, x1, y1] in [0, 1]; got {_snippet(repr(value))}")
     coords: list[float] = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        try:
+            finite = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
             raise ToolCallError(f"{name} must hold 4 finite numbers in [0, 1]; got {_snippet(repr(value))}")
         coords.append(float(v))
     x0, y0, x1, y1 = coords

@@ -83,3 +83,17 @@ def questions_digest(cls: type, difficulty: int, seeds: range = range(40)) -> st
 @pytest.fixture
 def oracle() -> OracleAgent:
     return OracleAgent()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (CI runs them always)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run in CI (``CI`` set) or with ``--run-slow``; locally they are skipped."""
+    if config.getoption("--run-slow") or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="slow: runs in CI, or locally with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

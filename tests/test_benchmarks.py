@@ -281,7 +281,9 @@ def test_user_agent_file_and_checkpoint_folder_reach_the_leaderboard(tiny: Path,
     agent_file.write_text(USER_AGENT)
     ckpt = write_checkpoint(tmp_path / "ckpts" / "tiny-iapo", {"agent_class": f"{agent_file}:CkptAgent"}, {"w": torch.zeros(3)})
     out = tmp_path / "user"
-    rc = cli.main(["run", "--agents", f"{agent_file}:MyAgent", f"mine={ckpt}", "--suite", str(tiny), "--out", str(out), "--quiet"])
+    # the checkpoint names a class in a file: it runs only with the opt-in (see test_safe_loading.py)
+    rc = cli.main(["run", "--agents", f"{agent_file}:MyAgent", f"mine={ckpt}", "--suite", str(tiny), "--out", str(out), "--quiet",
+                   "--trust-remote-code"])
     assert rc == 0, capsys.readouterr().err
     md = (out / "leaderboard.md").read_text()
     assert "`my_agent.py:MyAgent`" in md and "`mine`" in md and f"`{checkpoint_hash(ckpt)}`" in md

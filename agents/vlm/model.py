@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from iapo_gym.io import atomic_write_dir
+from iapo_gym.io import atomic_write_dir, recover_dir
 from iapo_gym.text import WORD_PATTERN
 
 from .prompt import Dialogue, clean, segments
@@ -152,7 +152,7 @@ class VLM:
     ) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        path = Path(path)
+        path = recover_dir(path)  # a save killed half-way
         if not path.is_dir():
             raise ValueError(f"model path {str(path)!r} is not a folder; give a local checkpoint folder "
                              "(nothing is downloaded)")

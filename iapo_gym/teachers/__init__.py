@@ -1,6 +1,6 @@
 """Teachers: where the attribution of a good decision lies (oracle, trained model, VLM)."""
 
-from .base import Teacher, make_teacher, register_teacher
+from .base import Teacher, check_teacher_spec, make_teacher, register_teacher
 from .oracle import OracleTeacher
 
 
@@ -24,4 +24,4 @@ register_teacher("oracle", lambda arg: OracleTeacher(), overwrite=True)
 register_teacher("model", _model_teacher, overwrite=True)
 register_teacher("vlm", _vlm_teacher, overwrite=True)
 
-__all__ = ["OracleTeacher", "Teacher", "make_teacher", "register_teacher"]
+__all__ = ["OracleTeacher", "Teacher", "check_teacher_spec", "make_teacher", "register_teacher"]

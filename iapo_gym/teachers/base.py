@@ -4,7 +4,9 @@ A teacher says where the input attribution of a good decision lies: given the ob
 and a component layout, it returns an :class:`~iapo_gym.attribution.Attribution` in that layout, so the
 student's attribution of its own decision can be compared with it component by component or per block.
 Teachers are named by a JSON-safe spec: ``"oracle"``, ``"model:PATH"`` (a trained teacher checkpoint),
-``"vlm:PATH"`` (a local VLM folder), or ``"module:Class"``.
+``"vlm:PATH"`` (a local VLM folder), or ``"module:Class"`` / ``"file.py:Class"`` (a user's own class:
+imported by :func:`make_teacher` when the user gives it; a spec read from a file passes
+:func:`check_teacher_spec` first).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ..attribution import Attribution, ComponentLayout
+from ..specs import check_trusted, load_class
 
 
 @runtime_checkable
@@ -46,11 +49,17 @@ def make_teacher(spec: str | Teacher) -> Teacher:
     prefix, _, arg = spec.partition(":")
     if prefix in _TEACHERS:
         return _TEACHERS[prefix](arg)
-    if arg:
-        from ..agents.base import load_class  # a user's own teacher class
-
+    if arg:  # a user's own teacher class
         teacher = load_class(spec)()
         if not isinstance(teacher, Teacher):
             raise TypeError(f"teacher {spec!r} needs attribute(observation, info, layout, action=None)")
         return teacher
     raise ValueError(f"unknown teacher {spec!r}; known: {', '.join(_TEACHERS)} (with ':PATH' where needed) or 'module:Class'")
+
+
+def check_teacher_spec(spec: str, *, where: str, trust_remote_code: bool = False) -> None:
+    """Refuse a teacher spec read from a file (``where``) that names a class outside ``iapo_gym`` unless the
+    user opts in; registered teachers (``oracle``, ``model:PATH``, ``vlm:PATH``) pass. Imports nothing."""
+    prefix, _, arg = spec.partition(":")
+    if prefix not in _TEACHERS and arg:
+        check_trusted(spec, where=where, what="teacher class", trust_remote_code=trust_remote_code)

@@ -36,21 +36,38 @@ class ToolResult:
     answer: str | None = None
 
 
+def view_region(image: np.ndarray, pixel_box: tuple[int, int, int, int], view_size: int) -> np.ndarray:
+    """The pixels ``pixel_box`` of ``image``, letterboxed into a ``view_size`` square (zero padding): what
+    :meth:`ToolContext.view` returns, and the glance of a whole scene."""
+    x0, y0, x1, y1 = pixel_box
+    region = image[y0:y1, x0:x1]
+    oy, ox, nh, nw = letterbox(region.shape[0], region.shape[1], view_size)
+    interp = cv2.INTER_AREA if nh < region.shape[0] else cv2.INTER_LINEAR
+    resized = cv2.resize(region, (nw, nh), interpolation=interp)
+    out = np.zeros((view_size, view_size, 3), dtype=np.uint8)
+    out[oy : oy + nh, ox : ox + nw] = resized
+    return out
+
+
 @dataclass
 class ToolContext:
-    """The state a tool may read or change: the scene, the working image (``focus`` edits it; later zooms
-    see the edit), the view size of returned images and the OCR backend."""
+    """The state a tool may read or change in one episode: the scene, the working image (``focus`` edits
+    it; later zooms see the edit), the view size of returned images, the OCR backend, and ``extras`` for
+    per-episode memos (``edits`` counts the edits, so a memo of what the image shows can tell them apart)."""
 
     scene: Scene
     image: np.ndarray
     view_size: int
     ocr: Any
     extras: dict[str, Any] = field(default_factory=dict)
+    edits: int = 0
 
     def editable_image(self) -> np.ndarray:
-        """The working image, copied from the scene on the first edit (resets stay cheap)."""
+        """The working image, to edit in place: copied from the scene on the first edit (resets stay cheap;
+        the scene's own image is read-only, and shared with other episodes of the same scene)."""
         if self.image is self.scene.image:
             self.image = self.image.copy()
+        self.edits += 1
         return self.image
 
     def pixel_box(self, box: Box) -> tuple[int, int, int, int]:
@@ -64,14 +81,7 @@ class ToolContext:
 
     def view(self, box: Box) -> np.ndarray:
         """The region ``box`` of the working image, letterboxed into a ``view_size`` square (zero padding)."""
-        x0, y0, x1, y1 = self.pixel_box(box)
-        region = self.image[y0:y1, x0:x1]
-        oy, ox, nh, nw = letterbox(region.shape[0], region.shape[1], self.view_size)
-        interp = cv2.INTER_AREA if nh < region.shape[0] else cv2.INTER_LINEAR
-        resized = cv2.resize(region, (nw, nh), interpolation=interp)
-        out = np.zeros((self.view_size, self.view_size, 3), dtype=np.uint8)
-        out[oy : oy + nh, ox : ox + nw] = resized
-        return out
+        return view_region(self.image, self.pixel_box(box), self.view_size)
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ..scene import Box, TextItem, box_area, box_intersection
+from ..scene import Box, TextItem
 
 OCR_BACKENDS = ("scene", "easyocr")
 _EDGE_MARKS = re.compile(r"^[^\w\-]+|[^\w%]+$")
@@ -51,17 +51,34 @@ class SceneOCR:
         self.min_legible_px = min_legible_px
         self.min_overlap = min_overlap
 
-    def visible(self, texts: tuple[TextItem, ...], box: Box, scale: float) -> list[TextItem]:
-        """Words at least ``min_overlap`` inside ``box`` and legible at ``scale`` view px per original px."""
-        return [
-            t
-            for t in texts
-            if t.height * scale >= self.min_legible_px
-            and box_intersection(t.box, box) >= self.min_overlap * max(box_area(t.box), 1e-12)
-        ]
+    def visible(self, texts: tuple[TextItem, ...], box: Box, scale: float, table: np.ndarray | None = None) -> list[TextItem]:
+        """Words at least ``min_overlap`` inside ``box`` and legible at ``scale`` view px per original px.
+
+        ``table`` is :func:`text_table` of ``texts`` (built here when not given; an episode keeps its own).
+        Vectorised, with the same float64 operations in the same order as
+        :func:`~iapo_gym.scene.box_intersection` and :func:`~iapo_gym.scene.box_area`: the same words.
+        """
+        if not texts:
+            return []
+        t = text_table(texts) if table is None else table
+        x0, y0, x1, y1, height = t
+        inter = np.maximum(0.0, np.minimum(x1, box[2]) - np.maximum(x0, box[0])) * np.maximum(
+            0.0, np.minimum(y1, box[3]) - np.maximum(y0, box[1]))
+        area = np.maximum(np.maximum(0.0, x1 - x0) * np.maximum(0.0, y1 - y0), 1e-12)
+        keep = (height * scale >= self.min_legible_px) & (inter >= self.min_overlap * area)
+        return [texts[i] for i in np.flatnonzero(keep)]
 
     def read(self, ctx: Any, box: Box) -> str:
-        return read_lines(self.visible(ctx.scene.texts, box, ctx.scale(box)))
+        texts = ctx.scene.texts
+        table = ctx.extras.get("scene_ocr_table")
+        if table is None:  # once per episode
+            table = ctx.extras["scene_ocr_table"] = text_table(texts)
+        return read_lines(self.visible(texts, box, ctx.scale(box), table))
+
+
+def text_table(texts: tuple[TextItem, ...]) -> np.ndarray:
+    """float64 array ``(5, n)``: the rows ``x0, y0, x1, y1, height`` of the words' boxes."""
+    return np.array([(*t.box, t.height) for t in texts], dtype=np.float64).reshape(-1, 5).T
 
 
 class EasyOCR:
@@ -102,6 +119,15 @@ class EasyOCR:
         return " ".join(w for w in words if w)
 
     def read(self, ctx: Any, box: Box) -> str:
+        """The text in ``box`` as the agent sees it; memoised per episode (the context) for each box and
+        state of the working image (``ctx.edits``), so a repeated call costs a dictionary look-up."""
+        memo = ctx.extras.setdefault("easyocr", {})
+        key = (tuple(float(v) for v in box), ctx.edits)
+        if key not in memo:
+            memo[key] = self._read(ctx, box)
+        return memo[key]
+
+    def _read(self, ctx: Any, box: Box) -> str:
         x0, y0, x1, y1 = ctx.pixel_box(box)
         region = ctx.image[y0:y1, x0:x1]
         s = ctx.scale(box)

@@ -1,0 +1,112 @@
+"""A small per-process cache of drawn scenes, so the G resets of a training group draw their scene once.
+
+A scene is a pure function of (family, difficulty, split, scene id), so the envs of one process share an
+LRU cache of the last :func:`scene_cache_size` scenes they drew, with each scene's glance per view size.
+Cached scenes are never handed out themselves: each reset gets its own :class:`~iapo_gym.scene.Scene`
+whose image is the shared, read-only array (tools that edit it copy it first) and whose ``meta`` is a deep
+copy, so nothing an episode does reaches the next. Off the public API; the size is the one setting.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Hashable
+
+import numpy as np
+
+from iapo_gym.scene import Scene
+from iapo_gym.tools.base import view_region
+
+DEFAULT_SIZE = 16
+"""Scenes kept per process by default (a 1024x1024 canvas is 3 MiB: 48 MiB in all)."""
+MAX_GLANCES = 4
+"""View sizes whose glance a cached scene keeps (the rest are recomputed)."""
+
+
+class CachedScene:
+    """One drawn scene (its image made read-only) and its glances, keyed by view size."""
+
+    def __init__(self, scene: Scene) -> None:
+        scene.image.setflags(write=False)
+        self.scene = scene
+        self._glances: dict[int, np.ndarray] = {}
+
+    def episode_scene(self) -> Scene:
+        """A Scene for one episode: the same read-only image and immutable fields, its own ``meta``."""
+        return dataclasses.replace(self.scene, meta=copy.deepcopy(self.scene.meta))
+
+    def glance(self, view_size: int) -> np.ndarray:
+        """The whole canvas at ``view_size`` (read-only; the env returns copies)."""
+        glance = self._glances.get(view_size)
+        if glance is None:
+            scene = self.scene
+            glance = view_region(scene.image, scene.to_pixels((0.0, 0.0, 1.0, 1.0)), view_size)
+            glance.setflags(write=False)
+            if len(self._glances) < MAX_GLANCES:
+                self._glances[view_size] = glance
+        return glance
+
+
+class SceneCache:
+    """An LRU map from a scene key to its :class:`CachedScene`, holding at most ``size`` (0: off)."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._entries: OrderedDict[Hashable, CachedScene] = OrderedDict()
+        self.size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @size.setter
+    def size(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"scene cache size must be a non-negative int (0 turns caching off); got {size!r}")
+        self._size = size
+        while len(self._entries) > size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> CachedScene | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Hashable, entry: CachedScene) -> None:
+        if self._size == 0:
+            return
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_CACHE = SceneCache()
+
+
+def scene_cache() -> SceneCache:
+    """This process's scene cache (shared by every env in it)."""
+    return _CACHE
+
+
+def scene_cache_size() -> int:
+    return _CACHE.size
+
+
+def set_scene_cache_size(size: int) -> int:
+    """Keep at most ``size`` scenes (0 turns caching off; the default is :data:`DEFAULT_SIZE`); returns the
+    previous size. Observations are bit-identical either way: only the time of a reset changes."""
+    previous = _CACHE.size
+    _CACHE.size = size
+    return previous
+
+
+__all__ = ["DEFAULT_SIZE", "CachedScene", "SceneCache", "scene_cache", "scene_cache_size", "set_scene_cache_size"]
