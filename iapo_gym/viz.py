@@ -62,12 +62,14 @@ def _color(step: int) -> str:
     return f"C{(step - 1) % 10}"
 
 
-def _rect(ax: Any, box: Box, hw: tuple[int, int], color: str, lw: float = 2.0) -> Any:
+def _rect(ax: Any, box: Box, hw: tuple[int, int], color: str, lw: float = 2.0, gid: str = "sent") -> Any:
+    """A box outline; ``gid`` says what it is: ``sent`` (a region a call chose), ``evidence`` or ``maps``."""
     from matplotlib.patches import Rectangle
 
     h, w = hw
     x0, y0, x1, y1 = box
-    return ax.add_patch(Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, edgecolor=color, linewidth=lw))
+    return ax.add_patch(Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, edgecolor=color, linewidth=lw,
+                                  gid=gid))
 
 
 def _clean(ax: Any) -> None:
@@ -195,11 +197,11 @@ def draw_episode(recording: Recording, title: str | None = None, dpi: int = 100)
     full.set_xlabel("boxes: the regions sent, numbered by step; green dashes: the evidence", fontsize=7, color="#57606a")
     evidence = [r.box for r in scene.evidence]
     for box in evidence:
-        patch = _rect(full, box, hw, RIGHT, lw=1.2)
+        patch = _rect(full, box, hw, RIGHT, lw=1.2, gid="evidence")
         patch.set_linestyle((0, (2, 1.5)))
     region = maps_region(traj, evidence)
     if who and region != (0.0, 0.0, 1.0, 1.0):
-        patch = _rect(full, region, hw, "#8c959f", lw=1.0)
+        patch = _rect(full, region, hw, "#8c959f", lw=1.0, gid="maps")
         patch.set_linestyle((0, (4, 3)))
         full.text(region[0] * hw[1], region[3] * hw[0], "maps below", fontsize=7, color="#57606a", va="top")
     steps_of: dict[Box, list[int]] = {}  # a region sent at several steps is drawn once, labelled with each step
