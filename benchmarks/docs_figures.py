@@ -71,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--updates", type=int, default=15, help="IAPO updates (default 15)")
     p.add_argument("--warm-start", type=int, default=300, help="oracle episodes imitated first (default 300)")
     p.add_argument("--episodes", type=int, default=4, help="benchmark episodes per family (default 4)")
+    p.add_argument("--checkpoint", type=Path, help="draw this trained agent instead of training one")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="iapo-docs-") as tmp:
         work = args.work or Path(tmp)
-        print("[1/3] training the default IAPO agent", file=sys.stderr)
-        ckpt = train_agent(work / "iapo", args.updates, args.warm_start)
+        if args.checkpoint is None:
+            print("[1/3] training the default IAPO agent", file=sys.stderr)
+            ckpt = train_agent(work / "iapo", args.updates, args.warm_start)
+        else:
+            ckpt = args.checkpoint
         print("[2/3] drawing an episode", file=sys.stderr)
         episode_picture(ckpt, args.out / "episode.png")
         print(f"[3/3] benchmarking on {SUITE} and taking a screenshot of the page", file=sys.stderr)

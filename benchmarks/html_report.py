@@ -145,16 +145,16 @@ def tools_svg(entries: Sequence[Entry], colors: dict[str, str]) -> str:
 def _table(suite: str, info: dict[str, Any], entries: Sequence[Entry], colors: dict[str, str],
            pictures: dict[str, list[Picture]]) -> str:
     fams = info["families"]
-    tools = sorted({t for e in entries for t in e["usage"]["tool_usage"] if t != "answer"})
     teacher = bool(info["config"].get("teacher")) or any(e["usage"]["alignment"] is not None for e in entries)
-    head = ["#", "agent", "average", *fams, "tool calls / ep", *[f"{t} / ep" for t in tools], "invalid %"]
+    head = ["#", "agent", "average", *fams, "tool calls / ep", "invalid %"]
     head += ["alignment ↓"] if teacher else []
-    head += ["evidence hit %", "read %", "episodes / s"]
+    head += ["hit %", "read %", "episodes / s"]
     tips = {"average": "mean accuracy over the suite's families, 95% CI in brackets",
             "alignment ↓": "divergence between the agent's and the teacher's attribution (lower: closer)",
-            "evidence hit %": "episodes where a zoom/ocr/focus region covered at least half of an evidence box",
-            "read %": "episodes where a tool output contained an accepted answer (of those whose answer is printed)",
-            "invalid %": "malformed calls over all calls", "tool calls / ep": "valid tool calls per episode, the answer excluded"}
+            "hit %": "evidence hit: episodes where a zoom/ocr/focus region covered at least half of an evidence box",
+            "read %": "evidence read: episodes where a tool output contained an accepted answer (of those whose answer is printed)",
+            "invalid %": "malformed calls over all calls",
+            "tool calls / ep": "valid tool calls per episode, the answer excluded (by tool: the chart below)"}
     th = "".join(f'<th title="{_e(tips.get(h, "click to sort"))}"{" class=num" if i >= 2 else ""}>{_e(h)}</th>'
                  for i, h in enumerate(head))
     rows = []
@@ -168,7 +168,7 @@ def _table(suite: str, info: dict[str, Any], entries: Sequence[Entry], colors: d
                  f'<td data-v="{name}"><span class="swatch" style="background:{colors[agent]}"></span>'
                  f'<span class="agent">{name}</span>{partial}{link}</td>',
                  _score_cell(e["average"], bold=True), *[_score_cell(e["accuracy"].get(f)) for f in fams],
-                 _num_cell(use["tool_calls_per_episode"]), *[_num_cell(use["tool_usage"].get(t, 0.0)) for t in tools],
+                 _num_cell(use["tool_calls_per_episode"]),
                  _num_cell(use["invalid_call_rate"] * 100, "{:.1f}")]
         if teacher:
             cells.append(_num_cell(use["alignment"], "{:.3f}"))
@@ -270,7 +270,7 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { padding: 18px 32px 10px; border-bottom: 1px solid var(--line); background: var(--alt); }
 header h1 { margin: 0 0 4px; font-size: 22px; }
 nav a { color: var(--accent); text-decoration: none; margin-right: 4px; }
-main { padding: 8px 32px 32px; max-width: 1500px; }
+main { padding: 8px 24px 32px; max-width: 1500px; }
 .about { color: var(--muted); max-width: 1100px; }
 h2 { margin: 28px 0 4px; font-size: 19px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { margin: 22px 0 4px; font-size: 16px; }
@@ -280,13 +280,13 @@ code { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; back
 .note { color: var(--muted); font-size: 12.5px; }
 .scroll { overflow-x: auto; }
 table.board { border-collapse: collapse; margin: 10px 0 6px; font-size: 13px; white-space: nowrap; }
-table.board th { position: sticky; top: 0; background: var(--alt); border-bottom: 2px solid var(--line); padding: 6px 9px;
+table.board th { position: sticky; top: 0; background: var(--alt); border-bottom: 2px solid var(--line); padding: 6px 6px;
                  cursor: pointer; user-select: none; text-align: left; font-weight: 600; }
 table.board th.num { text-align: right; }
 table.board th:hover { color: var(--accent); }
 table.board th[aria-sort="ascending"]::after { content: " ▲"; font-size: 10px; }
 table.board th[aria-sort="descending"]::after { content: " ▼"; font-size: 10px; }
-table.board td { padding: 5px 9px; border-bottom: 1px solid var(--line); }
+table.board td { padding: 5px 6px; border-bottom: 1px solid var(--line); }
 table.board tbody tr:nth-child(even) { background: #fafbfc; }
 table.board tbody tr:hover { background: #eef5ff; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }

@@ -203,7 +203,7 @@ def draw_episode(recording: Recording, title: str | None = None, dpi: int = 100)
     if who and region != (0.0, 0.0, 1.0, 1.0):
         patch = _rect(full, region, hw, "#8c959f", lw=1.0, gid="maps")
         patch.set_linestyle((0, (4, 3)))
-        full.text(region[0] * hw[1], region[3] * hw[0], "maps below", fontsize=7, color="#57606a", va="top")
+        full.text(region[0] * hw[1], region[1] * hw[0], "maps below", fontsize=7, color="#57606a", va="bottom")
     steps_of: dict[Box, list[int]] = {}  # a region sent at several steps is drawn once, labelled with each step
     for k, box in data.boxes:
         steps_of.setdefault(box, []).append(k)
