@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from iapo_gym.attribution import Attribution, layout_for_observation
 
 from .checkpoint import read_checkpoint, write_checkpoint
 from .compact import CompactConfig, CompactPolicy, observations_to_batch
 from .trainer import GroupTrainer, TrainConfig, write_curves
 
 AGENT_CLASS = "iapo_gym.agents.compact_agent:CompactAgent"
+DEFAULT_GRID = 16
+"""Image cells per side of :meth:`CompactAgent.attribute` without a teacher (the teacher wrapper's default)."""
 
 
 class CompactAgent:
@@ -62,6 +65,22 @@ class CompactAgent:
                                           obj.method, n_steps=obj.steps)
         return float(obj.compare(torch.tensor(teacher.values, dtype=torch.float32).unsqueeze(0), student.detach(),
                                  teacher.layout)[0])
+
+    def attribute(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> Attribution:
+        """This policy's attribution of ``action`` at ``observation`` (the training config's method), in the
+        layout of ``info["teacher_attribution"]`` when there is one (so the two compare cell by cell), else
+        over a :data:`DEFAULT_GRID` x :data:`DEFAULT_GRID` image grid. The one call episode pictures use."""
+        teacher = info.get("teacher_attribution")
+        cfg = self.policy.config
+        layout = teacher.layout if isinstance(teacher, Attribution) else layout_for_observation(
+            observation, DEFAULT_GRID, cfg.question_length, cfg.output_length)
+        scene = info["scene"]
+        batch = observations_to_batch([observation], cfg)
+        actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
+        method = self.train_config.attribution_method
+        kw = {"n_steps": self.train_config.attribution_steps} if method == "integrated_gradients" else {}
+        scores = self.policy.attribution(batch, actions, [(scene.height, scene.width)], layout.grid, method, **kw)[0]
+        return Attribution.from_scores(layout, scores, allow_uniform=True)
 
     # -- training ------------------------------------------------------------------------------------
     def learn(self, out: str | os.PathLike[str] | None = None, progress: bool = True,

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .runner import BACKENDS, BenchmarkError, run_benchmark
+from .leaderboard import PICTURES_PER_FAMILY
 from .store import DB_NAME, StoreError
 from .suites import SuiteError, builtin_suites, load_suite
 
@@ -14,6 +15,7 @@ _EPILOG_MAIN = """\
 examples:
   iapo-bench run --agents random no-tool oracle --suite six --out results/six
   iapo-bench report results/six                      # re-render the leaderboard from results/six/results.sqlite
+  iapo-bench show results/six --agent oracle --family HBar --episode 0 --out ep.png   # draw one stored episode
   iapo-bench suites                                  # list the built-in suites and their seeds
 
 An agent is a built-in name (random, no-tool, oracle, ...), a checkpoint folder (config.json +
@@ -48,6 +50,21 @@ _EPILOG_REPORT = """\
 examples:
   iapo-bench report results/six
   iapo-bench report results/six --to docs/leaderboard     # write the leaderboard files elsewhere
+  iapo-bench report results/six --pictures 0              # no episode pictures on the page (faster)
+
+Besides leaderboard.{md,csv,json,png}: leaderboard.html, one self-contained page (open it in a browser, no
+network needed) with the sortable tables and, per agent, episode pictures in episodes/.
+"""
+
+_EPILOG_SHOW = """\
+examples:
+  iapo-bench show results/six --agent oracle --family HBar --episode 0 --out ep.png
+  iapo-bench show results/six --agent iapo --family TableQA --seed 1 --episode 3 --out ep.png
+
+Draws the stored episode from the results store alone (the agent is not run): the full image with each
+tool call's box numbered by step, each crop, each tool's text, the answer against the accepted answers, and
+for agents that attribute their decisions (on suites with a teacher) their attribution maps beside the
+teacher's. --episode is the index within the cell (agent, family, seed); --seed defaults to the smallest.
 """
 
 
@@ -58,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark tool-using VQA agents on iapo-gym suites: agents x suite x seeds -> a SQLite "
                     "results store -> a leaderboard (Markdown, CSV, JSON, PNG) with 95% bootstrap CIs.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{run,report,suites}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,report,show,suites}")
     sub.required = True
 
     run = sub.add_parser("run", help="run agents on a suite (resumes an interrupted run)", formatter_class=fmt,
@@ -81,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog=_EPILOG_REPORT, description="Render the leaderboard files from DIR/results.sqlite (read-only).")
     report.add_argument("dir", metavar="DIR", help="a results folder written by `iapo-bench run`")
     report.add_argument("--to", metavar="FOLDER", help="write the leaderboard files here instead of DIR")
+    report.add_argument("--pictures", type=int, default=PICTURES_PER_FAMILY, metavar="N",
+                        help=f"episode pictures per agent per family on the page (default {PICTURES_PER_FAMILY}; 0: none)")
+
+    show = sub.add_parser("show", help="draw one stored episode as a PNG", formatter_class=fmt, epilog=_EPILOG_SHOW,
+                          description="Draw one episode of DIR/results.sqlite as a picture, without running the agent.")
+    show.add_argument("dir", metavar="DIR", help="a results folder written by `iapo-bench run`")
+    show.add_argument("--agent", required=True, help="the agent's leaderboard name")
+    show.add_argument("--family", required=True, help="the task family (a column of the leaderboard)")
+    show.add_argument("--episode", type=int, default=0, metavar="K", help="episode index within the cell (default 0)")
+    show.add_argument("--seed", type=int, help="the cell's seed (default: the smallest)")
+    show.add_argument("--suite", help="the suite (needed only when DIR holds several with this agent and family)")
+    show.add_argument("--out", required=True, metavar="PNG", help="where to write the picture")
 
     sub.add_parser("suites", help="list the built-in suites", description="List the built-in suites with their seeds and settings.")
     return parser
@@ -98,8 +127,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             from .leaderboard import render_leaderboard
 
-            target = render_leaderboard(args.dir, args.to)
+            if args.pictures < 0:
+                raise BenchmarkError(f"--pictures must be 0 or more; got {args.pictures}")
+            target = render_leaderboard(args.dir, args.to, pictures=args.pictures)
             print((target / "leaderboard.md").read_text(encoding="utf-8"), end="")
+            print(f"web page: {target / 'leaderboard.html'}", file=sys.stderr)
+        elif args.command == "show":
+            from .episodes import draw_stored_episode
+
+            if not args.out.lower().endswith(".png"):
+                raise BenchmarkError(f"--out {args.out!r}: episode pictures are PNG files; give a path ending in .png")
+            draw_stored_episode(args.dir, args.agent, args.family, args.episode, suite=args.suite, seed=args.seed, out=args.out)
+            print(f"episode picture: {args.out}")
         else:
             for name in builtin_suites():
                 s = load_suite(name)

@@ -1,6 +1,7 @@
 """The leaderboard: accuracy per family and on average with 95% bootstrap CIs, tool use, invalid calls,
-alignment and speed per agent, rendered from the results store as Markdown, CSV, JSON and PNG, plus a
-``summary.json`` + ``metadata.yaml`` submission per agent (BALROG's convention).
+alignment, evidence hit/read rates and speed per agent, rendered from the results store as Markdown, CSV,
+JSON, PNG and a self-contained web page (``leaderboard.html``, with episode pictures in ``episodes/``), plus
+a ``summary.json`` + ``metadata.yaml`` submission per agent (BALROG's convention).
 
 Confidence intervals: a two-stage (hierarchical) percentile bootstrap. Each replicate resamples the seeds
 of a family with replacement, then the items within each drawn seed, and averages; the average's
@@ -17,24 +18,33 @@ import csv
 import io
 import os
 import re
+import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import yaml
 
-from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from iapo_gym.diagnostics import rate
+from iapo_gym.io import atomic_write_bytes, atomic_write_dir, atomic_write_json, atomic_write_text
 
+from iapo_gym.viz import draw_episode, save_figure
+
+from .episodes import load_recording, pick_episodes, title_of
+from .html_report import Picture, render_html
 from .store import DB_NAME, AgentRow, CellRow, EpisodeRow, ResultsStore
 
 BOOTSTRAP_SEED = 20260611
 BOOTSTRAP_REPLICATES = 2000
 CONFIDENCE = 0.95
 AVERAGE = "average"
-FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.png")
+FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.png", "leaderboard.html")
+PICTURES_PER_FAMILY = 2
+"""Episode pictures per agent per family on the web page (the first right and the first wrong episode)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,10 @@ class Usage:
     alignment: float | None
     mean_reward: float
     episodes_per_s: float
+    evidence_hit_rate: float | None = None
+    """Share of episodes where a chosen region covered half an evidence box (``None``: none recorded)."""
+    evidence_read_rate: float | None = None
+    """Share of episodes where a tool output held an accepted answer, among those whose answer is printed."""
 
 
 @dataclass
@@ -138,6 +152,8 @@ def usage(rows: Sequence[EpisodeRow]) -> Usage:
         alignment=float(np.mean(aligned)) if aligned else None,
         mean_reward=float(np.mean([r.reward for r in rows])),
         episodes_per_s=n / wall if wall > 0 else float("inf"),
+        evidence_hit_rate=rate(r.evidence_hit for r in rows),
+        evidence_read_rate=rate(r.evidence_read for r in rows),
     )
 
 
@@ -181,6 +197,10 @@ def _num(x: float | None, fmt: str = "{:.2f}") -> str:
     return "—" if x is None else fmt.format(x)
 
 
+def _rate(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f}"
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -192,8 +212,10 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
         f"Accuracy in % with {int(CONFIDENCE * 100)}% confidence intervals from a two-stage bootstrap over seeds and "
         f"items ({BOOTSTRAP_REPLICATES} replicates, seed {BOOTSTRAP_SEED}); *average* is the mean over the suite's families. "
         "Tool calls per episode exclude the final `answer`; the invalid-call rate is malformed calls over all calls; "
-        "episodes/s is one worker's throughput (episode wall time summed). Rendered from the results store by "
-        "`iapo-bench report`.",
+        "episodes/s is one worker's throughput (episode wall time summed); hit %: episodes where a zoom/ocr/focus region "
+        "covered half an evidence box; read %: episodes where a tool output held an accepted answer (among those whose "
+        "answer is printed in the image). Rendered from the results store by `iapo-bench report`, which also writes "
+        "`leaderboard.html` with episode pictures.",
     ]
     for suite, info in board["suites"].items():
         cfg, fams = info["config"], info["families"]
@@ -204,13 +226,14 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
                   f"difficulty {cfg.get('difficulty')} · OCR `{cfg.get('ocr')}` · view size {cfg.get('view_size')}"
                   + (f" · budget {cfg['budget']}" if cfg.get("budget") else ""), "",
                   f"Reproduce: `{info['command']}`", ""]
-        head = ["#", "agent", AVERAGE, *fams, "tool calls/ep", "invalid %", "alignment", "episodes/s", "OCR", "checkpoint"]
+        head = ["#", "agent", AVERAGE, *fams, "tool calls/ep", "invalid %", "alignment", "hit %", "read %", "episodes/s", "OCR",
+                "checkpoint"]
         lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if 2 <= i < len(head) - 2 else "---" for i in range(len(head))) + "|"]
         for rank, e in enumerate(entries[suite], start=1):
             name = e.agent + (f" ({e.cells}/{e.cells_expected} cells)" if e.cells < e.cells_expected else "")
             row = [str(rank), f"`{_md_cell(name)}`", f"**{_ci(e.average)}**", *[_ci(e.accuracy[f]) if f in e.accuracy else "—" for f in fams],
                    f"{e.usage.tool_calls_per_episode:.2f}", _pct(e.usage.invalid_call_rate), _num(e.usage.alignment, "{:.3f}"),
-                   f"{e.usage.episodes_per_s:.0f}", e.ocr, f"`{e.checkpoint_hash}`" if e.checkpoint_hash else "—"]
+                   _rate(e.usage.evidence_hit_rate), _rate(e.usage.evidence_read_rate), f"{e.usage.episodes_per_s:.0f}", e.ocr, f"`{e.checkpoint_hash}`" if e.checkpoint_hash else "—"]
             lines.append("| " + " | ".join(row) + " |")
         tools = sorted({t for e in entries[suite] for t in e.usage.tool_usage})
         if tools:
@@ -222,7 +245,8 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
 
 
 _CSV_FIELDS = ["suite", "agent", "family", "accuracy", "ci_low", "ci_high", "standard_error", "episodes", "seeds",
-               "tool_calls_per_episode", "invalid_call_rate", "alignment", "mean_reward", "episodes_per_s", "ocr", "checkpoint_hash"]
+               "tool_calls_per_episode", "invalid_call_rate", "alignment", "mean_reward", "episodes_per_s", "ocr", "checkpoint_hash",
+               "evidence_hit_rate", "evidence_read_rate"]
 
 
 def render_csv(entries: dict[str, list[Entry]]) -> str:
@@ -237,7 +261,9 @@ def render_csv(entries: dict[str, list[Entry]]) -> str:
                 w.writerow([suite, e.agent, fam, f"{score.mean:.6f}", f"{score.low:.6f}", f"{score.high:.6f}", f"{score.se:.6f}",
                             score.episodes, score.seeds, f"{use.tool_calls_per_episode:.6f}", f"{use.invalid_call_rate:.6f}",
                             "" if use.alignment is None else f"{use.alignment:.6f}", f"{use.mean_reward:.6f}",
-                            f"{use.episodes_per_s:.1f}", e.ocr, e.checkpoint_hash or ""]
+                            f"{use.episodes_per_s:.1f}", e.ocr, e.checkpoint_hash or "",
+                            "" if use.evidence_hit_rate is None else f"{use.evidence_hit_rate:.6f}",
+                            "" if use.evidence_read_rate is None else f"{use.evidence_read_rate:.6f}"]
                            + [f"{use.tool_usage.get(t, 0.0):.6f}" for t in tools])
     return buf.getvalue()
 
@@ -338,11 +364,14 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] | None = None) -> Path:
+def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] | None = None,
+                       pictures: int = PICTURES_PER_FAMILY) -> Path:
     """Render the leaderboard of the results in ``out`` into ``to`` (default ``out``); returns that folder.
 
-    Writes ``leaderboard.{md,csv,json,png}`` and ``submissions/<agent>/{summary.json,metadata.yaml}``, each
-    atomically. Reads the store read-only, so a shared results folder can be rendered elsewhere.
+    Writes ``leaderboard.{md,csv,json,png,html}``, ``submissions/<agent>/{summary.json,metadata.yaml}`` and
+    ``episodes/`` (up to ``pictures`` episode pictures per agent per family, drawn from the stored
+    trajectories, linked from the page), each atomically. Reads the store read-only, so a shared results
+    folder can be rendered elsewhere.
     """
     from .runner import BenchmarkError
 
@@ -351,6 +380,7 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
     with ResultsStore(out / DB_NAME, readonly=True) as store:
         configs, agents, cells_all = store.suites(), store.agents(), store.cells()
         episodes_all = store.episodes()
+        chosen = _choose_pictures(store, episodes_all, pictures)
     board: dict[str, Any] = {
         "bootstrap": {"method": "two-stage percentile bootstrap over seeds, then items", "replicates": BOOTSTRAP_REPLICATES,
                       "seed": BOOTSTRAP_SEED, "confidence": CONFIDENCE},
@@ -370,6 +400,8 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
     if not entries:
         raise BenchmarkError(f"no finished cells in {out / DB_NAME} yet; run `iapo-bench run ... --out {out}` first")
     try:
+        gallery = _write_pictures(out, target, chosen)
+        atomic_write_text(target / "leaderboard.html", render_html(_jsonable(board), gallery))
         atomic_write_text(target / "leaderboard.md", render_markdown(board, entries))
         atomic_write_text(target / "leaderboard.csv", render_csv(entries))
         atomic_write_json(target / "leaderboard.json", _jsonable(board))
@@ -386,6 +418,48 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
         raise BenchmarkError(f"cannot write the leaderboard into {str(target)!r} ({exc.strerror or exc}); "
                              f"choose another folder (iapo-bench report DIR --to FOLDER)") from None
     return target
+
+
+def _choose_pictures(store: ResultsStore, episodes: Sequence[EpisodeRow], k: int) -> list[EpisodeRow]:
+    """Up to ``k`` episodes with a trajectory per (suite, agent, family): the first right one, the first wrong one..."""
+    if k <= 0:
+        return []
+    cells: dict[tuple[str, str, str], list[EpisodeRow]] = {}
+    for e in episodes:
+        cells.setdefault((e.suite, e.agent, e.family), []).append(e)
+    picks = []
+    for rows in cells.values():
+        with_traj = [e for e in rows if store.has_trajectory(e)]
+        picks += pick_episodes(with_traj, k)
+    return picks
+
+
+def _write_pictures(out: Path, target: Path, chosen: Sequence[EpisodeRow]) -> dict[str, dict[str, list[Picture]]]:
+    """Draw the chosen episodes into ``target/episodes/`` (replaced whole); suite -> agent -> pictures."""
+    gallery: dict[str, dict[str, list[Picture]]] = {}
+    if not chosen:
+        return gallery
+
+    def fill(folder: Path) -> None:
+        envs: dict[tuple[str, str], Any] = {}
+        try:
+            with ResultsStore(out / DB_NAME, readonly=True) as store:
+                for e in chosen:
+                    rel = Path(_safe(e.suite)) / _safe(e.agent) / f"{_safe(e.family)}-seed{e.seed}-ep{e.episode}.png"
+                    try:
+                        fig = draw_episode(load_recording(store, e, envs), title=title_of(e))
+                    except (ValueError, gym.error.Error) as exc:  # one that cannot be redrawn is left off the page
+                        print(f"iapo-bench: note: no picture of {title_of(e)} ({exc})", file=sys.stderr)
+                        continue
+                    save_figure(fig, folder / rel)
+                    gallery.setdefault(e.suite, {}).setdefault(e.agent, []).append(
+                        Picture(f"episodes/{rel.as_posix()}", e.family, e.seed, e.episode, e.correct))
+        finally:
+            for env in envs.values():
+                env.close()
+
+    atomic_write_dir(target / "episodes", fill)
+    return gallery
 
 
 def _description(suite: str, config: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from iapo_gym.agents.checkpoint import checkpoint_hash, load_agent, read_config
 
 import iapo_gym
 from iapo_gym.io import recover_dir
+from iapo_gym.trajectory import Trajectory, TrajectoryRecorder
 
 from .store import DB_NAME, CellRow, EpisodeRow, ResultsStore, StoreError, check_store
 from .suites import Suite, SuiteError, check_seeds, load_suite
@@ -143,6 +144,8 @@ class CellTask:
 class CellResult:
     cell: CellRow
     episodes: list[EpisodeRow]
+    trajectories: list[Trajectory] = field(default_factory=list)
+    """One per episode, in order (what each step sent and got back, for drawing it later)."""
 
 
 class _InfoTap(gym.Wrapper):
@@ -193,10 +196,15 @@ def run_cell(task: CellTask) -> CellResult:
     agent = build_agent(task.agent)  # fresh per cell: no state leaks between cells, whatever the schedule
     env = _env(task.env_id, task.env_kwargs, task.teacher)
     rows: list[EpisodeRow] = []
+    trajectories: list[Trajectory] = []
+    # with a teacher, the agent's own attribution of each decision is recorded beside the teacher's
+    attribute = getattr(agent, "attribute", None) if task.teacher else None
+    recorder = TrajectoryRecorder(env, attribute=attribute if callable(attribute) else None)
     for k, item in enumerate(task.items):
         e0 = time.perf_counter()
-        result = run_episode(env, agent, seed=item, options={"scene_id": item})
+        result = run_episode(recorder, agent, seed=item, options={"scene_id": item})
         wall = time.perf_counter() - e0
+        trajectories.append(recorder.trajectory)
         align = getattr(result, "alignment", None)  # an EpisodeResult may carry it; else the infos did
         if align is None and env.alignments:
             align = float(np.mean(env.alignments))
@@ -207,10 +215,11 @@ def run_cell(task: CellTask) -> CellResult:
             tool_calls={str(n): int(v) for n, v in result.tool_calls.items()}, invalid_calls=int(result.invalid_calls),
             steps=int(result.steps), alignment=None if align is None else float(align), wall_time=wall,
             ocr=str(task.env_kwargs.get("ocr", "")),
+            evidence_hit=trajectories[-1].evidence_hit, evidence_read=trajectories[-1].evidence_read,
         ))
     cell = CellRow(task.agent.label, task.suite, task.family, task.seed, len(rows), time.perf_counter() - t0,
                    task.backend, iapo_gym.__version__, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    return CellResult(cell, rows)
+    return CellResult(cell, rows, trajectories)
 
 
 # -- backends -----------------------------------------------------------------------------------------------
@@ -364,6 +373,7 @@ def run_benchmark(
     out_path = prepare_out(out)
     with ResultsStore(out_path / DB_NAME) as store:
         store.register_suite(suite_obj.name, suite_obj.fingerprint())
+        store.register_tasks(suite_obj.name, {t.family: (t.env_id, dict(t.env_kwargs)) for t in suite_obj.tasks})
         for s in specs:
             store.register_agent(s.label, s.kind, s.source, s.checkpoint_hash)
         finished = store.finished_cells()
@@ -378,7 +388,7 @@ def run_benchmark(
 
         def on_done(task: CellTask, result: CellResult) -> None:
             nonlocal n_eps
-            store.insert_cell(result.cell, result.episodes)
+            store.insert_cell(result.cell, result.episodes, result.trajectories)
             n_eps += len(result.episodes)
             if bar is not None:
                 bar.update(1)

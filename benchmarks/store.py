@@ -5,6 +5,14 @@ with the cell's own row, when the cell is done: a killed run loses at most the c
 half a cell. UNIQUE keys on cells and on (cell, episode) make a duplicate impossible even when two runs
 share a folder. Only the parent process writes; workers return rows.
 
+Schema version 2 adds each episode's trajectory (table ``trajectories``: the question, accepted answers,
+final answer and every step — action, parsed tool and arguments, chosen boxes, tool output, reward terms,
+per-decision attribution of the agent and the teacher) and its evidence diagnostics (``episodes``
+columns ``evidence_hit`` and ``evidence_read``, see :mod:`iapo_gym.diagnostics`), and each suite
+family's env (table ``suite_tasks``), so an episode can be redrawn from the store alone. A version-1
+store is migrated in place when it is opened for writing (its rows are kept; their new columns are
+NULL: "not recorded"), and read as it is when opened read-only.
+
 A file written with another schema version (or that is not a results store at all) is refused with a
 clear error and left untouched: it is first opened read-only to check.
 """
@@ -21,8 +29,30 @@ from pathlib import Path
 from typing import Any
 from urllib.request import pathname2url
 
-SCHEMA_VERSION = 1
+from iapo_gym.trajectory import Trajectory
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Versions this code reads; an older one is migrated to :data:`SCHEMA_VERSION` when opened for writing."""
 DB_NAME = "results.sqlite"
+
+_V2_TABLES = """
+CREATE TABLE suite_tasks (
+    suite TEXT NOT NULL, family TEXT NOT NULL,
+    env_id TEXT NOT NULL,
+    env_kwargs TEXT NOT NULL,            -- JSON: gym.make(env_id, **env_kwargs) replays this family's episodes
+    PRIMARY KEY (suite, family)
+);
+CREATE TABLE trajectories (
+    agent TEXT NOT NULL, suite TEXT NOT NULL, family TEXT NOT NULL, seed INTEGER NOT NULL, episode INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    answers TEXT NOT NULL,               -- JSON list of the accepted answers
+    answer TEXT,                         -- the final answer given (the scored one), NULL when the budget ran out
+    steps TEXT NOT NULL,                 -- JSON list, one object per step (iapo_gym.trajectory.Step.to_dict)
+    PRIMARY KEY (agent, suite, family, seed, episode),
+    FOREIGN KEY (agent, suite, family, seed, episode) REFERENCES episodes (agent, suite, family, seed, episode)
+);
+"""
 
 _SCHEMA = f"""
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -60,9 +90,18 @@ CREATE TABLE episodes (
     alignment REAL,                      -- attribution alignment with the teacher, when the agent reports one
     wall_time REAL NOT NULL,             -- seconds for this episode
     ocr TEXT NOT NULL,
+    evidence_hit INTEGER,                -- a chosen region covered half an evidence box (NULL: no evidence / not recorded)
+    evidence_read INTEGER,               -- a tool output held an accepted answer (NULL: not printed / not recorded)
     UNIQUE (agent, suite, family, seed, episode),
     FOREIGN KEY (agent, suite, family, seed) REFERENCES cells (agent, suite, family, seed)
 );
+""" + _V2_TABLES
+
+_MIGRATE_1_TO_2 = """
+ALTER TABLE episodes ADD COLUMN evidence_hit INTEGER;
+ALTER TABLE episodes ADD COLUMN evidence_read INTEGER;
+""" + _V2_TABLES + """
+UPDATE schema_version SET version = 2;
 """
 
 
@@ -90,6 +129,10 @@ class EpisodeRow:
     alignment: float | None
     wall_time: float
     ocr: str
+    evidence_hit: bool | None = None
+    """A chosen region covered half an evidence box (``None``: no evidence boxes, or not recorded)."""
+    evidence_read: bool | None = None
+    """A tool output held an accepted answer (``None``: the answer is not printed, or not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +174,7 @@ def _read_mode(path: Path) -> str:
 
 
 def check_store(path: str | Path) -> None:
-    """Raise :class:`StoreError` unless ``path`` is absent, empty, or a store of this schema version.
+    """Raise :class:`StoreError` unless ``path`` is absent, empty, or a store of a version this code reads.
 
     Read-only: the file is never modified, whatever it holds (a hot journal that a killed run left is rolled
 back, as any SQLite reader does; that restores the last committed state).
@@ -157,10 +200,14 @@ back, as any SQLite reader does; that restores the last committed state).
     finally:
         conn.close()
     versions = sorted({int(r[0]) for r in rows})
-    if versions != [SCHEMA_VERSION]:
+    if len(versions) != 1 or versions[0] not in READABLE_VERSIONS:
         raise StoreError(f"results store {path} has schema version {', '.join(map(str, versions)) or 'none'}; this iapo-gym "
-                         f"reads version {SCHEMA_VERSION}. It was left untouched: open it with the iapo-gym version that "
-                         f"wrote it, or run into a new --out folder")
+                         f"reads versions {', '.join(map(str, READABLE_VERSIONS))}. It was left untouched: open it with the "
+                         f"iapo-gym version that wrote it, or run into a new --out folder")
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
 
 
 class ResultsStore:
@@ -181,6 +228,10 @@ class ResultsStore:
             self.conn.execute("PRAGMA foreign_keys = ON")
             if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
                 self._create()
+            elif _version(self.conn) < SCHEMA_VERSION:
+                self._migrate()
+        self.version = _version(self.conn)
+        """The schema version of the open file (a read-only version-1 store stays at 1)."""
 
     def _create(self) -> None:
         try:
@@ -188,6 +239,17 @@ class ResultsStore:
                 self.conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot create results store {self.path} ({exc}); check the folder's permissions") from None
+
+    def _migrate(self) -> None:
+        """Version 1 -> 2 in place, in one transaction: new columns (NULL for the rows there) and new tables."""
+        try:
+            with self._transaction():
+                self.conn.executescript("BEGIN IMMEDIATE;" + _MIGRATE_1_TO_2 + "COMMIT;")
+        except sqlite3.Error as exc:
+            if _version(self.conn) == SCHEMA_VERSION:
+                return  # another run sharing the folder migrated it first
+            raise StoreError(f"cannot migrate results store {self.path} from schema version 1 to {SCHEMA_VERSION} ({exc}); "
+                             f"it was left as it was: check the file's permissions") from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -222,6 +284,12 @@ class ResultsStore:
             raise StoreError(f"{self.path} holds results of suite {suite!r} with other settings ({diff}); results with "
                              f"different settings are not comparable: run into a new --out folder, or use the same settings")
 
+    def register_tasks(self, suite: str, tasks: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        """Remember how to make each family's env of ``suite`` (family -> (env id, kwargs)), to replay episodes."""
+        with self.conn:
+            self.conn.executemany("INSERT OR IGNORE INTO suite_tasks VALUES (?, ?, ?, ?)",
+                                  [(suite, fam, env_id, json.dumps(kw, sort_keys=True)) for fam, (env_id, kw) in tasks.items()])
+
     def register_agent(self, agent: str, kind: str, source: str, checkpoint_hash: str | None) -> None:
         """Remember an agent; refuse the same leaderboard name for a different checkpoint."""
         row = self.conn.execute("SELECT checkpoint_hash FROM agents WHERE agent = ?", (agent,)).fetchone()
@@ -240,22 +308,32 @@ class ResultsStore:
         """Keys (agent, suite, family, seed) of every finished cell."""
         return {(a, s, f, int(sd)) for a, s, f, sd in self.conn.execute("SELECT agent, suite, family, seed FROM cells")}
 
-    def insert_cell(self, cell: CellRow, episodes: Sequence[EpisodeRow]) -> bool:
-        """Insert a finished cell and all its episodes in one transaction.
+    def insert_cell(self, cell: CellRow, episodes: Sequence[EpisodeRow],
+                    trajectories: Sequence[Trajectory | None] | None = None) -> bool:
+        """Insert a finished cell, all its episodes and their trajectories (if given, one per episode, ``None``
+        for an episode without one) in one transaction.
 
         Returns ``False`` (and writes nothing) if the cell is there already: another run sharing the folder
         finished it first.
         """
         if len(episodes) != cell.episodes:
             raise ValueError(f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(episodes)} episodes for {cell.episodes} expected")
+        if trajectories is not None and len(trajectories) != len(episodes):
+            raise ValueError(f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(trajectories)} trajectories for {len(episodes)} episodes")
+        traj = [(e, t) for e, t in zip(episodes, trajectories or ()) if t is not None]
         try:
             with self.conn:  # one transaction: commit on success, roll back on any error
                 self.conn.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(cell).values()))
                 self.conn.executemany(
-                    "INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO episodes ({', '.join(_EPISODE_COLUMNS)}) VALUES ({', '.join('?' * len(_EPISODE_COLUMNS))})",
                     [(e.agent, e.checkpoint_hash, e.suite, e.family, e.seed, e.episode, e.item, int(e.correct), e.reward,
                       json.dumps(e.reward_terms, sort_keys=True), json.dumps(e.tool_calls, sort_keys=True), e.invalid_calls,
-                      e.steps, e.alignment, e.wall_time, e.ocr) for e in episodes],
+                      e.steps, e.alignment, e.wall_time, e.ocr, _flag(e.evidence_hit), _flag(e.evidence_read)) for e in episodes],
+                )
+                self.conn.executemany(
+                    "INSERT INTO trajectories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(e.agent, e.suite, e.family, e.seed, e.episode, t.question, json.dumps(list(t.answers)), t.answer,
+                      json.dumps([s.to_dict() for s in t.steps], separators=(",", ":"))) for e, t in traj],
                 )
         except sqlite3.IntegrityError:
             if self.conn.execute("SELECT 1 FROM cells WHERE agent = ? AND suite = ? AND family = ? AND seed = ?",
@@ -282,21 +360,65 @@ class ResultsStore:
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
-        q = ("SELECT * FROM episodes" + (" WHERE " + " AND ".join(where) if where else "")
+        cols = _EPISODE_COLUMNS if self.version >= 2 else (*_EPISODE_COLUMNS[:-2], "NULL", "NULL")
+        q = (f"SELECT {', '.join(cols)} FROM episodes" + (" WHERE " + " AND ".join(where) if where else "")
              + " ORDER BY agent, suite, family, seed, episode")
         return [_episode(r) for r in self.conn.execute(q, args)]
 
     def count(self, table: str) -> int:
-        if table not in ("cells", "episodes", "agents", "suites"):
+        if table not in ("cells", "episodes", "agents", "suites", "trajectories"):
             raise ValueError(f"unknown table {table!r}")
+        if table == "trajectories" and self.version < 2:
+            return 0
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # -- trajectories ----------------------------------------------------------------------------------
+    def task(self, suite: str, family: str) -> tuple[str, dict[str, Any]] | None:
+        """``(env_id, env_kwargs)`` of a suite's family, as run (``None``: not recorded, e.g. a version-1 store)."""
+        if self.version < 2:
+            return None
+        row = self.conn.execute("SELECT env_id, env_kwargs FROM suite_tasks WHERE suite = ? AND family = ?", (suite, family)).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def has_trajectory(self, episode: EpisodeRow) -> bool:
+        if self.version < 2:
+            return False
+        return self.conn.execute("SELECT 1 FROM trajectories WHERE agent = ? AND suite = ? AND family = ? AND seed = ? AND episode = ?",
+                                 _key(episode)).fetchone() is not None
+
+    def trajectory(self, episode: EpisodeRow) -> Trajectory | None:
+        """The stored trajectory of ``episode`` (``None``: it was run without one, e.g. before schema version 2)."""
+        if self.version < 2:
+            return None
+        row = self.conn.execute("SELECT question, answers, answer, steps FROM trajectories WHERE agent = ? AND suite = ? "
+                                "AND family = ? AND seed = ? AND episode = ?", _key(episode)).fetchone()
+        if row is None:
+            return None
+        question, answers, answer, steps = row
+        return Trajectory.from_dict({"family": episode.family, "scene_id": episode.item, "question": question,
+                                     "answers": json.loads(answers), "steps": json.loads(steps), "answer": answer,
+                                     "correct": episode.correct, "evidence_hit": episode.evidence_hit,
+                                     "evidence_read": episode.evidence_read})
+
+
+_EPISODE_COLUMNS = ("agent", "checkpoint_hash", "suite", "family", "seed", "episode", "item", "correct", "reward", "reward_terms",
+                    "tool_calls", "invalid_calls", "steps", "alignment", "wall_time", "ocr", "evidence_hit", "evidence_read")
+
+
+def _key(e: EpisodeRow) -> tuple[str, str, str, int, int]:
+    return (e.agent, e.suite, e.family, e.seed, e.episode)
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(bool(value))
 
 
 def _episode(r: Iterable[Any]) -> EpisodeRow:
-    (agent, ckpt, suite, family, seed, episode, item, correct, reward, terms, calls, invalid, steps, align, wall, ocr) = r
+    (agent, ckpt, suite, family, seed, episode, item, correct, reward, terms, calls, invalid, steps, align, wall, ocr, hit, read) = r
     return EpisodeRow(agent, ckpt, suite, family, int(seed), int(episode), int(item), bool(correct), float(reward),
                       json.loads(terms), json.loads(calls), int(invalid), int(steps),
-                      None if align is None else float(align), float(wall), ocr)
+                      None if align is None else float(align), float(wall), ocr,
+                      None if hit is None else bool(hit), None if read is None else bool(read))
 
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "AgentRow", "CellRow", "EpisodeRow", "ResultsStore", "StoreError", "check_store"]
+__all__ = ["DB_NAME", "READABLE_VERSIONS", "SCHEMA_VERSION", "AgentRow", "CellRow", "EpisodeRow", "ResultsStore", "StoreError", "check_store"]

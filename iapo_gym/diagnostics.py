@@ -42,7 +42,7 @@ class TrajectoryLike(Protocol):
 def covers(region: Box, evidence: Box, share: float = HIT_COVER) -> bool:
     """True when ``region`` covers at least ``share`` of the area of ``evidence`` (normalised boxes)."""
     area = box_area(evidence)
-    return area > 0 and box_intersection(region, evidence) >= share * area
+    return area > 0 and box_intersection(region, evidence) >= share * area - 1e-12  # exactly half counts
 
 
 def evidence_hit(scene: Scene, trajectory: TrajectoryLike) -> bool | None:
