@@ -50,37 +50,32 @@ class CompactAgent:
         batch = observations_to_batch(observations, self.policy.config)
         return self.policy.to_calls(self.policy.sample(batch, self.generator, greedy=self.greedy))
 
-    def alignment(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> float:
-        """The IAPO objective's divergence (this agent's training objective: granularity, divergence,
-        attribution method) between ``info["teacher_attribution"]`` — the teacher's attribution of
-        ``action``, as :class:`~iapo_gym.wrappers.TeacherAttributionWrapper` returns it from the step that
-        took it — and this policy's attribution of ``action`` at ``observation``, the observation it was
-        chosen on. The same number the trainer computes for that decision (lower is closer)."""
-        teacher = info["teacher_attribution"]
-        obj = self.train_config.objective
-        scene = info["scene"]
-        batch = observations_to_batch([observation], self.policy.config)
-        actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
-        student = self.policy.attribution(batch, actions, [(scene.height, scene.width)], teacher.layout.grid,
-                                          obj.method, n_steps=obj.steps)
-        return float(obj.compare(torch.tensor(teacher.values, dtype=torch.float32).unsqueeze(0), student.detach(),
-                                 teacher.layout)[0])
-
     def attribute(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> Attribution:
-        """This policy's attribution of ``action`` at ``observation`` (the training config's method), in the
-        layout of ``info["teacher_attribution"]`` when there is one (so the two compare cell by cell), else
-        over a :data:`DEFAULT_GRID` x :data:`DEFAULT_GRID` image grid. The one call episode pictures use."""
-        teacher = info.get("teacher_attribution")
-        cfg = self.policy.config
-        layout = teacher.layout if isinstance(teacher, Attribution) else layout_for_observation(
-            observation, DEFAULT_GRID, cfg.question_length, cfg.output_length)
+        """This policy's attribution of ``action`` at ``observation`` (its IAPO objective's attribution
+        method), in the layout of that observation on the objective's grid — the layout in which
+        :class:`~iapo_gym.wrappers.TeacherAttributionWrapper` gives the teacher's attribution of the same
+        decision. The one call the trainer's alignment, the leaderboard and the episode pictures share."""
+        obj, cfg = self.train_config.objective, self.policy.config
+        layout = layout_for_observation(observation, obj.grid, cfg.question_length, cfg.output_length)
         scene = info["scene"]
         batch = observations_to_batch([observation], cfg)
         actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
-        method = self.train_config.attribution_method
-        kw = {"n_steps": self.train_config.attribution_steps} if method == "integrated_gradients" else {}
-        scores = self.policy.attribution(batch, actions, [(scene.height, scene.width)], layout.grid, method, **kw)[0]
-        return Attribution.from_scores(layout, scores, allow_uniform=True)
+        scores = self.policy.attribution(batch, actions, [(scene.height, scene.width)], layout.grid, obj.method,
+                                         n_steps=obj.steps)[0]
+        return Attribution.from_scores(layout, scores.detach().numpy(), allow_uniform=True)
+
+    def alignment(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> float:
+        """The IAPO objective's divergence between ``info["teacher_attribution"]`` — the teacher's attribution
+        of ``action``, as the teacher wrapper returns it from the step that took it — and :meth:`attribute`
+        of ``action`` at ``observation`` (the observation it was chosen on). The very number the trainer
+        computes for that decision (lower is closer)."""
+        teacher = info["teacher_attribution"]
+        mine = self.attribute(observation, info, action)
+        if mine.layout != teacher.layout:
+            raise ValueError(f"the teacher's attribution has layout {teacher.layout.sizes}, this agent's {mine.layout.sizes}; "
+                             f"wrap the env with TeacherAttributionWrapper(grid={mine.layout.grid}, query_length="
+                             f"{mine.layout.query_length}, output_length={mine.layout.output_length})")
+        return float(self.train_config.objective.compare(teacher, mine, teacher.layout))
 
     # -- training ------------------------------------------------------------------------------------
     def learn(self, out: str | os.PathLike[str] | None = None, progress: bool = True,

@@ -32,7 +32,6 @@ import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,8 @@ from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
 from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 
 from iapo_gym import HEADLINE_FAMILIES
-from iapo_gym.diagnostics import evidence_hit, evidence_read
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from iapo_gym.scene import Box
-from iapo_gym.toolcall import ToolCallError, parse_box, parse_tool_call
+from iapo_gym.trajectory import record_episode
 
 STARTS = {"weak": 100, "strong": 2000}
 """Starting point -> oracle episodes behaviour-cloned before RL."""
@@ -71,29 +68,9 @@ METHODS: dict[str, dict[str, Any]] = {
 """Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""
 
 
-@dataclass
-class _Step:
-    """What the diagnostics read of a step: the regions it chose and the text it got back."""
-
-    boxes: tuple[Box, ...]
-    output: str
-
-
-@dataclass
-class _Episode:
-    steps: list[_Step]
-
-
-def _regions(action: str) -> tuple[Box, ...]:
-    try:
-        call = parse_tool_call(action)
-        return (parse_box(call.args["box"]),) if "box" in call.args else ()
-    except (ToolCallError, KeyError, TypeError, ValueError):
-        return ()
-
-
 def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str, dict[str, list[Any]]]:
-    """Per family: correct, evidence hit and read (True/False/None) of the greedy policy on fixed test items."""
+    """Per family: correct, evidence hit and read (True/False/None, :mod:`iapo_gym.diagnostics`) of the
+    greedy policy on fixed test items, from recorded trajectories."""
     agent = CompactAgent(policy, greedy=True)
     out: dict[str, dict[str, list[Any]]] = {}
     for family in HEADLINE_FAMILIES:
@@ -101,16 +78,10 @@ def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str,
         lo, hi = env.unwrapped.scene_id_range()
         rec: dict[str, list[Any]] = {"correct": [], "hit": [], "read": []}
         for scene_id in np.random.default_rng(777).integers(lo, hi, size=episodes):
-            obs, info = env.reset(options={"scene_id": int(scene_id)})
-            episode, done = _Episode([]), False
-            while not done:
-                action = agent.act(obs, info)
-                obs, _, terminated, truncated, info = env.step(action)
-                episode.steps.append(_Step(() if info["error"] else _regions(action), str(obs["tool_output"])))
-                done = terminated or truncated
-            rec["correct"].append(bool(info["correct"]))
-            rec["hit"].append(evidence_hit(info["scene"], episode))
-            rec["read"].append(evidence_read(info["scene"], episode))
+            t = record_episode(env, agent, options={"scene_id": int(scene_id)}, attribution=False).trajectory
+            rec["correct"].append(bool(t.correct))
+            rec["hit"].append(t.evidence_hit)
+            rec["read"].append(t.evidence_read)
         out[family] = rec
     return out
 

@@ -274,7 +274,7 @@ def _as_tensor(x: Tensor | np.ndarray | Attribution) -> Tensor:
         x = x.values
     if isinstance(x, Tensor):
         return x
-    return torch.as_tensor(np.asarray(x, dtype=np.float64))
+    return torch.tensor(np.array(x, dtype=np.float64))
 
 
 PRESETS: dict[str, IAPOObjective] = {

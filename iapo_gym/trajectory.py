@@ -180,7 +180,8 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
 
     Args:
         env: a VisualToolVQA env (possibly wrapped, e.g. by the teacher wrapper: its
-            ``info["teacher_attribution"]`` is recorded for each decision).
+            ``info["teacher_attribution"]`` after each step, its attribution of the action just taken, is
+            recorded for that decision).
         attribute: the agent's ``attribute(observation, info, action) -> Attribution``, called once per
             decision before the action is stepped; ``None`` records no agent attribution.
         keep_crops: keep the crop image of each step that returned one (for drawing; off in benchmarks).
@@ -207,10 +208,10 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.scene is None:
             raise RuntimeError("call reset() before step()")
-        teacher = self._info.get("teacher_attribution")
         mine = self.attribute(self._obs, self._info, action) if self.attribute is not None else None
         before_crop, before_box = self._obs.get("crop"), self._obs.get("view_box")
         obs, reward, terminated, truncated, info = self.env.step(action)
+        teacher = info.get("teacher_attribution")  # the teacher wrapper's attribution of this very action
         call = _parse(action)
         error = info.get("error")
         new_crop = not error and (

@@ -148,7 +148,7 @@ def test_answers_and_labels_that_used_to_collide_have_ids_of_their_own() -> None
         obs = {"image": np.zeros((128, 128, 3), np.uint8), "crop": np.zeros((128, 128, 3), np.uint8),
                "question": "What is the value?", "tool_output": read, "view_box": np.zeros(4, np.float32), "budget": 3}
         (g, c, q, o), (qm, om, aux) = pol.inputs(observations_to_batch([obs], pol.config))
-        copy = pol.net._copy(o, om, pol.net.answer_tokens)[0]
+        copy = pol.net._copy(o, om, pol.net.answer_tokens)[0].detach()
         answers = pol.codec.answers
         assert float(copy[answers.index(read)]) > float(copy[answers.index(twin)]) + 1.0
     labels = {token_id(tokenize(x)[0], 4096) for x in FOCUS_LABELS}

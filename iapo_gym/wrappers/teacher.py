@@ -11,8 +11,8 @@ from ..attribution import Attribution, ComponentLayout, cells_of_box, layout_for
 from ..objective import DEFAULT_GRID, OUTPUT_LENGTH, QUERY_LENGTH
 from ..scene import Box, box_area
 from ..teachers import make_teacher
-from ..toolcall import ToolCallError, parse_box, parse_tool_call
-from ..tools.builtin import FOCUS_AXES
+from ..toolcall import ToolCallError, parse_tool_call
+from ..trajectory import chosen_regions
 
 
 SHAPINGS = ("novel", "potential", "raw")
@@ -96,15 +96,9 @@ class TeacherAttributionWrapper(gym.Wrapper[dict[str, Any], str, dict[str, Any],
     def region(self, action: str, info: dict[str, Any]) -> list[Box]:
         """The image regions a tool call chose (empty for answers, invalid calls and tools without one)."""
         try:
-            call = parse_tool_call(action)
-            if "box" in call.args:
-                return [parse_box(call.args["box"])]
-            if call.name == "focus" and call.args.get("axis") in FOCUS_AXES:
-                kind, labels = FOCUS_AXES[call.args["axis"]], {str(x).lower() for x in call.args.get("labels", [])}
-                return [r.box for r in info["scene"].layout if r.kind == kind and r.label.lower() in labels]
-        except (ToolCallError, TypeError, AttributeError):
-            pass
-        return []
+            return chosen_regions(parse_tool_call(action), info["scene"])
+        except ToolCallError:
+            return []
 
     def cover(self, boxes: list[Box]) -> np.ndarray:
         """Per cell, the share of it that ``boxes`` see (a box inside a cell sees all of it)."""
