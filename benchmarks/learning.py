@@ -86,11 +86,11 @@ def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str,
     return out
 
 
-def _warm(start: str, seed: int, difficulty: int, epochs: int) -> CompactPolicy:
+def _warm(episodes: int, seed: int, difficulty: int, epochs: int) -> CompactPolicy:
     torch.manual_seed(seed)
     policy = CompactPolicy(CompactConfig())
     env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": difficulty}
-    data = oracle_dataset(policy, "VisualToolVQA-v0", STARTS[start], env_kwargs, seed=10_000 + 7919 * seed)
+    data = oracle_dataset(policy, "VisualToolVQA-v0", episodes, env_kwargs, seed=10_000 + 7919 * seed)
     behaviour_cloning(policy, data, epochs=epochs, seed=seed)
     return policy
 
@@ -99,9 +99,10 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
     """One (start, seed): the shared warm start, then every method from a copy of it."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    warm = _warm(start, seed, args["difficulty"], args["warm_epochs"])
+    episodes = args.get("start_episodes", STARTS)[start]
+    warm = _warm(episodes, seed, args["difficulty"], args["warm_epochs"])
     warm_s = time.perf_counter() - t0
-    rows = [{"start": start, "seed": seed, "method": "warm start", "warm_start_s": warm_s,
+    rows = [{"start": start, "seed": seed, "method": "warm start", "warm_start_s": warm_s, "episodes": episodes,
              "final": evaluate(warm, args["difficulty"], args["eval_episodes"]), "history": []}]
     for name in methods:
         fields = json.loads(json.dumps(METHODS[name]).replace("{teacher}", str(args.get("teacher") or "")))
@@ -176,7 +177,8 @@ def report(rows: list[dict[str, Any]], steps: int) -> str:
         sel = [r for r in rows if r["start"] == start]
         methods = list(dict.fromkeys(r["method"] for r in sel))
         grpo_final = np.mean(list(summary[start].get("grpo", {"": np.nan}).values()))
-        lines += [f"\n### start: {start} ({STARTS[start]} oracle episodes behaviour-cloned), {steps} env steps\n",
+        n_ep = next((r.get("episodes", STARTS[start]) for r in sel if r["method"] == "warm start"), STARTS[start])
+        lines += [f"\n### start: {start} ({n_ep} oracle episodes behaviour-cloned), {steps} env steps\n",
                   "| method | " + " | ".join(HEADLINE_FAMILIES) + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | s/update | env steps to GRPO's final |",
                   "|---|" + "---|" * (len(HEADLINE_FAMILIES) + 4)]
         for method in methods:
@@ -276,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--curve-episodes", type=int, default=48, help="test items (mixture) per curve point")
     p.add_argument("--teacher", help="model-teacher checkpoint for the model-teacher method (iapo-train --agent teacher)")
     p.add_argument("--jobs", type=int, default=1, help="(start, seed) cells run in parallel processes")
+    p.add_argument("--start-episodes", nargs=2, type=int, metavar=("WEAK", "STRONG"), default=list(STARTS.values()),
+                   help="oracle episodes of the weak and strong starts (default: 100 2000)")
     args = p.parse_args(argv)
     if "model-teacher" in args.methods and not args.teacher:
         p.error("--methods model-teacher needs --teacher PATH (train one with: iapo-train --agent teacher --out PATH)")
@@ -287,16 +291,30 @@ def main(argv: list[str] | None = None) -> None:
     todo = [t for t in todo if t[2] or (t[0], t[1], "warm start") not in done]
     settings = {k: getattr(args, k) for k in ("steps", "difficulty", "warm_epochs", "eval_episodes", "eval_every",
                                               "curve_episodes", "teacher")}
+    settings["start_episodes"] = dict(zip(STARTS, args.start_episodes))
     from tqdm.auto import tqdm
 
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_cell, s, seed, methods, settings) for s, seed, methods in todo]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="(start, seed) cells"):
-            new = [r for r in fut.result() if (r["start"], r["seed"], r["method"]) not in done]
-            rows += new
-            done |= {(r["start"], r["seed"], r["method"]) for r in new}
-            atomic_write_text(log, "".join(json.dumps(r) + "\n" for r in rows))  # each finished cell kept at once
-            write_all(rows, args.out, args.steps)
+    def keep(cell_rows: list[dict[str, Any]]) -> None:
+        new = [r for r in cell_rows if (r["start"], r["seed"], r["method"]) not in done]
+        rows.extend(new)
+        done.update((r["start"], r["seed"], r["method"]) for r in new)
+        atomic_write_text(log, "".join(json.dumps(r) + "\n" for r in rows))  # each finished cell kept at once
+        write_all(rows, args.out, args.steps)
+
+    bar = tqdm(total=len(todo), desc="(start, seed) cells")
+    if args.jobs <= 1:
+        for s, seed, methods in todo:
+            keep(run_cell(s, seed, methods, settings))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_cell, s, seed, methods, settings) for s, seed, methods in todo]
+            for fut in as_completed(futures):
+                keep(fut.result())
+                bar.update()
+    bar.close()
+    if not rows:
+        raise SystemExit("nothing to report: no runs finished")
     print(write_all(rows, args.out, args.steps))
     print(f"figures in {args.out}/ (summary.json, table.md, curves.png)")
 

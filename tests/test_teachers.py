@@ -157,3 +157,18 @@ def test_model_teacher_trains_saves_and_attributes(tmp_path) -> None:
     att = teacher.attribute(obs, info, layout_for_observation(obs, 4), action="<answer>12</answer>")
     assert isinstance(att, Attribution) and np.isclose(att.values.sum(), 1.0)
     assert set(att.blocks()) == {"image", "query", "tool_outputs"}
+
+
+def test_the_model_teacher_sees_its_own_native_view_not_an_upsampled_glance() -> None:
+    from iapo_gym.teachers.model import native_view
+
+    small, large = (gym.make("VisualToolVQA-HBar-v0", view_size=v) for v in (64, 128))
+    obs_s, info = small.reset(seed=4)
+    obs_l, _ = large.reset(seed=4)
+    box = list(info["scene"].evidence[0].box)
+    call = json.dumps({"tool": "zoom", "args": {"box": box}})
+    obs_s, *_, info = small.step(call)
+    obs_l, *_ = large.step(call)
+    seen = native_view(obs_s, info["scene"], 128)
+    assert np.array_equal(seen["image"], obs_l["image"]) and np.array_equal(seen["crop"], obs_l["crop"])
+    assert seen["question"] == obs_s["question"]

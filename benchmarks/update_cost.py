@@ -1,0 +1,66 @@
+"""What an IAPO update costs next to a GRPO update, measured side by side in one process.
+
+Run: ``python -m iapo_gym.benchmarks.update_cost [--updates 12] [--out docs/learning]``.
+
+The trainers (GRPO, the default IAPO, the paper preset) start from the same policy and take turns, one
+:meth:`~iapo_gym.agents.trainer.GroupTrainer.step` each, so machine noise hits them alike. The default's
+alignment loss is in its optimisation (the student's attribution with ``create_graph``, on the decisions it
+weighs); the attribution pass before the update is what the paper's reward form needs, and what the
+default logs. The figure that counts is the ratio of medians, not the absolute time. Writes ``update_cost.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from iapo_gym.agents.compact import CompactPolicy
+from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
+
+from iapo_gym import HEADLINE_FAMILIES
+from iapo_gym.io import atomic_write_json, atomic_write_text
+
+METHODS = {"grpo": {"reward": "grpo"}, "iapo (default)": {"reward": "iapo"}, "iapo (paper)": {"reward": "iapo", "preset": "paper"}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--updates", type=int, default=12, help="timed updates per method (after one warm-up)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--questions", type=int, default=4, help="questions per update")
+    p.add_argument("--group-size", type=int, default=8, help="rollouts per question")
+    p.add_argument("--out", type=Path, default=Path("docs/learning"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    policy = CompactPolicy()
+    env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": 0}
+    trainers = {name: GroupTrainer(TrainConfig(env_kwargs=env_kwargs, updates=10**6, seed=0, questions=args.questions,
+                                                group_size=args.group_size, **fields), copy.deepcopy(policy))
+                for name, fields in METHODS.items()}
+    times: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
+    for i in range(args.updates + 1):
+        for name, trainer in trainers.items():
+            row = trainer.step()  # the very update the trainer runs
+            if i:  # the first update of each warms caches
+                times[name].append({"attribution": row.get("attribution_s", 0.0), "total": row["update_s"]})
+    base = float(np.median([t["total"] for t in times["grpo"]]))
+    lines = [f"Seconds per update (median of {args.updates}, one process, {args.threads} thread(s), the methods taking "
+             f"turns; {args.questions} questions x {args.group_size} rollouts, 2 epochs, six headline families at difficulty 0):", "",
+             "| method | attribution pass (before the update) | total | x GRPO |", "|---|---:|---:|---:|"]
+    summary = {}
+    for name, ts in times.items():
+        med = {k: float(np.median([t[k] for t in ts])) for k in ("attribution", "total")}
+        summary[name] = {**med, "ratio_to_grpo": med["total"] / base}
+        lines.append(f"| {name} | {med['attribution']:.3f} | {med['total']:.3f} | {med['total'] / base:.2f} |")
+    table = "\n".join(lines) + "\n"
+    atomic_write_text(args.out / "update_cost.md", table)
+    atomic_write_json(args.out / "update_cost.json", summary)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The learning and update-cost benchmarks run end to end at a tiny scale and write what they promise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from iapo_gym.benchmarks import learning, update_cost
+
+
+def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) -> None:
+    argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--methods", "grpo", "default",
+            "--steps", "40", "--start-episodes", "6", "6", "--warm-epochs", "1", "--eval-episodes", "2",
+            "--eval-every", "1", "--curve-episodes", "2"]
+    learning.main(argv)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["weak"]) == {"warm start", "grpo", "default"}
+    assert set(summary["weak"]["grpo"]) == {"0"} and 0 <= summary["weak"]["default"]["0"] <= 1
+    assert "default" in summary["paired_difference_vs_grpo"]["weak"]
+    assert summary["s_per_update"]["default"] > 0
+    table = (tmp_path / "table.md").read_text()
+    assert "hit / read / accuracy given a read" in table and "| default |" in table
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    learning.main(argv)  # a rerun finds every run done and only re-renders
+    assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
+
+
+def test_update_cost_benchmark_reports_ratios_to_grpo(tmp_path: Path) -> None:
+    update_cost.main(["--updates", "1", "--questions", "1", "--group-size", "2", "--out", str(tmp_path)])
+    out = json.loads((tmp_path / "update_cost.json").read_text())
+    assert out["grpo"]["ratio_to_grpo"] == 1.0 and out["iapo (default)"]["total"] > 0
