@@ -106,11 +106,15 @@ class TrainConfig:
             raise ValueError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
         return cls(**data)
 
-    def lam_at(self, update: int) -> float:
-        """λ for an update: 0 for GRPO, else the objective's schedule at this point of training."""
+    def lam_at(self, update: int, env_steps: int = 0) -> float:
+        """λ for an update: 0 for GRPO, else the objective's schedule at this point of training (the
+        further along of the update count and, with ``max_env_steps``, the env-step budget)."""
         if self.reward == "grpo":
             return 0.0
-        return self.objective.lam_at(update / max(1, self.updates))
+        progress = update / max(1, self.updates)
+        if self.max_env_steps:
+            progress = max(progress, env_steps / self.max_env_steps)
+        return self.objective.lam_at(min(1.0, progress))
 
 
 @dataclass
@@ -277,7 +281,7 @@ class GroupTrainer:
         c, obj = self.config, self.objective
         t0 = time.perf_counter()
         ro = self.collect()
-        lam = c.lam_at(self.update)
+        lam = c.lam_at(self.update, self.env_steps)
         row: dict[str, float] = {"update": self.update + 1, "lam": lam}
         div = None
         if obj is not None:

@@ -167,3 +167,12 @@ def test_bad_objective_settings_are_clear() -> None:
     obj = IAPOObjective()
     with pytest.raises(ValueError, match="must both have 44 components"):
         obj.compare(np.ones(5), np.ones(5), obj.layout(4, 24))
+
+
+def test_cold_start_and_schedule_follow_the_env_step_budget() -> None:
+    cfg = TrainConfig(**{**TINY, "reward": "iapo", "updates": 10**6, "max_env_steps": 1000,
+                         "iapo": {"cold_start": 0.5, "schedule": "linear", "lam": 2.0}})
+    assert cfg.lam_at(3, env_steps=400) == 0.0  # still GRPO
+    assert 0 < cfg.lam_at(4, env_steps=750) < 2.0  # rising
+    assert cfg.lam_at(5, env_steps=1000) == pytest.approx(2.0)
+    assert TrainConfig(**{**TINY, "reward": "grpo"}).lam_at(5, 10) == 0.0
