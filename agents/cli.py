@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
               f"test accuracy {last.get('eval_accuracy', float('nan')):.3f}; saved to {args.out}")
         return 0
     if args.agent == "teacher":
-        from iapo_gym.teachers.model import train_model_teacher
+        from .model_teacher import train_model_teacher
 
         env_id = opts.get("env_id", "VisualToolVQA-v0")
         episodes = opts.get("warm_start_episodes") or 1000

@@ -312,9 +312,8 @@ class GroupTrainer:
     def evaluate(self, episodes: int | None = None) -> float:
         """Greedy accuracy on fixed test-split scenes (the same items at every evaluation)."""
         from .base import run_episode
-        from .compact_agent import CompactAgent
 
-        agent = CompactAgent(self.policy, greedy=True)
+        agent = GreedyPolicyAgent(self.policy)
         lo, hi = self.eval_env.unwrapped.scene_id_range()
         ids = np.random.default_rng(12345).integers(lo, hi, size=episodes or self.config.eval_episodes)
         return float(np.mean([run_episode(self.eval_env, agent, options={"scene_id": int(s)}).correct for s in ids]))
@@ -340,6 +339,21 @@ class GroupTrainer:
                 on_update(self, row)
         bar.close()
         return self.history
+
+
+class GreedyPolicyAgent:
+    """The policy's greedy action behind the agent protocol: what :meth:`GroupTrainer.evaluate` runs (the
+    same calls as ``CompactAgent(policy, greedy=True)``, which builds on this module and so is not imported here)."""
+
+    def __init__(self, policy: CompactPolicy) -> None:
+        self.policy = policy
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, observation: dict[str, Any], info: dict[str, Any]) -> str:
+        batch = observations_to_batch([observation], self.policy.config)
+        return self.policy.to_calls(self.policy.sample(batch, greedy=True))[0]
 
 
 # -- learning curves ----------------------------------------------------------------------------------

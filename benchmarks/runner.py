@@ -33,14 +33,11 @@ import iapo_gym
 from iapo_gym.io import recover_dir
 from iapo_gym.trajectory import Trajectory, TrajectoryRecorder
 
+from .errors import BenchmarkError
 from .store import DB_NAME, CellRow, EpisodeRow, ResultsStore, StoreError, check_store
 from .suites import Suite, SuiteError, check_seeds, load_suite
 
 BACKENDS = ("local", "ray")
-
-
-class BenchmarkError(ValueError):
-    """Bad benchmark input (agent, backend, output folder) or a failed cell; the message says what to do."""
 
 
 # -- agents -------------------------------------------------------------------------------------------------
