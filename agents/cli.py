@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from iapo_gym.validation import check_int
+
 from .checkpoint import check_config
 
 AGENTS = ("iapo", "grpo", "ppo", "teacher", "vlm")
@@ -100,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     opts = options(args)
     for key in ("updates", "max_env_steps", "warm_start_episodes"):
-        if key in opts and (not isinstance(opts[key], int) or opts[key] < 0):
-            raise ValueError(f"--{key.replace('_', '-')} must be a non-negative integer; got {opts[key]!r}")
+        if key in opts:
+            check_int(f"--{key.replace('_', '-')}", opts[key], 0)
     if args.agent in ("iapo", "grpo"):
         from .compact_agent import CompactAgent
 
