@@ -35,7 +35,7 @@ from iapo_gym.objective import IAPOObjective
 from iapo_gym.validation import check_ints
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
-from .compact import Batch, CompactConfig, CompactPolicy, observations_to_batch
+from .compact import ObservationBatch, CompactConfig, CompactPolicy, observations_to_batch
 from .objectives import clipped_surrogate, kl_to_reference
 
 REWARDS = ("grpo", "iapo")
@@ -117,7 +117,7 @@ class TrainConfig:
 class Rollouts:
     """The decisions of one update's episodes (``D`` decisions of ``E`` episodes)."""
 
-    batch: Batch
+    batch: ObservationBatch
     actions: torch.Tensor
     logp: torch.Tensor
     episode: torch.Tensor
@@ -177,7 +177,7 @@ class GroupTrainer:
             infos.append(info)
         n = len(self.envs)
         alive = list(range(n))
-        rows: list[Batch] = []
+        rows: list[ObservationBatch] = []
         acts, logps, episode, hw, tools, teacher = [], [], [], [], [], []
         terms = [dict.fromkeys(("outcome", "format"), 0.0) for _ in range(n)]
         calls: list[dict[str, int]] = [{} for _ in range(n)]
@@ -212,7 +212,7 @@ class GroupTrainer:
             alive = [i for i in alive if not done[i]]
         returns = np.array([sum(t.values()) for t in terms])
         groups = np.repeat(np.arange(c.questions), c.group_size)
-        return Rollouts(Batch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, tools,
+        return Rollouts(ObservationBatch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, tools,
                         torch.from_numpy(np.stack(teacher)).float() if teacher else None,
                         returns, groups, terms, correct, answered, calls, steps)
 
