@@ -5,21 +5,7 @@ import those layers, it resolves the entry-point string when a name is asked for
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from .specs import moved
 
-from .specs import load_class
-
-MOVED_TO = "iapo_gym.benchmarks.demo"
-_NAMES = ("SCALES", "main", "run_demo")
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"iapo_gym.demo.{name} moved to {MOVED_TO}.{name}; import it from there "
-                  "(the old path goes in the next release)", DeprecationWarning, stacklevel=2)
-    return load_class(f"{MOVED_TO}:{name}")
-
-
-__all__ = list(_NAMES)
+__all__ = ["SCALES", "main", "run_demo"]
+__getattr__ = moved(__name__, "iapo_gym.benchmarks.demo", __all__)
