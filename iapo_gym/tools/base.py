@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, ValidationError
 
 from ..scene import Box, Scene
 from ..toolcall import ToolCallError
@@ -127,7 +127,7 @@ def check_args(tool: Tool, args: Mapping[str, Any]) -> None:
         if arg not in wrong:
             right = describe_schema(props[arg]) if arg in props else error.message
             # an error inside the argument (one item of a box) also says which part and why
-            where = f" (item {'/'.join(map(str, path[1:]))}: {_cut(error.message, 80)})" if len(path) > 1 else ""
+            where = f" (item {'/'.join(map(str, path[1:]))}: {_reason(error)})" if len(path) > 1 else ""
             wrong[arg] = f"{tool.name} {arg} must be {right}; got {_shown(args.get(arg))}{where}" if arg else f"{tool.name}: {right}"
     order = list(props)
     raise ToolCallError(". ".join(wrong[a] for a in sorted(wrong, key=lambda a: order.index(a) if a in order else -1)))
@@ -175,6 +175,16 @@ def _frozen(value: Any, depth: int = 0) -> Hashable | None:
     if any(f is None for _, f in frozen):
         return None
     return (kind, frozen)
+
+
+def _reason(error: ValidationError) -> str:
+    """Why one part of an argument failed, in the words of the messages above (``1.5 is outside [0, 1]``)."""
+    value, schema = _shown(error.instance), error.schema if isinstance(error.schema, Mapping) else {}
+    if error.validator in ("minimum", "maximum") and "minimum" in schema and "maximum" in schema:
+        return f"{value} is outside [{schema['minimum']}, {schema['maximum']}]"
+    if error.validator in ("type", "enum"):
+        return f"{value} is not {describe_schema(schema)}"
+    return _cut(error.message, 80)
 
 
 def _cut(text: str, limit: int) -> str:
