@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from iapo_gym.validation import check_int
+
 from .checkpoint import check_config
 
 AGENTS = ("iapo", "grpo", "ppo", "teacher", "vlm")
@@ -100,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     opts = options(args)
     for key in ("updates", "max_env_steps", "warm_start_episodes"):
-        if key in opts and (not isinstance(opts[key], int) or opts[key] < 0):
-            raise ValueError(f"--{key.replace('_', '-')} must be a non-negative integer; got {opts[key]!r}")
+        if key in opts:
+            check_int(f"--{key.replace('_', '-')}", opts[key], 0)
     if args.agent in ("iapo", "grpo"):
         from .compact_agent import CompactAgent
 
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
               f"test accuracy {last.get('eval_accuracy', float('nan')):.3f}; saved to {args.out}")
         return 0
     if args.agent == "teacher":
-        from iapo_gym.teachers.model import train_model_teacher
+        from .model_teacher import train_model_teacher
 
         env_id = opts.get("env_id", "VisualToolVQA-v0")
         episodes = opts.get("warm_start_episodes") or 1000

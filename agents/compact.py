@@ -31,7 +31,7 @@ from iapo_gym.attribution import (
     reduce_to_components,
     view_cell_weights,
 )
-from iapo_gym.text import encode, token_id, tokenize
+from iapo_gym.text import OUTPUT_LENGTH, QUERY_LENGTH, VOCAB_SIZE, encode, token_id, tokenize
 from iapo_gym.tools import BUILTIN_TOOLS
 from iapo_gym.validation import check_ints
 from iapo_gym.wrappers import ActionCodec
@@ -50,9 +50,9 @@ class CompactConfig:
     width: int = 32
     embed_dim: int = 32
     hidden: int = 128
-    vocab_size: int = 4096
-    question_length: int = 32
-    output_length: int = 48
+    vocab_size: int = VOCAB_SIZE
+    question_length: int = QUERY_LENGTH
+    output_length: int = OUTPUT_LENGTH
     tools: tuple[str, ...] = field(default_factory=lambda: tuple(BUILTIN_TOOLS))
 
     def __post_init__(self) -> None:
@@ -140,7 +140,7 @@ class CompactPolicyNet(nn.Module):
 
 
 @dataclass
-class Batch:
+class ObservationBatch:
     """Observations as tensors: images float in [0, 1] (B, 3, V, V), token ids, masks, aux features."""
 
     glance: Tensor
@@ -152,12 +152,12 @@ class Batch:
     def __len__(self) -> int:
         return int(self.glance.shape[0])
 
-    def index(self, idx: Tensor | slice) -> Batch:
-        return Batch(self.glance[idx], self.crop[idx], self.q_ids[idx], self.o_ids[idx], self.aux[idx])
+    def index(self, idx: Tensor | slice) -> ObservationBatch:
+        return ObservationBatch(self.glance[idx], self.crop[idx], self.q_ids[idx], self.o_ids[idx], self.aux[idx])
 
     @staticmethod
-    def cat(batches: Sequence[Batch]) -> Batch:
-        return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in ("glance", "crop", "q_ids", "o_ids", "aux")))
+    def cat(batches: Sequence[ObservationBatch]) -> ObservationBatch:
+        return ObservationBatch(*(torch.cat([getattr(b, f) for b in batches]) for f in ("glance", "crop", "q_ids", "o_ids", "aux")))
 
 
 def _image(x: np.ndarray, size: int) -> np.ndarray:
@@ -168,8 +168,8 @@ def _image(x: np.ndarray, size: int) -> np.ndarray:
     return x
 
 
-def observations_to_batch(observations: Sequence[dict[str, Any]], config: CompactConfig) -> Batch:
-    """Stack raw env observations into a :class:`Batch` (images resized to the policy's view size)."""
+def observations_to_batch(observations: Sequence[dict[str, Any]], config: CompactConfig) -> ObservationBatch:
+    """Stack raw env observations into a :class:`ObservationBatch` (images resized to the policy's view size)."""
     v = config.view_size
     glance = np.stack([_image(o["image"], v) for o in observations])
     crop = np.stack([_image(o["crop"], v) for o in observations])
@@ -180,7 +180,7 @@ def observations_to_batch(observations: Sequence[dict[str, Any]], config: Compac
     aux = np.stack([np.concatenate([np.asarray(o["view_box"], np.float32), [float(o["budget"]) / 8.0, r]])
                     for o, r in zip(observations, repeat)])
     to_img = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
-    return Batch(to_img(glance), to_img(crop), torch.from_numpy(q), torch.from_numpy(out), torch.from_numpy(aux).float())
+    return ObservationBatch(to_img(glance), to_img(crop), torch.from_numpy(q), torch.from_numpy(out), torch.from_numpy(aux).float())
 
 
 def used_components(codec: ActionCodec, tools: Tensor) -> Tensor:
@@ -204,13 +204,13 @@ class CompactPolicy(nn.Module):
         self.codec = ActionCodec(self.config.tools, grid=self.config.grid, sizes=self.config.sizes)
         self.net = CompactPolicyNet(self.config, self.codec)
 
-    def inputs(self, batch: Batch) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    def inputs(self, batch: ObservationBatch) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """(attributed inputs, other forward args) of a batch, in :data:`INPUTS` order."""
         q_mask, o_mask = batch.q_ids > 0, batch.o_ids > 0
         attributed = (batch.glance, batch.crop, self.net.embed(batch.q_ids), self.net.embed(batch.o_ids))
         return attributed, (q_mask, o_mask, batch.aux)
 
-    def logits(self, batch: Batch) -> dict[str, Tensor]:
+    def logits(self, batch: ObservationBatch) -> dict[str, Tensor]:
         attributed, extra = self.inputs(batch)
         return self.net(*attributed, *extra)
 
@@ -225,11 +225,11 @@ class CompactPolicy(nn.Module):
             ent = ent + torch.where(used[:, i], -(lp.exp() * lp).sum(-1), 0.0)
         return logp, ent
 
-    def log_prob(self, batch: Batch, actions: Tensor) -> tuple[Tensor, Tensor]:
+    def log_prob(self, batch: ObservationBatch, actions: Tensor) -> tuple[Tensor, Tensor]:
         return self.log_prob_from_logits(self.logits(batch), actions)
 
     @torch.no_grad()
-    def sample(self, batch: Batch, generator: torch.Generator | None = None, greedy: bool = False) -> Tensor:
+    def sample(self, batch: ObservationBatch, generator: torch.Generator | None = None, greedy: bool = False) -> Tensor:
         """(B, 7) int64 structured actions."""
         logits = self.logits(batch)
         cols = []
@@ -253,7 +253,7 @@ class CompactPolicy(nn.Module):
 
     def attribution(
         self,
-        batch: Batch,
+        batch: ObservationBatch,
         actions: Tensor,
         source_hw: Sequence[tuple[int, int]],
         grid: int = 4,

@@ -11,18 +11,18 @@ import torch
 import torch.nn.functional as F
 
 from iapo_gym.toolcall import ToolCall, parse_box, parse_tool_call
+from iapo_gym.validation import check_int
 
-from .compact import Batch, CompactPolicy, observations_to_batch, used_components
+from .compact import ObservationBatch, CompactPolicy, observations_to_batch, used_components
 from .oracle import OracleAgent
 
 
 def oracle_dataset(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs: dict[str, Any] | None = None,
-                   seed: int = 0) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+                   seed: int = 0) -> tuple[ObservationBatch, torch.Tensor, torch.Tensor]:
     """Observations, the oracle's moves as structured actions, and for each move the box centres that would
     do as well (``(N, cells)`` bool: every cell whose box covers the oracle's box at the same size; only
     the action's own cell for moves without a box), from ``episodes`` train-split episodes."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be a positive int; got {episodes!r}")
+    check_int("episodes", episodes)
     env = gym.make(env_id, **{"view_size": policy.config.view_size, **(env_kwargs or {})})
     oracle = OracleAgent()
     observations, actions, cells = [], [], []
@@ -53,7 +53,7 @@ def oracle_dataset(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs
             torch.from_numpy(np.stack(cells)))
 
 
-def behaviour_cloning(policy: CompactPolicy, data: tuple[Batch, torch.Tensor, torch.Tensor], epochs: int = 10,
+def behaviour_cloning(policy: CompactPolicy, data: tuple[ObservationBatch, torch.Tensor, torch.Tensor], epochs: int = 10,
                       lr: float = 1e-3, minibatch: int = 64, seed: int = 0) -> list[float]:
     """Cross-entropy on the components each oracle move uses; the box centre's is set-valued (``-log`` of the
     probability of any cell in :func:`oracle_dataset`'s covering set). Returns the mean loss per epoch."""

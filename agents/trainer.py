@@ -35,7 +35,7 @@ from iapo_gym.objective import IAPOObjective
 from iapo_gym.validation import check_ints
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
-from .compact import Batch, CompactConfig, CompactPolicy, observations_to_batch
+from .compact import ObservationBatch, CompactConfig, CompactPolicy, observations_to_batch
 from .objectives import clipped_surrogate, kl_to_reference
 
 REWARDS = ("grpo", "iapo")
@@ -121,7 +121,7 @@ class TrainConfig:
 class Rollouts:
     """The decisions of one update's episodes (``D`` decisions of ``E`` episodes)."""
 
-    batch: Batch
+    batch: ObservationBatch
     actions: torch.Tensor
     logp: torch.Tensor
     episode: torch.Tensor
@@ -181,7 +181,7 @@ class GroupTrainer:
             infos.append(info)
         n = len(self.envs)
         alive = list(range(n))
-        rows: list[Batch] = []
+        rows: list[ObservationBatch] = []
         acts, logps, episode, hw, tools, teacher = [], [], [], [], [], []
         terms = [dict.fromkeys(("outcome", "format"), 0.0) for _ in range(n)]
         calls: list[dict[str, int]] = [{} for _ in range(n)]
@@ -216,7 +216,7 @@ class GroupTrainer:
             alive = [i for i in alive if not done[i]]
         returns = np.array([sum(t.values()) for t in terms])
         groups = np.repeat(np.arange(c.questions), c.group_size)
-        return Rollouts(Batch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, tools,
+        return Rollouts(ObservationBatch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, tools,
                         torch.from_numpy(np.stack(teacher)).float() if teacher else None,
                         returns, groups, terms, correct, answered, calls, steps)
 
@@ -316,9 +316,8 @@ class GroupTrainer:
     def evaluate(self, episodes: int | None = None) -> float:
         """Greedy accuracy on fixed test-split scenes (the same items at every evaluation)."""
         from .base import run_episode
-        from .compact_agent import CompactAgent
 
-        agent = CompactAgent(self.policy, greedy=True)
+        agent = GreedyPolicyAgent(self.policy)
         lo, hi = self.eval_env.unwrapped.scene_id_range()
         ids = np.random.default_rng(12345).integers(lo, hi, size=episodes or self.config.eval_episodes)
         return float(np.mean([run_episode(self.eval_env, agent, options={"scene_id": int(s)}).correct for s in ids]))
@@ -344,6 +343,21 @@ class GroupTrainer:
                 on_update(self, row)
         bar.close()
         return self.history
+
+
+class GreedyPolicyAgent:
+    """The policy's greedy action behind the agent protocol: what :meth:`GroupTrainer.evaluate` runs (the
+    same calls as ``CompactAgent(policy, greedy=True)``, which builds on this module and so is not imported here)."""
+
+    def __init__(self, policy: CompactPolicy) -> None:
+        self.policy = policy
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, observation: dict[str, Any], info: dict[str, Any]) -> str:
+        batch = observations_to_batch([observation], self.policy.config)
+        return self.policy.to_calls(self.policy.sample(batch, greedy=True))[0]
 
 
 # -- learning curves ----------------------------------------------------------------------------------

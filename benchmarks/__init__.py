@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "run_benchmark": "runner", "BenchmarkError": "runner", "render_leaderboard": "leaderboard",
+    "run_benchmark": "runner", "BenchmarkError": "errors", "render_leaderboard": "leaderboard",
     "load_suite": "suites", "Suite": "suites", "SuiteError": "suites", "ResultsStore": "store", "StoreError": "store",
 }
 

@@ -25,13 +25,14 @@ import torch
 from torch import Tensor, nn
 
 from iapo_gym.attribution import attribute, reduce_to_components
+from iapo_gym.text import OUTPUT_LENGTH, QUERY_LENGTH, VOCAB_SIZE
 
 
 class StandInPolicy(nn.Module):
     """A compact-policy-sized network (~143k parameters, 131k of them the token embedding): two view images
     + question and tool-output tokens."""
 
-    def __init__(self, dim: int = 32, vocab: int = 4096, n_actions: int = 16, patch_grid: int = 8, heads: int = 2) -> None:
+    def __init__(self, dim: int = 32, vocab: int = VOCAB_SIZE, n_actions: int = 16, patch_grid: int = 8, heads: int = 2) -> None:
         super().__init__()
         self.patch_grid = patch_grid
         self.conv = nn.Sequential(
@@ -76,8 +77,8 @@ def run(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
     model = StandInPolicy().eval()
     glance, crop = torch.rand(batch, 3, view, view), torch.rand(batch, 3, view, view)
     with torch.no_grad():
-        query = model.embed(torch.randint(1, 4096, (batch, 32)))
-        output = model.embed(torch.randint(1, 4096, (batch, 48)))
+        query = model.embed(torch.randint(1, VOCAB_SIZE, (batch, QUERY_LENGTH)))
+        output = model.embed(torch.randint(1, VOCAB_SIZE, (batch, OUTPUT_LENGTH)))
     inputs = (glance, crop, query, output)
     target = 3
     g = model.patch_grid
@@ -116,12 +117,12 @@ def run(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
 
 def run_compact(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
     """Timings of ``CompactPolicy.attribution`` per method, relative to one forward+backward of its log-prob."""
-    from iapo_gym.agents.compact import Batch, CompactConfig, CompactPolicy
+    from iapo_gym.agents.compact import ObservationBatch, CompactConfig, CompactPolicy
 
     torch.manual_seed(0)
     policy = CompactPolicy(CompactConfig(view_size=view)).eval()
     vocab = policy.config.vocab_size
-    b = Batch(torch.rand(batch, 3, view, view), torch.rand(batch, 3, view, view),
+    b = ObservationBatch(torch.rand(batch, 3, view, view), torch.rand(batch, 3, view, view),
               torch.randint(1, vocab, (batch, 32)), torch.randint(1, vocab, (batch, 48)), torch.rand(batch, 5))
     with torch.no_grad():
         actions = policy.sample(b)

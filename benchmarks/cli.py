@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .runner import BACKENDS, BenchmarkError, run_benchmark
+from .errors import BenchmarkError
 from .leaderboard import PICTURES_PER_FAMILY
+from .runner import BACKENDS, run_benchmark
 from .store import DB_NAME, StoreError
 from .suites import SuiteError, builtin_suites, load_suite
 

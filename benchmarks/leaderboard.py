@@ -35,6 +35,7 @@ from iapo_gym.io import atomic_write_bytes, atomic_write_dir, atomic_write_json,
 from iapo_gym.viz import draw_episode, save_figure
 
 from .episodes import load_recording, pick_episodes, title_of
+from .errors import BenchmarkError
 from .html_report import Picture, render_html
 from .store import DB_NAME, AgentRow, CellRow, EpisodeRow, ResultsStore
 
@@ -373,8 +374,6 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
     trajectories, linked from the page), each atomically. Reads the store read-only, so a shared results
     folder can be rendered elsewhere.
     """
-    from .runner import BenchmarkError
-
     out = Path(out).expanduser()
     target = Path(to).expanduser() if to is not None else out
     with ResultsStore(out / DB_NAME, readonly=True) as store:

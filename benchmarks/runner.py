@@ -32,15 +32,13 @@ from iapo_gym.agents.checkpoint import checkpoint_hash, load_agent, read_config
 import iapo_gym
 from iapo_gym.io import recover_dir
 from iapo_gym.trajectory import Trajectory, TrajectoryRecorder
+from iapo_gym.validation import check_int
 
+from .errors import BenchmarkError
 from .store import DB_NAME, CellRow, EpisodeRow, ResultsStore, StoreError, check_store
 from .suites import Suite, SuiteError, check_seeds, load_suite
 
 BACKENDS = ("local", "ray")
-
-
-class BenchmarkError(ValueError):
-    """Bad benchmark input (agent, backend, output folder) or a failed cell; the message says what to do."""
 
 
 # -- agents -------------------------------------------------------------------------------------------------
@@ -356,8 +354,7 @@ def run_benchmark(
     seed_list = suite_obj.seeds if seeds is None else check_seeds(list(seeds), where="--seeds")
     if backend not in BACKENDS:
         raise BenchmarkError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise BenchmarkError(f"workers must be a positive integer; got {workers!r}")
+    check_int("workers", workers, 1, error=BenchmarkError)
     if isinstance(agents, str) or not agents:
         raise BenchmarkError("give at least one agent, as a list: e.g. ['random', 'oracle']")
     specs = [resolve_agent(str(a), trust_remote_code=trust_remote_code) for a in agents]

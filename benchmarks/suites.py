@@ -37,6 +37,7 @@ from iapo_gym.registration import FAMILIES
 from iapo_gym.specs import UntrustedCodeError
 from iapo_gym.teachers import check_teacher_spec
 from iapo_gym.tools import OCR_BACKENDS
+from iapo_gym.validation import check_int
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 """Where the built-in suites live (installed as package data)."""
@@ -276,11 +277,8 @@ def _dataset_task(spec: Any, path: Path, common: dict[str, Any], where: str) -> 
 
 
 def _check_int(key: str, value: Any, lo: int, hi: int | None = None, *, where: str) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
-    if not ok:
-        span = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise SuiteError(f"{where}: {key!r} must be an integer {span}; got {value!r}")
-    return int(value)
+    """:func:`~iapo_gym.validation.check_int` for a suite key, raising :class:`SuiteError` that names ``where``."""
+    return check_int(f"{where}: {key!r}", value, lo, hi, numeric=True, error=SuiteError)
 
 
 def check_seeds(seeds: Any, *, where: str = "seeds") -> tuple[int, ...]:

@@ -20,12 +20,12 @@ from iapo_gym.agents.base import run_episode
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
+from iapo_gym.agents.model_teacher import ModelTeacher, train_model_teacher
 
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.attribution import kl, layout_for_observation, topk_overlap
 from iapo_gym.io import atomic_write_json, atomic_write_text
 from iapo_gym.teachers import OracleTeacher
-from iapo_gym.teachers.model import ModelTeacher, train_model_teacher
 
 
 def agreement(teacher: ModelTeacher, family: str, difficulty: int, decisions: int, grid: int = 4) -> dict[str, float]:

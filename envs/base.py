@@ -15,6 +15,7 @@ from iapo_gym.scene import Box, Scene
 from iapo_gym.text import TextSpace, clean_text
 from iapo_gym.toolcall import ToolCallError, parse_tool_call
 from iapo_gym.tools import BUILTIN_TOOLS, ToolContext, check_args, get_tool, make_ocr
+from iapo_gym.validation import check_int
 
 from .cache import CachedScene, scene_cache
 
@@ -80,10 +81,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
             raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
         if not isinstance(difficulty, int) or not 0 <= difficulty <= 2:
             raise ValueError(f"difficulty must be 0 (easy), 1 (default) or 2 (hard); got {difficulty!r}")
-        if not isinstance(view_size, int) or view_size < 16:
-            raise ValueError(f"view_size must be an int >= 16 (pixels); got {view_size!r}")
-        if not isinstance(budget, int) or budget < 1:
-            raise ValueError(f"budget must be a positive int (tool calls per episode); got {budget!r}")
+        view_size = check_int("view_size", view_size, 16, hint=" (pixels)")
+        budget = check_int("budget", budget, 1, hint=" (tool calls per episode)")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
         for name in tools:

@@ -18,6 +18,7 @@ import numpy as np
 
 from iapo_gym.scene import Scene
 from iapo_gym.tools.base import view_region
+from iapo_gym.validation import check_int
 
 DEFAULT_SIZE = 16
 """Scenes kept per process by default (a 1024x1024 canvas is 3 MiB: 48 MiB in all)."""
@@ -62,10 +63,8 @@ class SceneCache:
 
     @size.setter
     def size(self, size: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"scene cache size must be a non-negative int (0 turns caching off); got {size!r}")
-        self._size = size
-        while len(self._entries) > size:
+        self._size = check_int("scene cache size", size, 0, hint=" (0 turns caching off)")
+        while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
     def __len__(self) -> int:

@@ -48,6 +48,8 @@ import torch
 from torch import Tensor
 
 from .attribution import Attribution, ComponentLayout, divergence
+from .text import OUTPUT_LENGTH, QUERY_LENGTH  # the token slots of the default layout (defined with the tokenizer)
+from .validation import check_ints
 
 FORMS = ("reward", "credit", "loss")
 GRANULARITIES = ("blocks", "components", "within")
@@ -58,10 +60,6 @@ SCHEDULES = ("constant", "linear")
 DEFAULT_GRID = 4
 """Image cells per side of the layout that teacher and student are compared in (trainer, wrapper and
 leaderboard alike)."""
-QUERY_LENGTH = 32
-"""Question token slots of the default layout (the compact policy's ``question_length``)."""
-OUTPUT_LENGTH = 48
-"""Tool-output token slots of the default layout (the compact policy's ``output_length``)."""
 
 
 def _group_normalise(values: Tensor, groups: Tensor, eps: float = 1e-6) -> Tensor:
@@ -127,10 +125,7 @@ class IAPOObjective:
             raise ValueError(f"IAPO cap must be > 0; got {self.cap!r}")
         if not 0.0 <= self.cold_start <= 1.0:
             raise ValueError(f"IAPO cold_start must be a fraction of training in [0, 1]; got {self.cold_start!r}")
-        for name in ("steps", "grid"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"IAPO {name} must be a positive int; got {v!r}")
+        check_ints(self, ("steps", "grid"), 1)
 
     # -- configuration -------------------------------------------------------------------------------
     @classmethod

@@ -24,6 +24,14 @@ from gymnasium.vector.utils import read_from_shared_memory
 CHARSET = "".join(c for c in string.printable if c not in "\x0b\x0c\r\t")
 """Characters allowed in ``question`` and ``tool_output`` (printable ASCII, space and newline)."""
 
+QUERY_LENGTH = 32
+"""Question token slots (the default of every token-id view: the compact policy, the token wrapper, the
+attribution layout the teacher and student are compared in)."""
+OUTPUT_LENGTH = 48
+"""Tool-output token slots (the same consumers as :data:`QUERY_LENGTH`)."""
+VOCAB_SIZE = 4096
+"""Token ids of :func:`encode` by default: ``[1, VOCAB_SIZE)``, 0 for padding."""
+
 _OUTSIDE_CHARSET = re.compile(f"[^{re.escape(CHARSET)}]")
 
 

@@ -148,7 +148,7 @@ def test_bad_teacher_specs_are_clear() -> None:
 
 
 def test_model_teacher_trains_saves_and_attributes(tmp_path) -> None:
-    from iapo_gym.teachers.model import train_model_teacher
+    from iapo_gym.agents.model_teacher import train_model_teacher
 
     train_model_teacher("VisualToolVQA-HBar-v0", tmp_path / "teacher", episodes=6, epochs=1, width=8, view_size=64)
     teacher = make_teacher(f"model:{tmp_path / 'teacher'}")

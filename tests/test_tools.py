@@ -101,3 +101,39 @@ def test_easyocr_reads_a_rendered_word_offline() -> None:
         obs, *_ = env.step(ocr_call(region.box))
         hits += obs["tool_output"].strip() == region.value
     assert hits >= 2, "easyocr should read printed bar values"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"tool": "zoom", "args": {"box": ["a", "b"]}}, "zoom box must be an array of 4 numbers in [0, 1]; got ['a', 'b']"),
+        ({"tool": "zoom", "args": {"box": [0, 0, 1, 2]}}, "zoom box must be an array of 4 numbers in [0, 1]; got [0, 0, 1, 2] (item 3:"),
+        ({"tool": "focus", "args": {"axis": "bars", "labels": ["Q1"], "mode": "blur"}},
+         "focus mode must be one of highlight, mask; got 'blur'"),
+        ({"tool": "focus", "args": {"axis": "diagonal", "labels": ["Q1"]}}, "focus axis must be one of rows, columns, bars, series"),
+        ({"tool": "focus", "args": {"axis": "bars", "labels": "Q1"}}, "focus labels must be a non-empty array of strings; got 'Q1'"),
+        ({"tool": "answer", "args": {"text": True}}, "answer text must be a string or a number; got True"),
+    ],
+)
+def test_arguments_are_checked_against_the_tools_json_schema(args: dict, message: str) -> None:
+    env = gym.make("VisualToolVQA-HBar-v0")
+    env.reset(seed=0)
+    obs, reward, *_, info = env.step(json.dumps(args))
+    assert info["error"] is not None and info["error"].startswith(message), info["error"]
+    assert obs["tool_output"] == "error: " + info["error"] and reward < 0
+
+
+def test_a_number_is_an_answer_and_a_custom_schema_is_enforced() -> None:
+    env = gym.make("VisualToolVQA-HBar-v0")
+    env.reset(seed=0)
+    *_, terminated, _, info = env.step(json.dumps({"tool": "answer", "args": {"text": 12}}))
+    assert terminated and info["error"] is None
+    name = "count_test_tool"
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]}
+    register_tool(FunctionTool(name, "Echo a count.", schema, lambda args, ctx: ToolResult(text=str(args["n"]))), overwrite=True)
+    env = gym.make("VisualToolVQA-HBar-v0", tools=("zoom", "answer", name))
+    env.reset(seed=0)
+    assert env.step(json.dumps({"tool": name, "args": {"n": 3}}))[-1]["error"] is None
+    assert env.step(json.dumps({"tool": name, "args": {"n": 0}}))[-1]["error"] == f"{name} n must be an integer >= 1; got 0"
+    with pytest.raises(ValueError, match="not a valid JSON schema"):
+        register_tool(FunctionTool("bad_schema_tool", "?", {"type": "nothing"}, lambda args, ctx: ToolResult()))

@@ -29,8 +29,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..scene import Box
-from ..text import tokenize
+from ..text import OUTPUT_LENGTH, QUERY_LENGTH, tokenize
 from ..tools.base import letterbox
+from ..validation import check_int
 
 BLOCK_ORDER: tuple[str, ...] = ("image", "query", "tool_outputs", "context", "tool_defs")
 """Every block a layout may have, in the order they sit in the flat component vector."""
@@ -59,8 +60,8 @@ class ComponentLayout:
     """
 
     grid: int = 4
-    query_length: int = 32
-    output_length: int = 48
+    query_length: int = QUERY_LENGTH
+    output_length: int = OUTPUT_LENGTH
     context_length: int = 0
     tool_defs_length: int = 0
     query_tokens: tuple[str, ...] = field(default=(), compare=False)
@@ -69,12 +70,9 @@ class ComponentLayout:
     tool_defs_tokens: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.grid, bool) or not isinstance(self.grid, (int, np.integer)) or self.grid < 1:
-            raise ValueError(f"grid must be a positive int (cells per side); got {self.grid!r}")
+        object.__setattr__(self, "grid", check_int("grid", self.grid, 1, hint=" (cells per side)"))
         for name in ("query_length", "output_length", "context_length", "tool_defs_length"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0; got {v!r}")
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 0))
         for name, limit in (("query_tokens", self.query_length), ("output_tokens", self.output_length)):
             toks = tuple(str(t) for t in getattr(self, name))
             object.__setattr__(self, name, toks)
@@ -208,8 +206,8 @@ def _tokens(text: str | Sequence[str] | None) -> tuple[str, ...]:
 def layout_for_observation(
     obs: Mapping[str, Any],
     grid: int = 4,
-    query_length: int = 32,
-    output_length: int = 48,
+    query_length: int = QUERY_LENGTH,
+    output_length: int = OUTPUT_LENGTH,
     *,
     context: str | Sequence[str] | None = None,
     tool_defs: str | Sequence[str] | None = None,

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from ..validation import check_int
+
 Baselines = Tensor | float | int | tuple[Tensor | float | int, ...] | None
 Target = int | tuple[int, ...] | Tensor | list[Any] | None
 
@@ -209,8 +211,7 @@ def _integrated_gradients(
         integration: captum's quadrature rule (``gausslegendre``, ``riemann_trapezoid``...).
         internal_batch_size: evaluate the path points in chunks of this many examples (memory bound).
     """
-    if int(n_steps) < 1:
-        raise ValueError(f"n_steps must be >= 1; got {n_steps!r}")
+    check_int("n_steps", n_steps)
     ig = _captum().IntegratedGradients(forward_fn)
     return tuple(
         ig.attribute(

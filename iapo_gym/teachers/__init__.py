@@ -4,14 +4,6 @@ from .base import Teacher, check_teacher_spec, make_teacher, register_teacher
 from .oracle import OracleTeacher
 
 
-def _model_teacher(path: str) -> Teacher:
-    from .model import ModelTeacher
-
-    if not path:
-        raise ValueError("the model teacher needs a checkpoint: 'model:PATH' (train one with iapo-train-teacher)")
-    return ModelTeacher.load(path)
-
-
 def _vlm_teacher(path: str) -> Teacher:
     from .vlm import VLMTeacher  # needs the 'vlm' extra (transformers)
 
@@ -21,7 +13,7 @@ def _vlm_teacher(path: str) -> Teacher:
 
 
 register_teacher("oracle", lambda arg: OracleTeacher(), overwrite=True)
-register_teacher("model", _model_teacher, overwrite=True)
+register_teacher("model", "iapo_gym.agents.model_teacher:load_model_teacher", overwrite=True)  # needs the agents layer
 register_teacher("vlm", _vlm_teacher, overwrite=True)
 
 __all__ = ["OracleTeacher", "Teacher", "check_teacher_spec", "make_teacher", "register_teacher"]

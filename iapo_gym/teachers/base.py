@@ -30,14 +30,26 @@ class Teacher(Protocol):
         ...
 
 
-_TEACHERS: dict[str, Callable[[str], Teacher]] = {}
+TeacherFactory = Callable[[str], Teacher]
+_TEACHERS: dict[str, TeacherFactory | str] = {}
 
 
-def register_teacher(prefix: str, factory: Callable[[str], Teacher], *, overwrite: bool = False) -> None:
-    """Make specs ``"<prefix>"`` and ``"<prefix>:ARG"`` build a teacher with ``factory(ARG)``."""
+def register_teacher(prefix: str, factory: TeacherFactory | str, *, overwrite: bool = False) -> None:
+    """Make specs ``"<prefix>"`` and ``"<prefix>:ARG"`` build a teacher with ``factory(ARG)``.
+
+    ``factory`` is a callable or an entry-point string ``"module:function"`` (as Gymnasium registers env
+    classes), imported only when a spec asks for it: that is how a teacher implemented in a higher layer
+    (``"iapo_gym.agents.model_teacher:load_model_teacher"``) is registered without the core importing it.
+    """
     if prefix in _TEACHERS and not overwrite:
         raise ValueError(f"a teacher named {prefix!r} is registered already; pass overwrite=True to replace it")
     _TEACHERS[prefix] = factory
+
+
+def _factory(prefix: str) -> TeacherFactory:
+    """The registered factory of ``prefix``, its entry-point string resolved."""
+    factory = _TEACHERS[prefix]
+    return load_class(factory) if isinstance(factory, str) else factory
 
 
 def make_teacher(spec: str | Teacher) -> Teacher:
@@ -48,7 +60,7 @@ def make_teacher(spec: str | Teacher) -> Teacher:
         raise TypeError(f"teacher must be a spec string or have attribute(observation, info, layout); got {spec!r}")
     prefix, _, arg = spec.partition(":")
     if prefix in _TEACHERS:
-        return _TEACHERS[prefix](arg)
+        return _factory(prefix)(arg)
     if arg:  # a user's own teacher class
         teacher = load_class(spec)()
         if not isinstance(teacher, Teacher):

@@ -1,4 +1,8 @@
-"""The built-in tools: ``zoom``, ``ocr``, ``focus`` (ReFocus-style chart/table editing) and ``answer``."""
+"""The built-in tools: ``zoom``, ``ocr``, ``focus`` (ReFocus-style chart/table editing) and ``answer``.
+
+Their arguments arrive checked against each tool's JSON schema (:func:`~iapo_gym.tools.base.check_args`, in
+the env's ``step``); what a schema cannot say (a box's ``x0 < x1``, a label the image has) is checked here.
+"""
 
 from __future__ import annotations
 
@@ -76,15 +80,7 @@ def _focus_regions(ctx: ToolContext, axis: str, labels: list[str]) -> tuple[list
     },
 )
 def focus(args: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
-    axis, labels, mode = args["axis"], args["labels"], args.get("mode", "highlight")
-    if axis not in FOCUS_AXES:
-        raise ToolCallError(f"focus axis must be one of {', '.join(FOCUS_AXES)}; got {axis!r}")
-    if mode not in FOCUS_MODES:
-        raise ToolCallError(f"focus mode must be one of {', '.join(FOCUS_MODES)}; got {mode!r}")
-    if isinstance(labels, str):
-        labels = [labels]
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        raise ToolCallError(f"focus labels must be a non-empty list of strings; got {labels!r}")
+    axis, labels, mode = args["axis"], args["labels"], args.get("mode", "highlight")  # checked against the schema
     chosen, others = _focus_regions(ctx, axis, labels)
     image = ctx.editable_image()
     for region in chosen if mode == "highlight" else others:
@@ -104,10 +100,7 @@ def focus(args: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
 @tool(
     "answer",
     "Give the final answer and end the episode.",
-    {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    {"type": "object", "properties": {"text": {"type": ["string", "number"]}}, "required": ["text"]},
 )
 def answer(args: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
-    text = args["text"]
-    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise ToolCallError(f"answer text must be a string or a number; got {type(text).__name__}")
-    return ToolResult(text="", answer=str(text))
+    return ToolResult(text="", answer=str(args["text"]))

@@ -22,6 +22,7 @@ from ..scene import Box
 from ..toolcall import ToolCall, parse_box, parse_tool_call
 from ..tools import get_tool
 from ..tools.builtin import FOCUS_AXES, FOCUS_MODES
+from ..validation import check_int
 from ..vocab import (
     ANSWER_VOCAB,
     CATEGORY_LABELS,
@@ -91,8 +92,7 @@ class ActionCodec:
         focus_labels: Sequence[str] = FOCUS_LABELS,
         answers: Sequence[str] = ANSWER_VOCAB,
     ) -> None:
-        if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
-            raise ValueError(f"grid must be a positive int (cells per side of the box-centre grid); got {grid!r}")
+        grid = check_int("grid", grid, 1, hint=" (cells per side of the box-centre grid)")
         sizes = tuple(sizes)
         if not sizes or any(
             isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0.0 < float(s) <= 1.0 for s in sizes

@@ -14,14 +14,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..text import encode
+from ..text import OUTPUT_LENGTH, QUERY_LENGTH, VOCAB_SIZE, encode
+from ..validation import check_int
 from .structured import StructuredActionWrapper
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
 
 
 class TokenObservationWrapper(gym.ObservationWrapper[dict[str, Any], Any, dict[str, Any]], gym.utils.RecordConstructorArgs):
@@ -34,19 +29,19 @@ class TokenObservationWrapper(gym.ObservationWrapper[dict[str, Any], Any, dict[s
     def __init__(
         self,
         env: gym.Env[dict[str, Any], Any],
-        question_length: int = 32,
-        output_length: int = 48,
-        vocab_size: int = 4096,
+        question_length: int = QUERY_LENGTH,
+        output_length: int = OUTPUT_LENGTH,
+        vocab_size: int = VOCAB_SIZE,
     ) -> None:
         # recorded so that env.spec (and check_env, which rebuilds the env from it) can recreate the stack
         gym.utils.RecordConstructorArgs.__init__(
             self, question_length=question_length, output_length=output_length, vocab_size=vocab_size
         )
         gym.ObservationWrapper.__init__(self, env)
-        self.question_length = _positive_int("question_length", question_length)
-        self.output_length = _positive_int("output_length", output_length)
+        self.question_length = check_int("question_length", question_length)
+        self.output_length = check_int("output_length", output_length)
         # token ids live in [1, vocab_size) with 0 for padding, so at least 2 ids are needed
-        self.vocab_size = _positive_int("vocab_size", vocab_size, minimum=2)
+        self.vocab_size = check_int("vocab_size", vocab_size, 2)
         space = env.observation_space
         if not isinstance(space, spaces.Dict):
             raise ValueError(f"env: TokenObservationWrapper needs a Dict observation space; got {type(space).__name__}")
