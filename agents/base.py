@@ -129,9 +129,10 @@ def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: di
     alignments: list[float] = []
     while not done:
         action = agent.act(obs, info)
-        if callable(aligner) and "teacher_attribution" in info:
-            alignments.append(float(aligner(obs, info, action)))
+        chosen_on = obs
         obs, reward, terminated, truncated, info = env.step(action)
+        if callable(aligner) and "teacher_attribution" in info:  # the teacher's attribution of this action
+            alignments.append(float(aligner(chosen_on, info, action)))
         steps += 1
         total += float(reward)
         if info.get("error"):

@@ -9,8 +9,9 @@ Examples::
     iapo-train --agent ppo --env VisualToolVQA-HBar-v0 --steps 20000 --out runs/ppo
     iapo-train --agent vlm --model PATH --teacher vlm:PATH --out runs/vlm
 
-A YAML config holds any :class:`~iapo_gym.agents.trainer.TrainConfig` field (``lam``, ``group_size``,
-``attribution_method``, ``policy: {width: 32}`` ...); flags given on the command line override it.
+A YAML config holds any :class:`~iapo_gym.agents.trainer.TrainConfig` field (``group_size``, ``preset``,
+``iapo: {lam: 0.5, form: credit}``, ``policy: {width: 32}`` ...); flags given on the command line override it.
+``--preset paper`` trains the paper's objective instead of the default.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", nargs="+", help="task families of the mixture env (default: all)")
     p.add_argument("--difficulty", type=int, help="0 (targets visible at a glance), 1 (default) or 2")
     p.add_argument("--teacher", help="oracle | model:PATH | vlm:PATH | module:Class (iapo only)")
-    p.add_argument("--lam", type=float, help="weight of the attribution divergence in the reward")
+    p.add_argument("--preset", help="IAPO objective preset: default (the best measured) or paper (iapo only)")
+    p.add_argument("--lam", type=float, help="weight of the IAPO alignment term")
+    p.add_argument("--form", choices=["reward", "credit", "loss"], help="how the alignment term enters the update")
+    p.add_argument("--granularity", choices=["blocks", "components", "within"], help="what is compared")
+    p.add_argument("--divergence", choices=["kl", "js", "cosine"], help="divergence between the attributions")
     p.add_argument("--updates", type=int, help="policy updates")
     p.add_argument("--steps", dest="max_env_steps", type=int, help="stop after this many env steps")
     p.add_argument("--warm-start", dest="warm_start_episodes", type=int, help="oracle episodes to imitate before RL")
@@ -57,9 +62,15 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise SystemExit(f"iapo-train: config {args.config} must be a YAML mapping of training options")
         opts.update(loaded)
-    for key in ("env_id", "teacher", "lam", "updates", "max_env_steps", "warm_start_episodes", "seed"):
+    for key in ("env_id", "teacher", "preset", "updates", "max_env_steps", "warm_start_episodes", "seed"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
+    iapo = dict(opts.get("iapo", {}))
+    for key in ("lam", "form", "granularity", "divergence"):
+        if getattr(args, key) is not None:
+            iapo[key] = getattr(args, key)
+    if iapo:
+        opts["iapo"] = iapo
     env_kwargs = dict(opts.get("env_kwargs", {}))
     if args.task:
         env_kwargs["task"] = args.task

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from iapo_gym.attribution import (
     ComponentLayout,
     attribute,
-    pixels_to_cells,
     reduce_to_components,
+    view_cell_weights,
 )
 from iapo_gym.text import encode, token_id, tokenize
 from iapo_gym.tools import BUILTIN_TOOLS
@@ -45,7 +45,8 @@ class CompactConfig:
     """Architecture of the compact policy (saved in every checkpoint)."""
 
     view_size: int = 128
-    grid: int = 16
+    grid: int = 32
+    sizes: tuple[float, ...] = (1 / 32, 3 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
     width: int = 32
     embed_dim: int = 32
     hidden: int = 128
@@ -56,6 +57,7 @@ class CompactConfig:
 
     def __post_init__(self) -> None:
         self.tools = tuple(self.tools)
+        self.sizes = tuple(float(x) for x in self.sizes)
         check_ints(self, ("view_size", "grid", "width", "embed_dim", "hidden", "vocab_size", "question_length",
                           "output_length"), 1)
         if self.view_size % 8:
@@ -78,17 +80,18 @@ class CompactPolicyNet(nn.Module):
         super().__init__()
         c, w, d = config, config.width, config.embed_dim
         self.config = config
-        self.image_encoder = nn.Sequential(  # V -> V/8 feature map
-            nn.Conv2d(3, w, 4, stride=4), nn.ReLU(),
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 4, stride=4), nn.ReLU())  # V -> V/4 (fine: where to look)
+        self.image_encoder = nn.Sequential(  # V/4 -> V/8 feature map (context)
             nn.Conv2d(w, w, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(w, w, 3, padding=1), nn.ReLU(),
         )
+        self.skip = nn.Conv2d(w + 2, w, 1)  # + (x, y) coordinates: "the lowest point" is a place, not a pattern
         self.embedding = nn.Embedding(c.vocab_size, d, padding_idx=0)
         self.question_proj = nn.Linear(d, d)
         self.output_proj = nn.Linear(d, d)
         self.film = nn.Linear(d, 2 * w)
         self.cell_head = nn.Conv2d(w, 1, 1)
-        self.trunk = nn.Sequential(nn.Linear(2 * w + 2 * d + 5, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU())
+        self.trunk = nn.Sequential(nn.Linear(2 * w + 2 * d + 6, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU())
         sizes = dict(zip(codec.components, codec.component_sizes))
         self.heads = nn.ModuleDict({k: nn.Linear(c.hidden, n) for k, n in sizes.items() if k != "cell"})
         self.copy_scale = nn.Parameter(torch.tensor([1.0, 1.0]))  # answers from tool output, labels from question
@@ -114,13 +117,20 @@ class CompactPolicyNet(nn.Module):
     def forward(self, glance: Tensor, crop: Tensor, question: Tensor, tool_output: Tensor,
                 q_mask: Tensor, o_mask: Tensor, aux: Tensor) -> dict[str, Tensor]:
         """Logits per component. ``question``/``tool_output`` are token *embeddings* (so they can be
-        attributed); the masks mark real tokens; ``aux`` is (view_box, budget fraction)."""
-        fg, fc = self.image_encoder(glance), self.image_encoder(crop)
+        attributed); the masks mark real tokens; ``aux`` is (view_box, budget fraction, whether a tool-output token repeats a question token)."""
+        sg = self.stem(glance)
+        fg, fc = self.image_encoder(sg), self.image_encoder(self.stem(crop))
         q = torch.tanh(self.question_proj(self._pool(question, q_mask)))
         o = torch.tanh(self.output_proj(self._pool(tool_output, o_mask)))
-        gamma, beta = self.film(q).chunk(2, dim=-1)
-        fmod = torch.relu(fg * (1 + gamma[..., None, None]) + beta[..., None, None])
-        cell = F.adaptive_avg_pool2d(self.cell_head(fmod), self.config.grid).flatten(1)
+        gamma, beta = (x[..., None, None] for x in self.film(q).chunk(2, dim=-1))
+        fmod = torch.relu(fg * (1 + gamma) + beta)
+        # box centres on the fine (V/4) map: the context map upsampled plus the question-modulated stem
+        n, _, hh, ww = sg.shape
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, hh, device=sg.device), torch.linspace(-1, 1, ww, device=sg.device), indexing="ij")
+        coords = torch.stack([xs, ys]).expand(n, 2, hh, ww)
+        skip = self.skip(torch.cat([sg, coords], dim=1))
+        fine = torch.relu(F.interpolate(fmod, size=(hh, ww), mode="nearest") + skip * (1 + gamma) + beta)
+        cell = F.adaptive_avg_pool2d(self.cell_head(fine), self.config.grid).flatten(1)
         h = self.trunk(torch.cat([fmod.mean((2, 3)), fc.mean((2, 3)), q, o, aux], dim=-1))
         logits = {k: head(h) for k, head in self.heads.items()}
         logits["cell"] = cell
@@ -165,7 +175,10 @@ def observations_to_batch(observations: Sequence[dict[str, Any]], config: Compac
     crop = np.stack([_image(o["crop"], v) for o in observations])
     q = np.stack([encode(str(o["question"]), config.question_length, config.vocab_size) for o in observations])
     out = np.stack([encode(str(o["tool_output"]), config.output_length, config.vocab_size) for o in observations])
-    aux = np.stack([np.concatenate([np.asarray(o["view_box"], np.float32), [float(o["budget"]) / 8.0]]) for o in observations])
+    # "does a tool-output token repeat a question token" (what a true/false statement turns on), by exact id
+    repeat = ((q[:, :, None] == out[:, None, :]) & (q[:, :, None] > 0)).any(axis=(1, 2)).astype(np.float32)
+    aux = np.stack([np.concatenate([np.asarray(o["view_box"], np.float32), [float(o["budget"]) / 8.0, r]])
+                    for o, r in zip(observations, repeat)])
     to_img = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
     return Batch(to_img(glance), to_img(crop), torch.from_numpy(q), torch.from_numpy(out), torch.from_numpy(aux).float())
 
@@ -188,7 +201,7 @@ class CompactPolicy(nn.Module):
     def __init__(self, config: CompactConfig | None = None) -> None:
         super().__init__()
         self.config = config or CompactConfig()
-        self.codec = ActionCodec(self.config.tools, grid=self.config.grid)
+        self.codec = ActionCodec(self.config.tools, grid=self.config.grid, sizes=self.config.sizes)
         self.net = CompactPolicyNet(self.config, self.codec)
 
     def inputs(self, batch: Batch) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
@@ -231,6 +244,7 @@ class CompactPolicy(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         d = asdict(self.config)
         d["tools"] = list(self.config.tools)
+        d["sizes"] = list(self.config.sizes)
         return d
 
     def layout(self, grid: int = 4) -> ComponentLayout:
@@ -243,31 +257,64 @@ class CompactPolicy(nn.Module):
         actions: Tensor,
         source_hw: Sequence[tuple[int, int]],
         grid: int = 4,
-        method: str = "integrated_gradients",
+        method: str = "gradient_x_input",
+        *,
+        create_graph: bool = False,
         **method_kwargs: Any,
-    ) -> np.ndarray:
-        """Attribution of each decision's log-probability over :meth:`layout` components, ``(B, n)``
+    ) -> Tensor:
+        """Attribution of each decision's log-probability over :meth:`layout` components: ``(B, n)``
         non-negative raw scores (normalise per row to compare).
 
         The glance's pixel attributions map to original-image cells through the full box, the crop's through
-        its ``view_box`` (both letterboxed as the env draws them); token attributions are summed over the
-        embedding. Baselines: black images and zero embeddings (captum's defaults).
+        its ``view_box`` (both letterboxed as the env draws them: :func:`~iapo_gym.attribution.view_cell_weights`);
+        token attributions are summed over the embedding; magnitudes are taken per pixel and per token.
+        Baselines: black images and zero embeddings (captum's defaults).
+
+        ``gradient_x_input`` and ``integrated_gradients`` (``n_steps``) are computed here in batch, and with
+        ``create_graph=True`` the result is differentiable in the parameters (the IAPO alignment loss moves
+        the attribution itself); any other registered method goes through captum, without gradients.
         """
         attributed, extra = self.inputs(batch)
-        attributed = tuple(x.detach() for x in attributed)
+        if method in ("gradient_x_input", "integrated_gradients"):
+            g_map, c_map, q_tok, o_tok = self._gradient_attribution(
+                attributed, extra, actions, int(method_kwargs.get("n_steps", 8)) if method == "integrated_gradients" else 0,
+                create_graph)
+        else:
+            if create_graph:
+                raise ValueError(f"attribution method {method!r} is not differentiable; use gradient_x_input or "
+                                 "integrated_gradients for the IAPO loss form")
 
-        def forward(glance: Tensor, crop: Tensor, q: Tensor, o: Tensor, q_mask: Tensor, o_mask: Tensor,
-                    aux: Tensor, acts: Tensor) -> Tensor:
-            logp, _ = self.log_prob_from_logits(self.net(glance, crop, q, o, q_mask, o_mask, aux), acts)
-            return logp
+            def forward(glance: Tensor, crop: Tensor, q: Tensor, o: Tensor, q_mask: Tensor, o_mask: Tensor,
+                        aux: Tensor, acts: Tensor) -> Tensor:
+                logp, _ = self.log_prob_from_logits(self.net(glance, crop, q, o, q_mask, o_mask, aux), acts)
+                return logp
 
-        attrs = attribute(forward, attributed, method=method, additional_forward_args=(*extra, actions), **method_kwargs)
-        g_map, c_map, q_tok, o_tok = reduce_to_components(attrs, ("image", "image", "tokens", "tokens"))
+            attrs = attribute(forward, tuple(x.detach() for x in attributed), method=method,
+                              additional_forward_args=(*extra, actions), **method_kwargs)
+            g_map, c_map, q_tok, o_tok = reduce_to_components(attrs, ("image", "image", "tokens", "tokens"))
+        v = self.config.view_size
         boxes = batch.aux[:, :4].numpy()
-        rows = []
-        for i in range(len(batch)):
-            hw = tuple(source_hw[i])
-            cells = pixels_to_cells(g_map[i].numpy(), (0.0, 0.0, 1.0, 1.0), grid, hw)  # type: ignore[arg-type]
-            cells = cells + pixels_to_cells(c_map[i].numpy(), tuple(boxes[i]), grid, hw)  # type: ignore[arg-type]
-            rows.append(np.concatenate([cells, np.abs(q_tok[i].numpy()), np.abs(o_tok[i].numpy())]))
-        return np.stack(rows)
+        full = view_cell_weights((0.0, 0.0, 1.0, 1.0), grid, tuple(source_hw[0]), v)  # type: ignore[arg-type]
+        weights = [(full if tuple(source_hw[i]) == tuple(source_hw[0]) else
+                    view_cell_weights((0.0, 0.0, 1.0, 1.0), grid, tuple(source_hw[i]), v),  # type: ignore[arg-type]
+                    view_cell_weights(tuple(boxes[i]), grid, tuple(source_hw[i]), v))  # type: ignore[arg-type]
+                   for i in range(len(batch))]
+        as_t = lambda k, j: torch.from_numpy(np.stack([w[k][j] for w in weights])).to(g_map.dtype)  # noqa: E731
+        cells = (torch.einsum("bvg,bvw,bwh->bgh", as_t(0, 0), g_map.abs(), as_t(0, 1))
+                 + torch.einsum("bvg,bvw,bwh->bgh", as_t(1, 0), c_map.abs(), as_t(1, 1)))
+        return torch.cat([cells.flatten(1), q_tok.abs(), o_tok.abs()], dim=1)
+
+    def _gradient_attribution(self, attributed: tuple[Tensor, ...], extra: tuple[Tensor, ...], actions: Tensor,
+                              n_steps: int, create_graph: bool) -> tuple[Tensor, ...]:
+        """Gradient x input (``n_steps=0``) or integrated gradients from zero baselines (``n_steps`` midpoint
+        Riemann steps, all in one batched pass), reduced to pixel maps and token scores."""
+        inputs = tuple(x if create_graph else x.detach() for x in attributed)
+        k = max(1, n_steps)
+        alphas = ((torch.arange(k, dtype=torch.float32) + 0.5) / k) if n_steps else torch.ones(1)
+        scaled = [(x.unsqueeze(0) * alphas.view(-1, *([1] * x.dim()))).flatten(0, 1) for x in inputs]
+        scaled = [x if x.requires_grad else x.requires_grad_(True) for x in scaled]
+        rep = lambda t: t.unsqueeze(0).expand(k, *t.shape).flatten(0, 1)  # noqa: E731
+        logp, _ = self.log_prob_from_logits(self.net(*scaled, *(rep(e) for e in extra)), rep(actions))
+        grads = torch.autograd.grad(logp.sum(), scaled, create_graph=create_graph)
+        attrs = [x * g.view(k, *x.shape).mean(0) for x, g in zip(inputs, grads)]
+        return (attrs[0].sum(1), attrs[1].sum(1), attrs[2].sum(-1), attrs[3].sum(-1))

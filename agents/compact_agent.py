@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import read_checkpoint, write_checkpoint
 from .compact import CompactConfig, CompactPolicy, observations_to_batch
-from .trainer import GroupTrainer, TrainConfig, attribution_divergences, write_curves
+from .trainer import GroupTrainer, TrainConfig, write_curves
 
 AGENT_CLASS = "iapo_gym.agents.compact_agent:CompactAgent"
 
@@ -48,13 +48,20 @@ class CompactAgent:
         return self.policy.to_calls(self.policy.sample(batch, self.generator, greedy=self.greedy))
 
     def alignment(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> float:
-        """Divergence (the training config's, at its granularity) between ``info["teacher_attribution"]``
-        and this policy's attribution of ``action`` at ``observation`` (lower is closer to the teacher)."""
+        """The IAPO objective's divergence (this agent's training objective: granularity, divergence,
+        attribution method) between ``info["teacher_attribution"]`` — the teacher's attribution of
+        ``action``, as :class:`~iapo_gym.wrappers.TeacherAttributionWrapper` returns it from the step that
+        took it — and this policy's attribution of ``action`` at ``observation``, the observation it was
+        chosen on. The same number the trainer computes for that decision (lower is closer)."""
+        teacher = info["teacher_attribution"]
+        obj = self.train_config.objective
         scene = info["scene"]
         batch = observations_to_batch([observation], self.policy.config)
         actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
-        return float(attribution_divergences(self.policy, batch, actions, [(scene.height, scene.width)],
-                                             [info["teacher_attribution"]], self.train_config)[0])
+        student = self.policy.attribution(batch, actions, [(scene.height, scene.width)], teacher.layout.grid,
+                                          obj.method, n_steps=obj.steps)
+        return float(obj.compare(torch.tensor(teacher.values, dtype=torch.float32).unsqueeze(0), student.detach(),
+                                 teacher.layout)[0])
 
     # -- training ------------------------------------------------------------------------------------
     def learn(self, out: str | os.PathLike[str] | None = None, progress: bool = True,

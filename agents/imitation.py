@@ -10,39 +10,55 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from iapo_gym.toolcall import ToolCall, parse_box, parse_tool_call
+
 from .compact import Batch, CompactPolicy, observations_to_batch, used_components
 from .oracle import OracleAgent
 
 
 def oracle_dataset(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs: dict[str, Any] | None = None,
-                   seed: int = 0) -> tuple[Batch, torch.Tensor]:
-    """Observations and the oracle's moves as structured actions, from ``episodes`` train-split episodes."""
+                   seed: int = 0) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+    """Observations, the oracle's moves as structured actions, and for each move the box centres that would
+    do as well (``(N, cells)`` bool: every cell whose box covers the oracle's box at the same size; only
+    the action's own cell for moves without a box), from ``episodes`` train-split episodes."""
     if episodes < 1:
         raise ValueError(f"episodes must be a positive int; got {episodes!r}")
     env = gym.make(env_id, **{"view_size": policy.config.view_size, **(env_kwargs or {})})
     oracle = OracleAgent()
-    observations, actions = [], []
+    observations, actions, cells = [], [], []
+    n_cells = policy.codec.grid**2
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
         oracle.reset()
         done = False
         while not done:
             call = oracle.act(obs, info)
+            if parse_tool_call(call).name == "answer":
+                # the oracle derives its answer from what it read, and it read through the codec's coarser
+                # boxes; imitate the answer its exact boxes give (the scene's), not a misread
+                call = ToolCall("answer", {"text": info["scene"].answers[0]}).to_json()
             try:
                 encoded = policy.codec.encode(call)
             except ValueError:  # an answer outside the vocabulary: nothing to imitate in this episode
                 break
             observations.append(obs)
             actions.append(encoded)
+            ok = np.zeros(n_cells, dtype=bool)
+            box = parse_tool_call(call).args.get("box")
+            ok[policy.codec.covering_cells(parse_box(box))[0] if box is not None else encoded[1]] = True
+            cells.append(ok)
             obs, _, terminated, truncated, info = env.step(policy.codec.decode(encoded).to_json())
             done = terminated or truncated
-    return observations_to_batch(observations, policy.config), torch.from_numpy(np.stack(actions))
+    return (observations_to_batch(observations, policy.config), torch.from_numpy(np.stack(actions)),
+            torch.from_numpy(np.stack(cells)))
 
 
-def behaviour_cloning(policy: CompactPolicy, data: tuple[Batch, torch.Tensor], epochs: int = 10, lr: float = 1e-3,
-                      minibatch: int = 64, seed: int = 0) -> list[float]:
-    """Cross-entropy on the components each oracle move uses; returns the mean loss per epoch."""
-    batch, actions = data
+def behaviour_cloning(policy: CompactPolicy, data: tuple[Batch, torch.Tensor, torch.Tensor], epochs: int = 10,
+                      lr: float = 1e-3, minibatch: int = 64, seed: int = 0) -> list[float]:
+    """Cross-entropy on the components each oracle move uses; the box centre's is set-valued (``-log`` of the
+    probability of any cell in :func:`oracle_dataset`'s covering set). Returns the mean loss per epoch."""
+    batch, actions, cell_ok = data
+    cell = policy.codec.components.index("cell")
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
@@ -53,10 +69,10 @@ def behaviour_cloning(policy: CompactPolicy, data: tuple[Batch, torch.Tensor], e
             logits = policy.logits(batch.index(idx))
             acts = actions[idx]
             used = used_components(policy.codec, acts[:, 0])
-            loss = sum(
-                (F.cross_entropy(logits[name], acts[:, i], reduction="none") * used[:, i]).sum()
-                for i, name in enumerate(policy.codec.components)
-            ) / len(idx)
+            per = [F.cross_entropy(logits[name], acts[:, i], reduction="none") for i, name in enumerate(policy.codec.components)]
+            lp = F.log_softmax(logits["cell"], dim=-1)
+            per[cell] = -torch.logsumexp(lp.masked_fill(~cell_ok[idx], -torch.inf), dim=-1)
+            loss = sum((p * used[:, i]).sum() for i, p in enumerate(per)) / len(idx)
             opt.zero_grad()
             loss.backward()  # type: ignore[union-attr]
             opt.step()

@@ -5,22 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from iapo_gym.objective import group_advantages
 
-def group_advantages(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """``(r - mean_group) / (std_group + eps)`` per element; groups are rollouts of the same question.
-
-    A group whose rewards are all equal gets zero advantage (nothing to prefer within it).
-    """
-    if rewards.shape != groups.shape:
-        raise ValueError(f"rewards {tuple(rewards.shape)} and groups {tuple(groups.shape)} must have the same shape")
-    rewards = rewards.float()
-    out = torch.zeros_like(rewards)
-    for g in torch.unique(groups):
-        idx = groups == g
-        r = rewards[idx]
-        std = r.std(unbiased=False) if r.numel() > 1 else torch.zeros((), dtype=r.dtype)
-        out[idx] = (r - r.mean()) / (std + eps) if std > eps else torch.zeros_like(r)
-    return out
+__all__ = ["clipped_surrogate", "group_advantages", "kl_to_reference"]
 
 
 def clipped_surrogate(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, clip: float = 0.2) -> torch.Tensor:

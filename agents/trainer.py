@@ -1,15 +1,18 @@
-"""One group-based trainer for the compact policy: GRPO (sparse outcome reward) and IAPO (outcome minus the
-divergence between the teacher's and the student's input attribution), in one readable loop.
+"""One group-based trainer for the compact policy: GRPO (sparse outcome reward) and IAPO (the outcome plus
+the alignment of the student's input attribution with a teacher's), in one readable loop.
 
 Each update:
 
-1. **Rollouts** — ``questions`` scenes, ``group_size`` episodes each (same scene id within a group).
-2. **Rewards** — per episode, the env's terms summed (``outcome`` + ``format``); for IAPO also
-   ``attribution = -lam * mean over decisions of divergence(teacher, student)``, where the student's
-   attribution is its own log-probability of each decision attributed over its inputs (integrated gradients
-   by default) and the teacher's comes from :mod:`iapo_gym.teachers`.
-3. **Advantages** — normalised within each group (GRPO), shared by the episode's decisions.
-4. **Update** — clipped policy gradient, entropy bonus, optional KL to the initial (reference) policy.
+1. **Rollouts** — ``questions`` scenes, ``group_size`` episodes each (same scene id within a group). For
+   IAPO the envs are wrapped in :class:`~iapo_gym.wrappers.TeacherAttributionWrapper`, which returns after
+   every step the teacher's attribution of the action just taken (teacher-forced, in the layout of the
+   observation it was chosen on): the trainer reads it from ``info``, as any other agent would.
+2. **Alignment** — per decision, the divergence between that teacher attribution and the policy's own
+   attribution of its decision (:class:`~iapo_gym.objective.IAPOObjective`, the one definition).
+3. **Advantages** — group-normalised outcome; the objective's ``reward`` and ``credit`` forms put the
+   alignment term into them.
+4. **Update** — clipped policy gradient, entropy bonus, optional KL to the initial policy, and for the
+   ``loss`` form the differentiable alignment loss (the student's attribution built with ``create_graph``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import copy
 import csv
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,40 +30,35 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from iapo_gym.attribution import Attribution, divergence
 from iapo_gym.io import atomic_write_bytes, atomic_write_text
-from iapo_gym.teachers import make_teacher
+from iapo_gym.objective import IAPOObjective
 from iapo_gym.validation import check_ints
+from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .compact import Batch, CompactConfig, CompactPolicy, observations_to_batch
-from .objectives import clipped_surrogate, group_advantages, kl_to_reference
+from .objectives import clipped_surrogate, kl_to_reference
 
 REWARDS = ("grpo", "iapo")
-NORMALISATIONS = ("sum", "separate")
-SCHEDULES = ("constant", "linear")
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (saved with every checkpoint). See the module docstring."""
+    """Everything a training run depends on (saved with every checkpoint). See the module docstring.
+
+    ``preset`` names an :data:`~iapo_gym.objective.PRESETS` objective and ``iapo`` overrides its fields
+    (``{"lam": 0.3, "form": "credit"}``); both are ignored for ``reward="grpo"``.
+    """
 
     env_id: str = "VisualToolVQA-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     reward: str = "iapo"
     teacher: str = "oracle"
-    lam: float = 0.5
-    lam_schedule: str = "constant"
-    cold_start: float = 0.0
-    attribution_method: str = "integrated_gradients"
-    attribution_steps: int = 8
-    granularity: str = "blocks"
-    divergence: str = "kl"
-    normalise: str = "sum"
-    grid: int = 4
+    preset: str = "default"
+    iapo: dict[str, Any] = field(default_factory=dict)
     updates: int = 50
     max_env_steps: int = 0
     warm_start_episodes: int = 0
-    warm_start_epochs: int = 8
+    warm_start_epochs: int = 10
     questions: int = 4
     group_size: int = 8
     lr: float = 3e-4
@@ -77,26 +75,28 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {self.reward!r}")
-        if self.lam_schedule not in SCHEDULES:
-            raise ValueError(f"lam_schedule must be one of {', '.join(SCHEDULES)}; got {self.lam_schedule!r}")
-        if self.normalise not in NORMALISATIONS:
-            raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {self.normalise!r}")
-        if self.granularity not in ("blocks", "components"):
-            raise ValueError(f"granularity must be 'blocks' or 'components'; got {self.granularity!r}")
         check_ints(self, ("updates", "max_env_steps", "warm_start_episodes", "warm_start_epochs"), 0)
-        check_ints(self, ("questions", "group_size", "epochs", "minibatch", "eval_every", "eval_episodes",
-                          "attribution_steps", "grid"), 1)
+        check_ints(self, ("questions", "group_size", "epochs", "minibatch", "eval_every", "eval_episodes"), 1)
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 (advantages are relative within a group); got {self.group_size}")
-        if not 0.0 <= self.cold_start <= 1.0:
-            raise ValueError(f"cold_start must be a fraction of the updates in [0, 1]; got {self.cold_start!r}")
-        if self.lam < 0 or self.lr <= 0:
-            raise ValueError(f"lam must be >= 0 and lr > 0; got lam={self.lam!r}, lr={self.lr!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0; got {self.lr!r}")
         if self.env_id not in gym.registry:
             raise ValueError(f"unknown env id {self.env_id!r}; registered VisualToolVQA ids: "
                              + ", ".join(i for i in gym.registry if "VQA" in i))
-        divergence(self.divergence)  # unknown names fail here, listing the known ones
+        if not isinstance(self.iapo, dict):
+            raise ValueError(f"iapo must be a mapping of IAPOObjective fields; got {self.iapo!r}")
+        known = {f.name for f in fields(IAPOObjective)}
+        unknown = sorted(set(self.iapo) - known)
+        if unknown:
+            raise ValueError(f"unknown IAPO option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        self.objective  # noqa: B018 -- validates the preset and its overrides
         CompactConfig(**self.policy)
+
+    @property
+    def objective(self) -> IAPOObjective:
+        """The IAPO objective this run optimises (its preset with the ``iapo`` overrides)."""
+        return IAPOObjective.preset(self.preset, **self.iapo)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -107,25 +107,23 @@ class TrainConfig:
         return cls(**data)
 
     def lam_at(self, update: int) -> float:
-        """λ for an update: 0 for GRPO and during the cold start, then constant or rising linearly to ``lam``."""
-        start = int(round(self.cold_start * self.updates))
-        if self.reward == "grpo" or update < start:
+        """λ for an update: 0 for GRPO, else the objective's schedule at this point of training."""
+        if self.reward == "grpo":
             return 0.0
-        if self.lam_schedule == "linear":
-            return self.lam * min(1.0, (update - start + 1) / max(1, self.updates - start))
-        return self.lam
+        return self.objective.lam_at(update / max(1, self.updates))
 
 
 @dataclass
 class Rollouts:
-    """The decisions of one update's episodes."""
+    """The decisions of one update's episodes (``D`` decisions of ``E`` episodes)."""
 
     batch: Batch
     actions: torch.Tensor
     logp: torch.Tensor
     episode: torch.Tensor
     source_hw: list[tuple[int, int]]
-    teacher: list[Attribution | None]
+    tools: list[str]
+    teacher: torch.Tensor | None
     returns: np.ndarray
     groups: np.ndarray
     terms: list[dict[str, float]]
@@ -145,20 +143,27 @@ class GroupTrainer:
                 torch.manual_seed(config.seed)
                 policy = CompactPolicy(CompactConfig(**config.policy))
         self.policy = policy
+        self.objective = config.objective if config.reward == "iapo" else None
         self.reference = copy.deepcopy(self.policy).eval() if config.kl_coef > 0 else None
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
-        self.teacher = make_teacher(config.teacher) if config.reward == "iapo" else None
-        self.divergence = divergence(config.divergence)
-        self.max_divergence = float(self.divergence([1.0, 0.0], [0.0, 1.0]))  # disjoint supports
         n = config.questions * config.group_size
         kwargs = {"view_size": self.policy.config.view_size, **config.env_kwargs}
-        self.envs = [gym.make(config.env_id, **kwargs) for _ in range(n)]
+        self.envs = [self._wrap(gym.make(config.env_id, **kwargs)) for _ in range(n)]
         self.eval_env = gym.make(config.env_id, **{**kwargs, "split": "test"})
         self.rng = np.random.default_rng(config.seed)
         self.sampler = torch.Generator().manual_seed(config.seed)
         self.update = 0
         self.env_steps = 0
         self.history: list[dict[str, float]] = []
+
+    def _wrap(self, env: gym.Env) -> gym.Env:
+        """IAPO reads the teacher from the env side: the wrapper gives each action's teacher attribution in
+        the objective's layout (its dense shaped term off: the alignment term is the objective's)."""
+        if self.objective is None:
+            return env
+        pc = self.policy.config
+        return TeacherAttributionWrapper(env, teacher=self.config.teacher, grid=self.objective.grid, coef=0.0,
+                                         query_length=pc.question_length, output_length=pc.output_length)
 
     # -- 1. rollouts ---------------------------------------------------------------------------------
     def collect(self) -> Rollouts:
@@ -173,7 +178,7 @@ class GroupTrainer:
         n = len(self.envs)
         alive = list(range(n))
         rows: list[Batch] = []
-        acts, logps, episode, hw, teacher = [], [], [], [], []
+        acts, logps, episode, hw, tools, teacher = [], [], [], [], [], []
         terms = [dict.fromkeys(("outcome", "format"), 0.0) for _ in range(n)]
         calls: list[dict[str, int]] = [{} for _ in range(n)]
         correct = np.zeros(n, dtype=bool)
@@ -185,17 +190,17 @@ class GroupTrainer:
             with torch.no_grad():
                 a = pol.sample(batch, self.sampler)
                 lp, _ = pol.log_prob(batch, a)
-            for i, call in zip(alive, pol.to_calls(a)):
+            for i, call, tool_index in zip(alive, pol.to_calls(a), a[:, 0].tolist()):
                 scene = infos[i]["scene"]
                 hw.append((scene.height, scene.width))
-                if self.teacher is not None:  # teacher-forced on the student's call
-                    teacher.append(self.teacher.attribute(obs[i], infos[i], pol.layout(c.grid), call))
-                else:
-                    teacher.append(None)
+                tools.append(pol.codec.tools[tool_index])
                 obs[i], _, term, trunc, infos[i] = self.envs[i].step(call)
+                if self.objective is not None:  # the teacher's attribution of the action just taken
+                    teacher.append(np.asarray(infos[i]["teacher_attribution"].values))
                 steps += 1
                 for k, v in infos[i]["reward_terms"].items():
-                    terms[i][k] = terms[i].get(k, 0.0) + float(v)
+                    if k != "teacher":
+                        terms[i][k] = terms[i].get(k, 0.0) + float(v)
                 tool = infos[i]["tool"] if not infos[i]["error"] else "invalid"
                 calls[i][tool] = calls[i].get(tool, 0) + 1
                 if term or trunc:
@@ -207,37 +212,40 @@ class GroupTrainer:
             alive = [i for i in alive if not done[i]]
         returns = np.array([sum(t.values()) for t in terms])
         groups = np.repeat(np.arange(c.questions), c.group_size)
-        return Rollouts(Batch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, teacher,
+        return Rollouts(Batch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, tools,
+                        torch.from_numpy(np.stack(teacher)).float() if teacher else None,
                         returns, groups, terms, correct, answered, calls, steps)
 
-    # -- 2. rewards ----------------------------------------------------------------------------------
-    def alignment(self, ro: Rollouts) -> np.ndarray:
-        """Per decision: divergence(teacher, student) at the configured granularity."""
-        return attribution_divergences(self.policy, ro.batch, ro.actions, ro.source_hw, ro.teacher, self.config)
+    # -- 2. alignment --------------------------------------------------------------------------------
+    def divergences(self, ro: Rollouts, idx: torch.Tensor | None = None, create_graph: bool = False) -> torch.Tensor:
+        """Per decision (all, or ``idx``): the objective's divergence between the teacher's attribution and
+        the policy's own attribution of its action (differentiable with ``create_graph``)."""
+        obj = self.objective
+        if obj is None or ro.teacher is None:
+            raise ValueError("divergences need an IAPO objective and teacher attributions (reward='iapo')")
+        idx = torch.arange(len(ro.actions)) if idx is None else idx
+        hw = [ro.source_hw[int(i)] for i in idx]
+        student = self.policy.attribution(ro.batch.index(idx), ro.actions[idx], hw, obj.grid, obj.method,
+                                          n_steps=obj.steps, create_graph=create_graph)
+        return obj.compare(ro.teacher[idx], student, obj.layout(self.policy.config.question_length,
+                                                                  self.policy.config.output_length))
 
     # -- 3 + 4. advantages and update -----------------------------------------------------------------
-    def advantages(self, ro: Rollouts, penalty: np.ndarray | None, lam: float) -> torch.Tensor:
-        """Per-episode advantages, normalised within each group.
+    def advantages(self, ro: Rollouts, div: torch.Tensor | None, lam: float) -> torch.Tensor:
+        """Per-decision advantages (see :meth:`IAPOObjective.advantages`; GRPO: the group-normalised return)."""
+        obj = self.objective or IAPOObjective(form="loss")
+        selected = torch.from_numpy(obj.selects(ro.tools))
+        return obj.advantages(torch.tensor(ro.returns, dtype=torch.float32), torch.tensor(ro.groups), ro.episode,
+                              div, selected, lam)
 
-        ``normalise="sum"`` (the paper's): normalise ``return - lam * penalty``. In a group whose outcomes all
-        tie (common while success is rare) this is ``-normalised(penalty)`` whatever ``lam`` is, so the
-        attribution term alone then steers the policy. ``"separate"``: ``normalised(return) - lam *
-        normalised(penalty)``, which keeps the attribution term ``lam`` times smaller than the outcome's.
-        """
-        groups = torch.tensor(ro.groups)
-        returns = torch.tensor(ro.returns, dtype=torch.float32)
-        if penalty is None or lam == 0:
-            return group_advantages(returns, groups)
-        pen = torch.tensor(penalty, dtype=torch.float32)
-        if self.config.normalise == "sum":
-            return group_advantages(returns - lam * pen, groups)
-        return group_advantages(returns, groups) - lam * group_advantages(pen, groups)
-
-    def optimise(self, ro: Rollouts, adv_episode: torch.Tensor) -> dict[str, float]:
-        c, pol = self.config, self.policy
-        adv = adv_episode[ro.episode]
+    def optimise(self, ro: Rollouts, adv: torch.Tensor, lam: float) -> dict[str, float]:
+        c, pol, obj = self.config, self.policy, self.objective
         n = len(ro.actions)
-        losses = []
+        use_loss = obj is not None and obj.form == "loss" and lam > 0
+        if use_loss:
+            weights = obj.loss_weights(adv, torch.from_numpy(ro.correct)[ro.episode],  # type: ignore[union-attr]
+                                       torch.from_numpy(obj.selects(ro.tools)))  # type: ignore[union-attr]
+        losses, aligned = [], []
         for _ in range(c.epochs):
             order = torch.randperm(n, generator=self.sampler)
             for start in range(0, n, c.minibatch):
@@ -245,6 +253,11 @@ class GroupTrainer:
                 mb = ro.batch.index(idx)
                 logp, ent = pol.log_prob(mb, ro.actions[idx])
                 loss = clipped_surrogate(logp, ro.logp[idx], adv[idx], c.clip) - c.ent_coef * ent.mean()
+                if use_loss and bool(weights[idx].gt(0).any()):
+                    sub = idx[weights[idx] > 0]  # attribute only the decisions the loss weighs
+                    div = self.divergences(ro, sub, create_graph=True)
+                    loss = loss + obj.loss(div, weights[sub], lam)  # type: ignore[union-attr]
+                    aligned.append(float(div.detach().mean()))
                 if self.reference is not None:
                     with torch.no_grad():
                         ref, _ = self.reference.log_prob(mb, ro.actions[idx])
@@ -254,34 +267,32 @@ class GroupTrainer:
                 torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0)
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
-        return {"loss": float(np.mean(losses)), "advantage_abs": float(adv.abs().mean())}
+        out = {"loss": float(np.mean(losses)), "advantage_abs": float(adv.abs().mean())}
+        if aligned:
+            out["alignment_loss_div"] = float(np.mean(aligned))
+        return out
 
     def step(self) -> dict[str, float]:
-        """One update: rollouts, rewards, advantages, optimisation. Returns the logged row."""
-        c = self.config
+        """One update: rollouts, alignment, advantages, optimisation. Returns the logged row."""
+        c, obj = self.config, self.objective
         t0 = time.perf_counter()
         ro = self.collect()
         lam = c.lam_at(self.update)
         row: dict[str, float] = {"update": self.update + 1, "lam": lam}
-        rewards = ro.returns.copy()
-        per_episode = None
-        if self.teacher is not None:
+        div = None
+        if obj is not None:
             t1 = time.perf_counter()
-            per_decision = self.alignment(ro)
+            div = self.divergences(ro).detach()  # before the update: what the leaderboard reports
             row["attribution_s"] = time.perf_counter() - t1
-            per_episode = np.array([per_decision[(ro.episode == i).numpy()].mean() for i in range(len(rewards))])
-            # an episode that never answered owes the decision the teacher would have made: as far from it
-            # as a divergence goes (else endless tool calls that copy the teacher's look are the cheapest)
-            per_episode[~ro.answered] = np.maximum(per_episode[~ro.answered], self.max_divergence)
-            rewards = rewards - lam * per_episode
-            row["alignment"] = float(per_decision.mean())
-            row["reward_attribution"] = float((-lam * per_episode).mean())
-        row.update(self.optimise(ro, self.advantages(ro, per_episode, lam)))
+            sel = obj.selects(ro.tools)
+            row["alignment"] = float(div[torch.from_numpy(sel)].mean()) if sel.any() else float("nan")
+        adv = self.advantages(ro, div, lam)
+        row.update(self.optimise(ro, adv, lam))
         self.update += 1
         self.env_steps += ro.steps
         n_ep = len(ro.returns)
         row.update({
-            "env_steps": self.env_steps, "accuracy": float(ro.correct.mean()), "reward": float(rewards.mean()),
+            "env_steps": self.env_steps, "accuracy": float(ro.correct.mean()), "reward": float(ro.returns.mean()),
             "update_s": time.perf_counter() - t0,
         })
         for k in ("outcome", "format"):
@@ -296,7 +307,7 @@ class GroupTrainer:
 
         c = self.config
         data = oracle_dataset(self.policy, c.env_id, c.warm_start_episodes, c.env_kwargs, seed=c.seed)
-        return behaviour_cloning(self.policy, data, epochs=c.warm_start_epochs, lr=c.lr, seed=c.seed)
+        return behaviour_cloning(self.policy, data, epochs=c.warm_start_epochs, seed=c.seed)
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Greedy accuracy on fixed test-split scenes (the same items at every evaluation)."""
@@ -329,23 +340,6 @@ class GroupTrainer:
                 on_update(self, row)
         bar.close()
         return self.history
-
-
-def attribution_divergences(policy: CompactPolicy, batch: Batch, actions: torch.Tensor,
-                            source_hw: Sequence[tuple[int, int]], teachers: Sequence[Attribution | None],
-                            config: TrainConfig) -> np.ndarray:
-    """Per decision, ``config.divergence`` between the teacher's attribution and the policy's own attribution
-    of its action (``config.attribution_method``), at ``config.granularity``, in each teacher's layout."""
-    if any(t is None for t in teachers):
-        raise ValueError("every decision needs a teacher attribution to compute its divergence")
-    layout = teachers[0].layout  # type: ignore[union-attr]
-    kw = {"n_steps": config.attribution_steps} if config.attribution_method == "integrated_gradients" else {}
-    scores = policy.attribution(batch, actions, source_hw, layout.grid, config.attribution_method, **kw)
-    diverge = divergence(config.divergence)
-    return np.array([
-        diverge(t.vector(config.granularity), Attribution.from_scores(t.layout, s, allow_uniform=True).vector(config.granularity))
-        for s, t in zip(scores, teachers)  # type: ignore[union-attr]
-    ])
 
 
 # -- learning curves ----------------------------------------------------------------------------------

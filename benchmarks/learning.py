@@ -1,12 +1,26 @@
-"""IAPO vs GRPO at equal env steps: final test accuracy per family with 95% CIs, env steps to reach GRPO's
-final accuracy, wall-clock per update (the ratio is the attribution overhead) and tool calls over training.
+"""Does IAPO learn better than its sparse baseline? A paired comparison at equal env steps.
 
-Run: ``python -m iapo_gym.benchmarks.learning --out runs/learning [--seeds 0 1 2] [--steps 20000]``.
+Run (the figures in ``docs/learning/``)::
 
-Both methods start from the same behaviour-cloned warm start per seed (the paper's students start from a
-supervised model too), train on the mixture of the six headline families at ``--difficulty`` with the same
-env-step budget, and are evaluated greedily on the same test-split items. Writes ``results.json``,
-``table.md`` and ``curves.png`` to ``--out``.
+    python -m iapo_gym.benchmarks.learning --out docs/learning --seeds 0 1 2 3 4 --jobs 2
+
+Design:
+
+- **Starting points** (``--starts``): each seed's policy is behaviour-cloned from the oracle first, from a
+  ``weak`` start (100 oracle episodes) and a ``strong`` one (2,000). Every method of a seed starts from the
+  *same* warm start (a paired design: differences between methods are not differences between starts).
+- **Methods** (``--methods``, :data:`METHODS`): ``grpo`` (sparse outcome reward), ``paper`` (the paper's
+  preset: IG, block-level KL, reward form), ``default`` (the library's ``iapo``), and ablations that each
+  change one thing of the default (form, granularity, weighting, λ, teacher).
+- **Task**: the six headline families at difficulty 0, equal env steps (``--steps``), test accuracy of
+  the greedy policy on the same ``--eval-episodes`` test items per family.
+- **Per family**: accuracy, the evidence hit rate (a zoom/OCR/focus region covering half an evidence box),
+  the read rate (a tool output holding an accepted answer) and the accuracy given a read
+  (:mod:`iapo_gym.diagnostics`), so a method's effect on *looking* and on *reading* is visible.
+
+Every finished run is appended to ``runs.jsonl`` at once; a rerun skips what is there (resumable).
+Writes ``summary.json`` (``{"<start>": {"<method>": {"<seed>": accuracy}}}`` plus seconds per update and
+the paired differences), ``table.md`` and ``curves.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -14,155 +28,248 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import json
 import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from iapo_gym.agents.base import run_episode
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
 from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 
 from iapo_gym import HEADLINE_FAMILIES
+from iapo_gym.diagnostics import evidence_hit, evidence_read
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from iapo_gym.scene import Box
+from iapo_gym.toolcall import ToolCallError, parse_box, parse_tool_call
+
+STARTS = {"weak": 100, "strong": 2000}
+"""Starting point -> oracle episodes behaviour-cloned before RL."""
+
+METHODS: dict[str, dict[str, Any]] = {
+    "grpo": {"reward": "grpo"},
+    "paper": {"reward": "iapo", "preset": "paper"},
+    "default": {"reward": "iapo", "preset": "default"},
+    # ablations: one change to the default each
+    "credit": {"reward": "iapo", "iapo": {"form": "credit", "lam": 0.5}},
+    "reward-form": {"reward": "iapo", "iapo": {"form": "reward", "lam": 0.5}},
+    "loss-blocks": {"reward": "iapo", "iapo": {"granularity": "blocks"}},
+    "loss-kl": {"reward": "iapo", "iapo": {"divergence": "kl"}},
+    "loss-everywhere": {"reward": "iapo", "iapo": {"weighting": "all"}},
+    "loss-tools-only": {"reward": "iapo", "iapo": {"decisions": "tools"}},
+    "lam-0.2": {"reward": "iapo", "iapo": {"lam": 0.2}},
+    "lam-5": {"reward": "iapo", "iapo": {"lam": 5.0}},
+    "model-teacher": {"reward": "iapo", "teacher": "model:{teacher}"},
+}
+"""Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""
 
 
-def mean_ci(values: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95% bootstrap CI."""
-    arr = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    boots = rng.choice(arr, size=(n_boot, len(arr)), replace=True).mean(axis=1)
-    return float(arr.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+@dataclass
+class _Step:
+    """What the diagnostics read of a step: the regions it chose and the text it got back."""
+
+    boxes: tuple[Box, ...]
+    output: str
 
 
-def evaluate_per_family(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str, list[bool]]:
+@dataclass
+class _Episode:
+    steps: list[_Step]
+
+
+def _regions(action: str) -> tuple[Box, ...]:
+    try:
+        call = parse_tool_call(action)
+        return (parse_box(call.args["box"]),) if "box" in call.args else ()
+    except (ToolCallError, KeyError, TypeError, ValueError):
+        return ()
+
+
+def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str, dict[str, list[Any]]]:
+    """Per family: correct, evidence hit and read (True/False/None) of the greedy policy on fixed test items."""
     agent = CompactAgent(policy, greedy=True)
-    out = {}
+    out: dict[str, dict[str, list[Any]]] = {}
     for family in HEADLINE_FAMILIES:
         env = gym.make(f"VisualToolVQA-{family}-v0", split="test", difficulty=difficulty, view_size=policy.config.view_size)
         lo, hi = env.unwrapped.scene_id_range()
-        ids = np.random.default_rng(777).integers(lo, hi, size=episodes)
-        out[family] = [run_episode(env, agent, options={"scene_id": int(s)}).correct for s in ids]
+        rec: dict[str, list[Any]] = {"correct": [], "hit": [], "read": []}
+        for scene_id in np.random.default_rng(777).integers(lo, hi, size=episodes):
+            obs, info = env.reset(options={"scene_id": int(scene_id)})
+            episode, done = _Episode([]), False
+            while not done:
+                action = agent.act(obs, info)
+                obs, _, terminated, truncated, info = env.step(action)
+                episode.steps.append(_Step(() if info["error"] else _regions(action), str(obs["tool_output"])))
+                done = terminated or truncated
+            rec["correct"].append(bool(info["correct"]))
+            rec["hit"].append(evidence_hit(info["scene"], episode))
+            rec["read"].append(evidence_read(info["scene"], episode))
+        out[family] = rec
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    torch.set_num_threads(args.threads)
-    results: dict[str, Any] = {"config": vars(args) | {"out": str(args.out)}, "runs": []}
-    for seed in args.seeds:
-        base = TrainConfig(
-            env_id="VisualToolVQA-v0", env_kwargs={"task": list(HEADLINE_FAMILIES), "difficulty": args.difficulty},
-            updates=10_000, max_env_steps=args.steps, eval_every=10_000, seed=seed, lam=args.lam,
-            attribution_method=args.method, attribution_steps=args.ig_steps, normalise=args.normalise,
-            granularity=args.granularity,
-        )
-        torch.manual_seed(seed)
-        warm = CompactPolicy(CompactConfig())
-        t0 = time.perf_counter()
-        if args.warm_start:
-            data = oracle_dataset(warm, base.env_id, args.warm_start, base.env_kwargs, seed=10_000 + seed)
-            behaviour_cloning(warm, data, epochs=args.warm_epochs, seed=seed)
-        warm_s = time.perf_counter() - t0
-        start_acc = evaluate_per_family(warm, args.difficulty, args.eval_episodes)
-        for reward in ("grpo", "iapo"):
-            cfg = TrainConfig(**{**base.__dict__, "reward": reward})
-            trainer = GroupTrainer(cfg, copy.deepcopy(warm))
-            history = trainer.train(progress=not args.quiet)
-            CompactAgent(trainer.policy, train=cfg).save(args.out / "checkpoints" / f"{reward}-seed{seed}")
-            final = evaluate_per_family(trainer.policy, args.difficulty, args.eval_episodes)
-            results["runs"].append({
-                "seed": seed, "reward": reward, "warm_start_s": warm_s, "history": history,
-                "start": {f: float(np.mean(v)) for f, v in start_acc.items()},
-                "final": {f: [bool(x) for x in v] for f, v in final.items()},
-                "update_s": float(np.mean([r["update_s"] for r in history])),
-            })
-            print(f"seed {seed} {reward}: final accuracy {np.mean([np.mean(v) for v in final.values()]):.3f} "
-                  f"(warm start {np.mean(list(results['runs'][-1]['start'].values())):.3f}), "
-                  f"{np.mean([r['update_s'] for r in history]):.2f} s/update")
-    return results
+def _warm(start: str, seed: int, difficulty: int, epochs: int) -> CompactPolicy:
+    torch.manual_seed(seed)
+    policy = CompactPolicy(CompactConfig())
+    env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": difficulty}
+    data = oracle_dataset(policy, "VisualToolVQA-v0", STARTS[start], env_kwargs, seed=10_000 + 7919 * seed)
+    behaviour_cloning(policy, data, epochs=epochs, seed=seed)
+    return policy
 
 
-def steps_to_reach(history: list[dict[str, float]], target: float, window: int = 5) -> float | None:
-    """First env-step count where the moving average of train accuracy reaches ``target``."""
-    acc = np.array([r["accuracy"] for r in history])
-    steps = np.array([r["env_steps"] for r in history])
-    if len(acc) == 0:
-        return None
-    smooth = np.convolve(acc, np.ones(window) / window, mode="valid") if len(acc) >= window else acc
-    hit = np.flatnonzero(smooth >= target)
-    return float(steps[hit[0] + (window - 1 if len(acc) >= window else 0)]) if len(hit) else None
+def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]) -> list[dict[str, Any]]:
+    """One (start, seed): the shared warm start, then every method from a copy of it."""
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    warm = _warm(start, seed, args["difficulty"], args["warm_epochs"])
+    warm_s = time.perf_counter() - t0
+    rows = [{"start": start, "seed": seed, "method": "warm start", "warm_start_s": warm_s,
+             "final": evaluate(warm, args["difficulty"], args["eval_episodes"]), "history": []}]
+    for name in methods:
+        fields = json.loads(json.dumps(METHODS[name]).replace("{teacher}", str(args.get("teacher") or "")))
+        cfg = TrainConfig(env_id="VisualToolVQA-v0", env_kwargs={"task": list(HEADLINE_FAMILIES), "difficulty": args["difficulty"]},
+                          updates=10**6, max_env_steps=args["steps"], eval_every=args["eval_every"],
+                          eval_episodes=args["curve_episodes"], seed=seed, **fields)
+        trainer = GroupTrainer(cfg, copy.deepcopy(warm))
+        history = trainer.train(progress=False)
+        rows.append({"start": start, "seed": seed, "method": name, "config": cfg.objective.to_dict() if cfg.reward == "iapo" else {},
+                     "final": evaluate(trainer.policy, args["difficulty"], args["eval_episodes"]), "history": history,
+                     "update_s": float(np.mean([r["update_s"] for r in history]))})
+    return rows
 
 
-def report(results: dict[str, Any], out: Path) -> str:
-    runs = results["runs"]
-    lines = ["| method | " + " | ".join(HEADLINE_FAMILIES) + " | average | s/update | steps to GRPO final |",
-             "|---|" + "---|" * (len(HEADLINE_FAMILIES) + 3)]
-    grpo_final = np.mean([np.mean([np.mean(v) for v in r["final"].values()]) for r in runs if r["reward"] == "grpo"])
-    summary = {}
-    for reward in ("warm start", "grpo", "iapo"):
-        sel = [r for r in runs if r["reward"] == (reward if reward != "warm start" else "grpo")]
-        cells = []
-        per_seed_avg = []
-        for fam in HEADLINE_FAMILIES:
-            if reward == "warm start":
-                vals = [r["start"][fam] for r in sel]
-                m, lo, hi = mean_ci(vals) if len(vals) > 1 else (vals[0], vals[0], vals[0])
-            else:
-                vals = [float(x) for r in sel for x in r["final"][fam]]  # items x seeds
-                m, lo, hi = mean_ci(vals)
-            cells.append(f"{m:.2f} [{lo:.2f}, {hi:.2f}]")
-        for r in sel:
-            per_seed_avg.append(np.mean(list(r["start"].values())) if reward == "warm start"
-                                else np.mean([np.mean(v) for v in r["final"].values()]))
-        if reward == "warm start":
-            avg = f"{np.mean(per_seed_avg):.3f}"
-            speed, reach = "", ""
-        else:
-            items = [float(x) for r in sel for v in r["final"].values() for x in v]
-            m, lo, hi = mean_ci(items)
-            avg = f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
-            speed = f"{np.mean([r['update_s'] for r in sel]):.2f}"
-            reached = [steps_to_reach(r["history"], grpo_final) for r in sel]
-            reach = ", ".join("never" if s is None else f"{int(s)}" for s in reached)
-            summary[reward] = {"average": m, "ci": [lo, hi], "s_per_update": float(speed)}
-        lines.append(f"| {reward} | " + " | ".join(cells) + f" | {avg} | {speed} | {reach} |")
-    if "grpo" in summary and "iapo" in summary:
-        ratio = summary["iapo"]["s_per_update"] / max(summary["grpo"]["s_per_update"], 1e-9)
-        lines.append(f"\nAttribution overhead: IAPO update takes {ratio:.2f}x a GRPO update.")
-    table = "\n".join(lines)
-    atomic_write_text(out / "table.md", table + "\n")
-    return table
+# -- statistics -------------------------------------------------------------------------------------------
+def mean_ci(values: Sequence[float], n_boot: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and 95% percentile-bootstrap CI."""
+    arr = np.asarray(values, dtype=float)
+    if len(arr) == 1:
+        return float(arr[0]), float(arr[0]), float(arr[0])
+    boots = np.random.default_rng(seed).choice(arr, size=(n_boot, len(arr)), replace=True).mean(axis=1)
+    return float(arr.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
-def plot(results: dict[str, Any], out: Path) -> Path:
+def average(row: dict[str, Any]) -> float:
+    """A run's average test accuracy over the families (each family weighs the same)."""
+    return float(np.mean([np.mean(f["correct"]) for f in row["final"].values()]))
+
+
+def steps_to_reach(history: list[dict[str, Any]], target: float) -> float | None:
+    """First env-step count at which the evaluated (test) accuracy reaches ``target``."""
+    for r in history:
+        if "eval_accuracy" in r and r["eval_accuracy"] >= target:
+            return float(r["env_steps"])
+    return None
+
+
+def _rate(values: list[Any]) -> float | None:
+    known = [bool(v) for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``summary.json``: per start and method, per-seed average accuracy, s/update, paired differences."""
+    out: dict[str, Any] = {}
+    for start in dict.fromkeys(r["start"] for r in rows):
+        sel = [r for r in rows if r["start"] == start]
+        per: dict[str, Any] = {}
+        for method in dict.fromkeys(r["method"] for r in sel):
+            per[method] = {str(r["seed"]): average(r) for r in sel if r["method"] == method}
+        out[start] = per
+    timing: dict[str, float] = {}
+    for method in dict.fromkeys(r["method"] for r in rows if "update_s" in r):
+        timing[method] = float(np.mean([r["update_s"] for r in rows if r["method"] == method and "update_s" in r]))
+    paired: dict[str, Any] = {}
+    for start, per in out.items():
+        base = per.get("grpo", {})
+        for method, accs in per.items():
+            seeds = sorted(set(base) & set(accs))
+            if method == "grpo" or not seeds:
+                continue
+            m, lo, hi = mean_ci([accs[s] - base[s] for s in seeds])
+            paired.setdefault(start, {})[method] = {"difference": m, "ci": [lo, hi], "seeds": len(seeds)}
+    return {**out, "s_per_update": timing, "paired_difference_vs_grpo": paired}
+
+
+def report(rows: list[dict[str, Any]], steps: int) -> str:
+    """The Markdown table: per start, per method, per family accuracy, hit / read / acc|read, average."""
+    summary = summarise(rows)
+    lines = []
+    for start in dict.fromkeys(r["start"] for r in rows):
+        sel = [r for r in rows if r["start"] == start]
+        methods = list(dict.fromkeys(r["method"] for r in sel))
+        grpo_final = np.mean(list(summary[start].get("grpo", {"": np.nan}).values()))
+        lines += [f"\n### start: {start} ({STARTS[start]} oracle episodes behaviour-cloned), {steps} env steps\n",
+                  "| method | " + " | ".join(HEADLINE_FAMILIES) + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | s/update | env steps to GRPO's final |",
+                  "|---|" + "---|" * (len(HEADLINE_FAMILIES) + 4)]
+        for method in methods:
+            runs = [r for r in sel if r["method"] == method]
+            cells = [f"{np.mean([np.mean(r['final'][f]['correct']) for r in runs]):.2f}" for f in HEADLINE_FAMILIES]
+            m, lo, hi = mean_ci([average(r) for r in runs])
+            pd = summary["paired_difference_vs_grpo"].get(start, {}).get(method)
+            diff = f"{pd['difference']:+.3f} [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}]" if pd else ""
+            speed = f"{summary['s_per_update'][method]:.2f}" if method in summary["s_per_update"] else ""
+            reach = "" if method in ("warm start", "grpo") else ", ".join(
+                "never" if (s := steps_to_reach(r["history"], grpo_final)) is None else str(int(s)) for r in runs)
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {speed} | {reach} |")
+        lines += ["", "Looking and reading (pooled over seeds): hit / read / accuracy given a read, per family", "",
+                  "| method | " + " | ".join(HEADLINE_FAMILIES) + " |", "|---|" + "---|" * len(HEADLINE_FAMILIES)]
+        for method in methods:
+            runs = [r for r in sel if r["method"] == method]
+            cells = []
+            for f in HEADLINE_FAMILIES:
+                hit = _rate([h for r in runs for h in r["final"][f]["hit"]])
+                read = _rate([x for r in runs for x in r["final"][f]["read"]])
+                given = [c for r in runs for c, x in zip(r["final"][f]["correct"], r["final"][f]["read"]) if x]
+                fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+                cells.append(f"{fmt(hit)} / {fmt(read)} / {fmt(float(np.mean(given)) if given else None)}")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines).strip() + "\n"
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-    colors = {"grpo": "tab:blue", "iapo": "tab:red"}
-    for r in results["runs"]:
-        h = r["history"]
-        x = [row["env_steps"] for row in h]
-        acc = np.array([row["accuracy"] for row in h])
-        k = min(5, len(acc))
-        axes[0].plot(x[k - 1:], np.convolve(acc, np.ones(k) / k, mode="valid"), color=colors[r["reward"]], alpha=0.7,
-                     label=r["reward"] if r["seed"] == results["runs"][0]["seed"] else None)
-        axes[1].plot(x, [row.get("calls_zoom", 0) + row.get("calls_ocr", 0) + row.get("calls_focus", 0) for row in h],
-                     color=colors[r["reward"]], alpha=0.7)
-        if "alignment" in h[0]:
-            axes[2].plot(x, [row["alignment"] for row in h], color=colors[r["reward"]], alpha=0.7)
-    axes[0].set_title("train accuracy (moving avg 5)")
-    axes[1].set_title("tool calls per episode (zoom+ocr+focus)")
-    axes[2].set_title("IAPO alignment: KL(teacher || student), blocks")
-    for ax in axes:
-        ax.set_xlabel("env steps")
-    axes[0].legend()
+    starts = list(dict.fromkeys(r["start"] for r in rows))
+    fig, axes = plt.subplots(len(starts), 3, figsize=(16, 4 * len(starts)), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "warm start"))
+    colors = dict(zip(methods, plt.cm.tab10.colors))
+    for row_axes, start in zip(axes, starts):
+        for method in methods:
+            runs = [r for r in rows if r["start"] == start and r["method"] == method]
+            if not runs:
+                continue
+            for k, (key, title) in enumerate((("eval_accuracy", "test accuracy (greedy, mixture)"),
+                                              ("tool_calls", "tool calls per episode (zoom+ocr+focus)"),
+                                              ("alignment", "alignment: divergence to the teacher"))):
+                curves = []
+                for r in runs:
+                    pts = [(h["env_steps"], h.get("calls_zoom", 0) + h.get("calls_ocr", 0) + h.get("calls_focus", 0)
+                            if key == "tool_calls" else h.get(key)) for h in r["history"]]
+                    pts = [(x, y) for x, y in pts if y is not None and np.isfinite(y)]
+                    if pts:
+                        curves.append(pts)
+                if not curves:
+                    continue
+                grid = np.linspace(0, max(p[-1][0] for p in curves), 40)
+                ys = np.array([np.interp(grid, *zip(*p)) for p in curves])
+                ax = row_axes[k]
+                ax.plot(grid, ys.mean(0), color=colors[method], label=method)
+                if len(ys) > 1:
+                    ax.fill_between(grid, ys.min(0), ys.max(0), color=colors[method], alpha=0.12)
+                ax.set_title(f"{start} start: {title}", fontsize=10)
+                ax.set_xlabel("env steps")
+        row_axes[0].legend(fontsize=8)
+    fig.suptitle("IAPO vs GRPO on six headline families (difficulty 0); lines: mean over seeds, bands: min-max")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -170,27 +277,57 @@ def plot(results: dict[str, Any], out: Path) -> Path:
     return atomic_write_bytes(out / "curves.png", buf.getvalue())
 
 
-def main() -> None:
+def load_runs(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_all(rows: list[dict[str, Any]], out: Path, steps: int) -> str:
+    atomic_write_json(out / "summary.json", summarise(rows))
+    table = report(rows, steps)
+    atomic_write_text(out / "table.md", table)
+    plot(rows, out)
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/learning"))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
+    p.add_argument("--methods", nargs="+", default=["grpo", "paper", "default"], choices=list(METHODS))
     p.add_argument("--steps", type=int, default=6000, help="env steps per run")
     p.add_argument("--difficulty", type=int, default=0)
-    p.add_argument("--lam", type=float, default=0.5)
-    p.add_argument("--method", default="integrated_gradients")
-    p.add_argument("--normalise", default="sum", choices=["sum", "separate"], help="IAPO advantage normalisation")
-    p.add_argument("--granularity", default="blocks", choices=["blocks", "components"])
-    p.add_argument("--ig-steps", type=int, default=8)
-    p.add_argument("--warm-start", type=int, default=600, help="oracle episodes for the shared warm start (0: none)")
-    p.add_argument("--warm-epochs", type=int, default=8)
-    p.add_argument("--eval-episodes", type=int, default=50, help="test items per family")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args()
-    results = run(args)
-    atomic_write_json(args.out / "results.json", results)
-    print(report(results, args.out))
-    print(f"curves: {plot(results, args.out)}")
+    p.add_argument("--warm-epochs", type=int, default=12)
+    p.add_argument("--eval-episodes", type=int, default=50, help="test items per family for the final accuracy")
+    p.add_argument("--eval-every", type=int, default=10, help="updates between test-accuracy points of the curves")
+    p.add_argument("--curve-episodes", type=int, default=48, help="test items (mixture) per curve point")
+    p.add_argument("--teacher", help="model-teacher checkpoint for the model-teacher method (iapo-train --agent teacher)")
+    p.add_argument("--jobs", type=int, default=1, help="(start, seed) cells run in parallel processes")
+    args = p.parse_args(argv)
+    if "model-teacher" in args.methods and not args.teacher:
+        p.error("--methods model-teacher needs --teacher PATH (train one with: iapo-train --agent teacher --out PATH)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "runs.jsonl"
+    rows = load_runs(log)
+    done = {(r["start"], r["seed"], r["method"]) for r in rows}
+    todo = [(s, seed, [m for m in args.methods if (s, seed, m) not in done]) for s in args.starts for seed in args.seeds]
+    todo = [t for t in todo if t[2] or (t[0], t[1], "warm start") not in done]
+    settings = {k: getattr(args, k) for k in ("steps", "difficulty", "warm_epochs", "eval_episodes", "eval_every",
+                                              "curve_episodes", "teacher")}
+    from tqdm.auto import tqdm
+
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_cell, s, seed, methods, settings) for s, seed, methods in todo]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="(start, seed) cells"):
+            new = [r for r in fut.result() if (r["start"], r["seed"], r["method"]) not in done]
+            rows += new
+            done |= {(r["start"], r["seed"], r["method"]) for r in new}
+            atomic_write_text(log, "".join(json.dumps(r) + "\n" for r in rows))  # each finished cell kept at once
+            write_all(rows, args.out, args.steps)
+    print(write_all(rows, args.out, args.steps))
+    print(f"figures in {args.out}/ (summary.json, table.md, curves.png)")
 
 
 if __name__ == "__main__":

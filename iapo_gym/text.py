@@ -77,21 +77,50 @@ def _read_live_text(space: TextSpace, shared_memory: Any, n: int = 1) -> _LiveTe
     return _LiveTexts(space, shared_memory, n)
 
 
-_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
+WORD_PATTERN = re.compile(r"(?<![a-z0-9.])-[0-9]+(?:\.[0-9]+)?|[a-z0-9]+(?:\.[0-9]+)?|[^\sa-z0-9]")
+"""A token: a number (a leading minus sign kept when it follows no word or digit, so ``-5`` is one token), a
+lower-case word, or one punctuation mark."""
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words, numbers and single punctuation marks, in order."""
-    return _WORD.findall(str(text).lower())
+    """Lower-cased words, numbers (``-5`` one token) and single punctuation marks, in order."""
+    return WORD_PATTERN.findall(str(text).lower())
+
+
+def _known_tokens() -> tuple[str, ...]:
+    """Every token of every answer and label the families can produce, in a fixed order (exact ids)."""
+    from .vocab import ANSWER_VOCAB, CATEGORY_LABELS, COLUMN_LABELS, ROW_LABELS, SERIES_LABELS, TAGS, WORDS
+
+    words = [*ANSWER_VOCAB, *CATEGORY_LABELS, *ROW_LABELS, *COLUMN_LABELS, *SERIES_LABELS, *WORDS, *TAGS]
+    return tuple(dict.fromkeys(t for w in words for t in tokenize(w)))
+
+
+KNOWN_TOKENS: tuple[str, ...] = _known_tokens()
+"""Tokens with an exact id of their own: ids ``1 .. len(KNOWN_TOKENS)``, in this order. Every other token is
+hashed into the ids above them, so an answer or a label never shares an id with another one."""
+
+_KNOWN_IDS = {t: i + 1 for i, t in enumerate(KNOWN_TOKENS)}
 
 
 def token_id(token: str, vocab_size: int) -> int:
-    """A stable hashed id in ``[1, vocab_size)`` for a token (0 is padding)."""
-    return 1 + zlib.crc32(token.encode("utf-8")) % (vocab_size - 1)
+    """The id of ``token`` in ``[1, vocab_size)`` (0 is padding).
+
+    Tokens in :data:`KNOWN_TOKENS` (every answer and label of the procedural families) get their own exact
+    id; any other token a stable crc32 hash into the ids above them. ``vocab_size`` must leave room for the
+    known tokens and at least one hashed id.
+    """
+    n = len(KNOWN_TOKENS)
+    if vocab_size < n + 2:
+        raise ValueError(f"vocab_size must be at least {n + 2} (the {n} exact answer/label tokens, padding and "
+                         f"one hashed id); got {vocab_size}")
+    known = _KNOWN_IDS.get(token)
+    if known is not None:
+        return known
+    return n + 1 + zlib.crc32(token.encode("utf-8")) % (vocab_size - n - 1)
 
 
 def encode(text: str, length: int, vocab_size: int) -> np.ndarray:
-    """Fixed-length int64 token ids of ``text`` (hashed, zero-padded, cut to ``length``)."""
+    """Fixed-length int64 token ids of ``text`` (see :func:`token_id`; zero-padded, cut to ``length``)."""
     ids = np.zeros(length, dtype=np.int64)
     toks = tokenize(text)[:length]
     ids[: len(toks)] = [token_id(t, vocab_size) for t in toks]

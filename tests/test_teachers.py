@@ -13,6 +13,7 @@ from iapo_gym.agents import OracleAgent
 from iapo_gym import FAMILIES
 from iapo_gym.attribution import Attribution, cells_of_box, layout_for_observation
 from iapo_gym.teachers import OracleTeacher, make_teacher
+from iapo_gym.text import tokenize
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .conftest import PROCEDURAL_IDS
@@ -61,20 +62,56 @@ def rollout(env: gym.Env, seed: int) -> list[tuple[float, dict[str, float]]]:
     return out
 
 
-@pytest.mark.parametrize("potential", [False, True])
-def test_wrapper_term_is_deterministic_bounded_and_zero_for_answers(potential: bool) -> None:
-    make = lambda: TeacherAttributionWrapper(gym.make("VisualToolVQA-v0"), coef=0.2, potential=potential)  # noqa: E731
+@pytest.mark.parametrize("shaping", ["novel", "potential", "raw"])
+def test_wrapper_term_is_deterministic_bounded_and_zero_for_answers(shaping: str) -> None:
+    make = lambda: TeacherAttributionWrapper(gym.make("VisualToolVQA-v0"), coef=0.2, shaping=shaping)  # noqa: E731
     a, b = make(), make()
     for seed in range(8):
         ra, rb = rollout(a, seed), rollout(b, seed)
         assert ra == rb
         terms = [t["teacher"] for _, t in ra]
         assert all(-0.2 - 1e-9 <= t <= 0.2 + 1e-9 for t in terms)
-        if potential:
+        if shaping == "potential":
             assert abs(sum(terms)) < 1e-9  # potential-based: telescopes to phi(end) - phi(start) = 0
         else:
             assert terms[-1] == 0.0  # the oracle's last call is its answer
             assert max(terms[:-1]) > 0  # reading the evidence is rewarded
+        if shaping == "novel":
+            assert sum(terms) <= 0.2 + 1e-9  # an episode earns at most coef
+
+
+@pytest.mark.parametrize("shaping", ["novel", "potential"])
+def test_repeating_a_call_earns_nothing_the_second_time(shaping: str) -> None:
+    env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", budget=12), shaping=shaping)
+    _, info = env.reset(seed=3)
+    x0, y0, x1, y1 = info["scene"].evidence[0].box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    call = json.dumps({"tool": "zoom", "args": {"box": [cx - 0.001, cy - 0.001, cx + 0.001, cy + 0.001]}})
+    terms = [env.step(call)[-1]["reward_terms"]["teacher"] for _ in range(8)]
+    assert terms[0] > 0
+    assert terms[1:] == [0.0] * 7
+
+
+def test_the_default_wrapper_cannot_be_farmed_but_raw_shaping_can() -> None:
+    def farm(shaping: str) -> float:
+        env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", budget=12), shaping=shaping)
+        _, info = env.reset(seed=3)
+        x0, y0, x1, y1 = info["scene"].evidence[0].box
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        call = json.dumps({"tool": "zoom", "args": {"box": [cx - 0.001, cy - 0.001, cx + 0.001, cy + 0.001]}})
+        return sum(env.step(call)[-1]["reward_terms"]["teacher"] for _ in range(8))
+
+    assert farm("raw") > 5 * farm(TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0")).shaping)
+
+
+def test_wrapper_attribution_after_a_step_is_teacher_forced_on_that_action() -> None:
+    env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0"))
+    obs, info = env.reset(seed=0)
+    *_, after = env.step("<answer>1</answer>")  # an answer with nothing read: the teacher diverges
+    expected = OracleTeacher().attribute(obs, info, env.layout(obs), "<answer>1</answer>")
+    assert after["teacher_attribution"] == expected
+    assert after["teacher_attribution"].layout.query_tokens == tuple(tokenize(obs["question"]))
+    assert after["teacher_attribution"].blocks()["tool_outputs"] > 0
 
 
 def test_wrapper_rewards_looking_at_evidence_over_elsewhere() -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from iapo_gym.io import atomic_write_dir
-from iapo_gym.text import _WORD
+from iapo_gym.text import WORD_PATTERN
 
 from .prompt import Dialogue, clean, segments
 
@@ -100,7 +100,7 @@ class Batch:
 
 
 def _word_spans(text: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text.lower())]
+    return [(m.start(), m.end(), m.group()) for m in WORD_PATTERN.finditer(text.lower())]
 
 
 def _token_words(offsets: Sequence[tuple[int, int]], text: str) -> tuple[list[int], list[str]]:

@@ -8,6 +8,7 @@ from .layout import (
     cells_of_box,
     layout_for_observation,
     pixels_to_cells,
+    view_cell_weights,
 )
 from .methods import (
     METHODS,
@@ -39,4 +40,5 @@ __all__ = [
     "ComponentLayout", "attention_to_keys", "attribute", "cells_of_box", "cosine_distance", "cosine_distance_torch",
     "default_feature_mask", "divergence", "get_method", "js", "js_torch", "kl", "kl_torch", "layout_for_observation",
     "method_names", "pixels_to_cells", "reduce_to_components", "register_method", "topk_overlap",
+    "view_cell_weights",
 ]

@@ -407,24 +407,37 @@ def pixels_to_cells(
         raise ValueError(f"attr_map must be a square (V, V) per-pixel map; got shape {amap.shape} (sum channels first)")
     if not np.all(np.isfinite(amap)):
         raise ValueError("attr_map has NaN or infinite values")
+    rows, cols = view_cell_weights(view_box, grid, source_hw, amap.shape[0])
+    if absolute:
+        amap = np.abs(amap)
+    return (rows.T @ amap @ cols).reshape(-1)
+
+
+def view_cell_weights(
+    view_box: Box | Sequence[float], grid: int, source_hw: tuple[int, int], view: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The linear map from a letterboxed view's pixels to original-image cells, as two ``(view, grid)``
+    matrices: cell scores are ``rows.T @ pixel_map @ cols`` (row-major ``(grid, grid)``).
+
+    Row ``i`` of ``rows`` splits view row ``i`` over the grid's cell rows by area (zeros for padding rows
+    and for a zero-area ``view_box``); ``cols`` the same for columns. :func:`pixels_to_cells` applies it to
+    one map; trainers apply it to batches of differentiable attribution maps.
+    """
     height, width = (int(v) for v in source_hw)
     if height < 1 or width < 1:
         raise ValueError(f"source_hw must be the original image's (height, width) in pixels; got {source_hw!r}")
+    rows, cols = np.zeros((view, grid)), np.zeros((view, grid))
     box = _check_box(view_box, "view_box")
     if box[2] <= box[0] or box[3] <= box[1]:
-        return np.zeros(grid * grid, dtype=np.float64)
-    if absolute:
-        amap = np.abs(amap)
-    view = amap.shape[0]
+        return rows, cols
     px0, py0, px1, py1 = _to_pixels(box, height, width)
     top, left, nh, nw = letterbox(py1 - py0, px1 - px0, view)
-    content = amap[top : top + nh, left : left + nw]
     # content row i shows original rows [py0 + i*h/nh, py0 + (i+1)*h/nh): the rectangles tile the region
     ys = (py0 + np.arange(nh + 1) * (py1 - py0) / nh) / height
     xs = (px0 + np.arange(nw + 1) * (px1 - px0) / nw) / width
     # each row/column's share of each cell row/column, normalised so a pixel's mass is fully distributed
     ry = _overlap_matrix(ys[:-1], ys[1:], grid)
     cx = _overlap_matrix(xs[:-1], xs[1:], grid)
-    ry /= np.maximum(ry.sum(axis=1, keepdims=True), 1e-300)
-    cx /= np.maximum(cx.sum(axis=1, keepdims=True), 1e-300)
-    return (ry.T @ content @ cx).reshape(-1)
+    rows[top : top + nh] = ry / np.maximum(ry.sum(axis=1, keepdims=True), 1e-300)
+    cols[left : left + nw] = cx / np.maximum(cx.sum(axis=1, keepdims=True), 1e-300)
+    return rows, cols

@@ -215,7 +215,10 @@ class ActionCodec:
             out[6] = self._answer_index[key]
         return out
 
-    def _encode_box(self, target: Box) -> tuple[int, int]:
+    def covering_cells(self, target: Box) -> tuple[np.ndarray, int]:
+        """Every grid cell whose box covers ``target`` at the smallest size at which one does, and that size
+        index; a target no box covers gives ``([nearest cell], largest size)``. Cells sorted by distance of
+        their centre from the target's centre (the first is what :meth:`encode` picks)."""
         t = np.asarray(target, dtype=np.float64)
         eps = 1e-9
         covers = (
@@ -227,8 +230,12 @@ class ActionCodec:
         for s in range(len(self.sizes)):
             cells = np.flatnonzero(covers[:, s])
             if len(cells):
-                return int(cells[np.argmin(dist[cells])]), s
-        return int(np.argmin(dist)), len(self.sizes) - 1
+                return cells[np.argsort(dist[cells], kind="stable")], s
+        return np.array([int(np.argmin(dist))]), len(self.sizes) - 1
+
+    def _encode_box(self, target: Box) -> tuple[int, int]:
+        cells, size = self.covering_cells(target)
+        return int(cells[0]), size
 
     def describe(self) -> Mapping[str, int]:
         """Component name -> number of choices (what a trainer builds one categorical head per)."""
