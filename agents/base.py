@@ -86,9 +86,33 @@ def load_class(spec: str) -> Any:
         raise ValueError(f"agent spec {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
 
 
+VLM_PREFIX = "vlm:"
+VLM_AGENT = "iapo_gym.agents.vlm.agent:VLMAgent"
+
+
+def is_vlm_folder(path: str | Path) -> bool:
+    """A plain Hugging Face model folder (``config.json`` with a ``model_type``, no iapo ``agent_class``)."""
+    import json
+
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        data = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "model_type" in data and data.get("agent_class", VLM_AGENT) == VLM_AGENT
+
+
 def make_agent(spec: str, **kwargs: Any) -> Agent:
-    """An agent from a registered name or a ``"module:Class"`` spec; keyword arguments go to its constructor."""
-    if spec in _AGENTS:
+    """An agent from a registered name, ``"vlm:PATH"`` (a local VLM folder; a plain Hugging Face model folder
+    path works too) or a ``"module:Class"`` spec; keyword arguments go to its constructor."""
+    if spec.startswith(VLM_PREFIX) or (spec not in _AGENTS and is_vlm_folder(spec)):
+        path = spec[len(VLM_PREFIX):] if spec.startswith(VLM_PREFIX) else spec
+        if not Path(path).expanduser().is_dir():
+            raise ValueError(f"agent {spec!r}: no folder {path!r}; 'vlm:PATH' needs a local VLM checkpoint folder")
+        agent = load_class(VLM_AGENT).load_checkpoint(Path(path).expanduser(), **kwargs)
+    elif spec in _AGENTS:
         agent = _AGENTS[spec](**kwargs)
     elif ":" in spec:
         agent = load_class(spec)(**kwargs)

@@ -229,7 +229,10 @@ def differentiable_attribution(vlm: VLM, enc: Encoded, layout: ComponentLayout) 
     feats = torch.cat(list(core.model.get_image_features(pv, thw).pooler_output), 0).to(embeds.dtype)
     embeds = embeds.masked_scatter((ids == vlm.image_token_id)[..., None].expand_as(embeds), feats)
     n_act = enc.action_length
-    out = vlm.model(inputs_embeds=embeds, position_ids=positions, logits_to_keep=n_act + 1, use_cache=False)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):  # the fused CPU/flash kernels have no double backward (create_graph)
+        out = vlm.model(inputs_embeds=embeds, position_ids=positions, logits_to_keep=n_act + 1, use_cache=False)
     logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
     target = logp.gather(-1, ids[:, -n_act:, None]).sum()
     (grad,) = torch.autograd.grad(target, embeds, create_graph=True)

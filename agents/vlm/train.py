@@ -210,7 +210,8 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
                 from ..trainer import write_curves
 
                 write_curves(history, out, title=f"VLM {c.reward} ({Path(c.model).name})")
-            atomic_write_text(out / "train_config.json", json.dumps(asdict(c), indent=2, sort_keys=True) + "\n")
+            meta = {**asdict(c), "world_size": trainer.accelerator.num_processes}
+            atomic_write_text(out / "train_config.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
         trainer.accelerator.wait_for_everyone()
     return Path(c.out)
 

@@ -67,6 +67,7 @@ class VQAToolEnvironment:
     env_id: ClassVar[str] = "VisualToolVQA-v0"
     env_kwargs: ClassVar[dict[str, Any]] = {}
     system: ClassVar[str] = DEFAULT_SYSTEM
+    _tools: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self._envs: dict[str, gym.Env] = {}
@@ -175,7 +176,7 @@ def environment_class(env_id: str = "VisualToolVQA-v0", env_kwargs: Mapping[str,
     probe = gym.make(env_id, **kwargs)
     tools = tuple(probe.unwrapped.tools)
     probe.close()
-    body: dict[str, Any] = {"env_id": env_id, "env_kwargs": kwargs, "system": system}
+    body: dict[str, Any] = {"env_id": env_id, "env_kwargs": kwargs, "system": system, "_tools": tools}
     body.update({name: _bound_tool(name) for name in tools})
     return type(f"{env_id.split('-')[1] if '-' in env_id else 'VQA'}ToolEnvironment", (VQAToolEnvironment,), body)
 
