@@ -161,7 +161,6 @@ def test_environment_tools_and_dataset():
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
 def test_two_steps_under_accelerate_launch_with_two_processes(models, tmp_path):
     student, teacher = models["qwen2_5_vl"]
     config = ROOT / "agents" / "vlm" / "accelerate" / "cpu_2proc.yaml"

@@ -92,7 +92,10 @@ class VLMTrainConfig:
         unknown = sorted(set(self.iapo) - known)
         if unknown:
             raise ValueError(f"unknown IAPO option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        self.objective  # noqa: B018 -- validates preset and overrides
+        if self.reward == "iapo" and self.objective.form not in ("reward", "loss"):
+            raise ValueError(f"the TRL track runs the IAPO forms 'reward' (preset paper) and 'loss' (preset default); "
+                             f"got form={self.objective.form!r}: per-decision credit needs one advantage per decision, "
+                             "TRL has one per completion (use the compact trainer for it)")
 
     @property
     def objective(self) -> IAPOObjective:
