@@ -9,9 +9,11 @@ only if it is in ``iapo_gym``, registered here, or the user opts in (see :mod:`i
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -84,11 +86,33 @@ def registered_specs() -> tuple[str, ...]:
     return tuple(specs)
 
 
+VLM_PREFIX = "vlm:"
+VLM_AGENT = "iapo_gym.agents.vlm.agent:VLMAgent"
+
+
+def is_vlm_folder(path: str | Path) -> bool:
+    """A plain Hugging Face model folder (``config.json`` with a ``model_type``, no iapo ``agent_class``)."""
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        data = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and "model_type" in data and data.get("agent_class", VLM_AGENT) == VLM_AGENT
+
+
 def make_agent(spec: str, **kwargs: Any) -> Agent:
-    """An agent from a registered name or a ``"module:Class"`` / ``"file.py:Class"`` spec; keyword arguments
-    go to its constructor. The spec is the caller's own (typed in code or on a command line), so it is
-    imported as given; a class named inside a file goes through :func:`~iapo_gym.specs.check_trusted`."""
-    if spec in _AGENTS:
+    """An agent from a registered name, ``"vlm:PATH"`` (a local VLM folder; a plain Hugging Face model folder
+    path works too) or a ``"module:Class"`` / ``"file.py:Class"`` spec; keyword arguments go to its
+    constructor. The spec is the caller's own (typed in code or on a command line), so it is imported as
+    given; a class named inside a file goes through :func:`~iapo_gym.specs.check_trusted`."""
+    if spec.startswith(VLM_PREFIX) or (spec not in _AGENTS and is_vlm_folder(spec)):
+        path = spec[len(VLM_PREFIX):] if spec.startswith(VLM_PREFIX) else spec
+        if not Path(path).expanduser().is_dir():
+            raise ValueError(f"agent {spec!r}: no folder {path!r}; 'vlm:PATH' needs a local VLM checkpoint folder")
+        agent = load_class(VLM_AGENT).load_checkpoint(Path(path).expanduser(), **kwargs)
+    elif spec in _AGENTS:
         agent = _AGENTS[spec](**kwargs)
     elif ":" in spec:
         agent = load_class(spec)(**kwargs)

@@ -7,11 +7,13 @@ Examples::
     iapo-train --agent iapo --resume runs/iapo            # continue an interrupted run
     iapo-train --agent teacher --env VisualToolVQA-v0 --out runs/teacher   # then --teacher model:runs/teacher
     iapo-train --agent ppo --env VisualToolVQA-HBar-v0 --steps 20000 --out runs/ppo
-    iapo-train --agent vlm --model PATH --teacher vlm:PATH --out runs/vlm
+    iapo-train --agent vlm --model PATH --teacher vlm:PATH --reward iapo --max-steps 200 --out runs/vlm
+    accelerate launch --config_file agents/vlm/accelerate/multi_gpu.yaml -m iapo_gym.agents.cli --agent vlm ...
 
 A YAML config holds any :class:`~iapo_gym.agents.trainer.TrainConfig` field (``group_size``, ``preset``,
 ``iapo: {lam: 0.5, form: credit}``, ``policy: {width: 32}`` ...); flags given on the command line override it.
-``--preset paper`` trains the paper's objective instead of the default.
+``--preset paper`` trains the paper's objective instead of the default. For ``--agent vlm`` the YAML holds
+:class:`~iapo_gym.agents.vlm.train.VLMTrainConfig` fields instead (``num_generations``, ``lora``...).
 """
 
 from __future__ import annotations
@@ -50,7 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, curves.csv, curves.png")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--checkpoint-every", type=int, default=10, help="updates between checkpoints (default 10)")
-    p.add_argument("--model", help="local VLM folder (--agent vlm)")
+    vlm = p.add_argument_group("--agent vlm (TRL GRPOTrainer; the model's own chat template with tools)")
+    vlm.add_argument("--model", help="the student's local VLM folder")
+    vlm.add_argument("--reward", choices=["grpo", "iapo"], help="outcome + format only, or + the IAPO term (default iapo)")
+    vlm.add_argument("--max-steps", type=int, help="optimiser steps (default 10)")
+    vlm.add_argument("--num-generations", type=int, help="rollouts per question (default 4)")
+    vlm.add_argument("--batch-size", type=int, help="rollouts per device per step (default 4)")
+    vlm.add_argument("--lr", type=float, help="learning rate (default 1e-5)")
+    vlm.add_argument("--max-completion-length", type=int,
+                     help="tokens per episode after the prompt, tool-response image tokens included (default 1024)")
+    vlm.add_argument("--lora", action="store_true", help="train a LoRA adapter (r=16) instead of all weights")
+    vlm.add_argument("--chat-template", help="a tool-capable Jinja template, for a family iapo-gym ships none for")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow the --config file or the --resume checkpoint to name a teacher class or env module "
@@ -137,13 +149,28 @@ def run(args: argparse.Namespace) -> int:
         agent.save(args.out)
         print(f"ppo: saved to {args.out}")
         return 0
-    # vlm
-    from .vlm.trainer import train_vlm  # needs the 'vlm' extra
+    return run_vlm(args, opts)
 
-    if not args.model:
-        raise ValueError("--agent vlm needs --model PATH (a local Qwen2.5-VL folder)")
-    train_vlm(args.model, opts.get("env_id", "VisualToolVQA-v0"), teacher=opts.get("teacher"),
-              reward=opts.get("reward", "iapo"), steps=opts.get("updates", 10), out=str(args.out))
+
+def run_vlm(args: argparse.Namespace, opts: dict[str, Any]) -> int:
+    """``--agent vlm``: TRL's GRPOTrainer (needs the 'vlm' extra)."""
+    from .vlm.train import VLMTrainConfig, train_vlm
+
+    data: dict[str, Any] = {k: v for k, v in opts.items() if k not in ("updates", "max_env_steps", "warm_start_episodes")}
+    if "updates" in opts:
+        data.setdefault("max_steps", opts["updates"])
+    for flag, key in (("model", "model"), ("reward", "reward"), ("max_steps", "max_steps"),
+                      ("num_generations", "num_generations"), ("batch_size", "batch_size"), ("lr", "lr"),
+                      ("max_completion_length", "max_completion_length"), ("chat_template", "chat_template")):
+        if getattr(args, flag) is not None:
+            data[key] = getattr(args, flag)
+    if args.lora:
+        data["lora"] = True
+    data["out"] = str(args.out)
+    if not data.get("model"):
+        raise ValueError("--agent vlm needs --model PATH (a local Qwen2.5-VL or Qwen3-VL folder)")
+    out = train_vlm(VLMTrainConfig.from_dict(data), progress=not args.no_progress)
+    print(f"vlm {data.get('reward', 'iapo')}: saved to {out}; benchmark it with iapo-bench run --agents vlm:{out}")
     return 0
 
 

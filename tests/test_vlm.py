@@ -286,54 +286,6 @@ def test_pixel_attribution_finds_the_bright_patch(agent):
         assert cells[1, 2] > 0 and cells[1, 2] == pytest.approx(cells.sum(), rel=1e-9), cells
 
 
-# -- training -----------------------------------------------------------------------------------------------------
-def test_iapo_update_changes_parameters(student_path, teacher_path, tmp_path):
-    from iapo_gym.agents.vlm.trainer import VLMTrainer
-
-    agent = VLMAgent(student_path, device="cpu", max_new_tokens=10)
-    before = {k: v.detach().clone() for k, v in agent.vlm.model.named_parameters()}
-    trainer = VLMTrainer(agent, env_kwargs={"view_size": 112, "budget": 2}, teacher=f"vlm:{teacher_path}",
-                         reward="iapo", group_size=2, lr=1e-2, attribution=FAST, seed=0)
-    m = trainer.step()
-    assert math.isfinite(m["loss"]) and math.isfinite(m["divergence"]) and m["divergence"] > 0
-    assert m["decisions"] >= 2 and set(m) >= {"reward", "accuracy", "invalid_rate", "tool_call_rate", "calls_zoom"}
-    for dec in trainer.last_decisions:
-        assert dec.student.layout == dec.teacher.layout
-        trajectory_return = sum(x.step_reward for x in trainer.last_decisions if x.trajectory == dec.trajectory)
-        assert dec.reward == pytest.approx(trajectory_return - 1.0 * dec.divergence)  # lam = 1
-    changed = [k for k, v in agent.vlm.model.named_parameters() if not torch.equal(before[k], v)]
-    assert changed, "one IAPO step left every parameter unchanged"
-
-
-def test_iapo_with_the_oracle_teacher(student_path):
-    from iapo_gym.agents.vlm.trainer import VLMTrainer
-
-    agent = VLMAgent(student_path, device="cpu", max_new_tokens=10)
-    trainer = VLMTrainer(agent, "VisualToolVQA-HBar-v0", env_kwargs={"view_size": 112}, teacher="oracle",
-                         reward="iapo", group_size=2, rollout="first", lr=1e-4, beta=0.0,
-                         attribution={"method": "gradient_x_input"})
-    m = trainer.step()
-    assert math.isfinite(m["loss"]) and m["divergence"] > 0
-    for dec in trainer.last_decisions:  # the oracle fills the student's layout: no mass on the text-agent blocks
-        assert dec.teacher.layout == dec.student.layout
-        assert dec.teacher.blocks()["context"] == 0 and dec.teacher.blocks()["image"] > 0
-
-
-def test_grpo_train_vlm_writes_curves_and_checkpoint(student_path, tmp_path):
-    from iapo_gym.agents.vlm.trainer import train_vlm
-
-    with pytest.raises(ValueError, match="needs a teacher"):
-        train_vlm(student_path, reward="iapo", steps=0, device="cpu")
-    agent = train_vlm(student_path, "VisualToolVQA-HBar-v0", reward="grpo", steps=1, group_size=2, lr=1e-3,
-                      out=tmp_path / "run", device="cpu", max_new_tokens=8, rollout="first", progress=False,
-                      env_kwargs={"view_size": 112})
-    assert (tmp_path / "run" / "curves.csv").is_file() and (tmp_path / "run" / "model").is_dir()
-    header = (tmp_path / "run" / "curves.csv").read_text().splitlines()[0].split(",")
-    assert {"loss", "reward", "accuracy", "tool_call_rate", "invalid_rate"} <= set(header)
-    loaded = VLMAgent.load_checkpoint(tmp_path / "run" / "model", device="cpu")
-    assert loaded.max_new_tokens == agent.max_new_tokens
-
-
 # -- persistence --------------------------------------------------------------------------------------------------
 def _outputs(agent, obs, info):
     agent.reset()

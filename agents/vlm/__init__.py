@@ -1,13 +1,14 @@
-"""The ``vlm`` track: Qwen2.5-VL-family agents (transformers) that write tool calls as text, their input
-attribution, the IAPO/GRPO group trainer, and a tiny offline test model.
+"""The ``vlm`` track: Qwen2.5-VL / Qwen3-VL agents (transformers) that write tool calls as text, their input
+attribution, IAPO/GRPO training on TRL, and tiny offline test models.
 
-Needs the ``vlm`` extra (``transformers``, ``tokenizers``, ``peft``) and ``captum`` (gradient attribution).
+Needs the ``vlm`` extra (``transformers``, ``tokenizers``, ``peft``, ``trl``) and ``captum``.
 Names are imported lazily, so ``import iapo_gym.agents.vlm`` itself is cheap.
 
 - :class:`VLMAgent` (``agent``): ``act``/``act_batch``/``reset``/``attribute``/``learn``/``save``/``load``.
 - :class:`VLM` (``model``): loading, encoding with block labels, batched generation, teacher-forced log-probs.
 - :func:`attribute_decision`, :class:`VLMAttributionConfig` (``attribution``).
-- :class:`VLMTrainer`, :func:`train_vlm` (``trainer``).
+- :class:`VLMTrainConfig`, :func:`train_vlm` (``train``: TRL's GRPOTrainer); the TRL pieces in ``trl``.
+- :class:`VLMTeacher` (``teacher``); the chat templates with tools (``chat``).
 - :func:`build_tiny_vlm` (``tiny``; also ``python -m iapo_gym.agents.vlm.tiny --out DIR``).
 - :class:`Dialogue`, :class:`Turn`, :class:`DialogueTracker` (``prompt``).
 """
@@ -20,7 +21,7 @@ from typing import Any
 _EXPORTS = {
     "VLMAgent": "agent", "VLM": "model", "Encoded": "model", "attribute_decision": "attribution",
     "VLMAttributionConfig": "attribution", "layout_of": "attribution", "patch_grid": "attribution",
-    "VLMTrainer": "trainer", "train_vlm": "trainer", "build_tiny_vlm": "tiny", "Dialogue": "prompt", "Turn": "prompt",
+    "VLMTrainConfig": "train", "train_vlm": "train", "VLMTeacher": "teacher", "build_tiny_vlm": "tiny", "Dialogue": "prompt", "Turn": "prompt",
     "DialogueTracker": "prompt", "tool_definitions": "prompt",
 }
 

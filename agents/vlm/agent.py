@@ -1,9 +1,10 @@
-"""``VLMAgent``: a Qwen2.5-VL-family model from a local folder, acting in the ``VisualToolVQA`` envs by
-writing tool calls as text.
+"""``VLMAgent``: a Qwen2.5-VL / Qwen3-VL model from a local folder, acting in the ``VisualToolVQA`` envs by
+writing tool calls as text (``vlm:PATH`` wherever an agent goes: ``make_agent``, ``iapo-bench run --agents``).
 
-Each decision's chat is: the system prompt (instructions + the tool definitions from the tool registry's
-JSON schemas), the glance image and the question, then for every earlier call the agent's own message and a
-tool-response turn with what came back (the crop as an image, the text, or the env's error message). The raw
+Each decision's chat is rendered by the model family's own chat template with the tools (the same as in TRL
+training): the system message (instructions; the tool definitions from the tool registry), the glance
+image and the question, then for every earlier call the agent's own message and a tool message with what
+came back (the crop as an image, the text, or the env's error message). The raw
 generation is the action: the env parses it, and a malformed one comes back as an error in ``tool_output``
 that the agent sees in its next turn.
 """
@@ -57,7 +58,7 @@ class VLMAgent:
     """A transformers vision-language model as an agent (``act``/``act_batch``/``reset``/``learn``/``save``/``load``).
 
     Args:
-        model: a local checkpoint folder (Qwen2.5-VL family; loaded with ``local_files_only``), or a loaded
+        model: a local checkpoint folder (Qwen2.5-VL / Qwen3-VL; loaded with ``local_files_only``), or a loaded
             :class:`~iapo_gym.agents.vlm.model.VLM`.
         device: ``"cpu"``, ``"cuda"``... (default: CUDA when available).
         dtype: ``"auto"`` (bf16 on GPU, fp32 on CPU), ``"bfloat16"``, ``"float16"``, ``"float32"``.
@@ -69,7 +70,8 @@ class VLMAgent:
         do_sample, temperature, top_p: sampling (default greedy: evaluation is deterministic).
         attribution: default :class:`~iapo_gym.agents.vlm.attribution.VLMAttributionConfig` (or dict) for
             :meth:`attribute`.
-        trust_remote_code, attn_implementation, min_pixels, max_pixels: passed to the loader.
+        trust_remote_code, attn_implementation, min_pixels, max_pixels, chat_template: passed to the loader
+            (:class:`~iapo_gym.agents.vlm.model.VLM`).
     """
 
     def __init__(
@@ -90,9 +92,11 @@ class VLMAgent:
         attn_implementation: str | None = "sdpa",
         min_pixels: int | None = None,
         max_pixels: int | None = None,
+        chat_template: str | os.PathLike[str] | None = None,
     ) -> None:
         self._load_kw = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code,
-                         "attn_implementation": attn_implementation, "min_pixels": min_pixels, "max_pixels": max_pixels}
+                         "attn_implementation": attn_implementation, "min_pixels": min_pixels, "max_pixels": max_pixels,
+                         "chat_template": chat_template}
         self.vlm = model if isinstance(model, VLM) else VLM(model, lora=lora, **self._load_kw)
         self.tools = tuple(tools)
         self.system = system
@@ -164,12 +168,14 @@ class VLMAgent:
         return attribute_decision(self.vlm, dialogue, action, action_ids=action_ids, config=cfg)
 
     # -- learning and persistence ---------------------------------------------------------------------------------
-    def learn(self, env_id: str = "VisualToolVQA-v0", **kwargs: Any) -> Any:
-        """Train in place with :func:`~iapo_gym.agents.vlm.trainer.train_vlm` (same arguments, less the model)."""
-        from .trainer import VLMTrainer
+    def learn(self, out: str | os.PathLike[str], env_id: str = "VisualToolVQA-v0", **config: Any) -> VLMAgent:
+        """Train with TRL (:func:`~iapo_gym.agents.vlm.train.train_vlm`) from this agent's model folder, write
+        the result to ``out`` and load it; ``config`` holds :class:`~iapo_gym.agents.vlm.train.VLMTrainConfig`
+        fields (``teacher``, ``reward``, ``max_steps``...)."""
+        from .train import VLMTrainConfig, train_vlm
 
-        trainer = VLMTrainer(self, env_id=env_id, **{k: v for k, v in kwargs.items() if k not in ("steps", "out")})
-        return trainer.train(steps=int(kwargs.get("steps", 1)), out=kwargs.get("out"))
+        train_vlm(VLMTrainConfig(model=self.vlm.base_path, out=str(out), env_id=env_id, **config))
+        return self.load(out)
 
     def config(self) -> dict[str, Any]:
         return {"agent_class": AGENT_CLASS, "tools": list(self.tools), "system": self.system,

@@ -44,6 +44,7 @@ from iapo_gym.attribution import (
     attribute,
     pixels_to_cells,
 )
+from iapo_gym.attribution.layout import view_cell_weights
 
 from .model import VLM, Encoded
 from .prompt import Dialogue
@@ -153,34 +154,92 @@ def layout_of(enc: Encoded, grid: int = 4, query_length: int = 32, output_length
     )
 
 
-def components(enc: Encoded, layout: ComponentLayout, token_scores: np.ndarray,
-               image_grids: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """Raw per-token scores (and optionally per-image score grids replacing the image tokens' scores) ->
-    a non-negative component vector of ``layout`` (magnitudes summed per component)."""
-    scores = np.abs(np.asarray(token_scores, dtype=np.float64))
+def assignment(enc: Encoded, layout: ComponentLayout) -> np.ndarray:
+    """``(tokens, components)``: the fixed linear map from per-token score magnitudes to the components of
+    ``layout`` (a text token adds to its word's slot, template tokens to ``<chat>``, an image token spreads
+    over the original-image cells its patch group covers). ``|scores| @ assignment`` is the component vector;
+    being linear, it carries gradients (the differentiable alignment loss)."""
     sl = layout.slices()
-    out = np.zeros(layout.size, dtype=np.float64)
+    out = np.zeros((len(enc), layout.size), dtype=np.float64)
     kinds = np.asarray(enc.kinds)
-    words = enc.words
     limits = {"query": layout.query_length, "tool_outputs": layout.output_length,
               "context": layout.context_length - 1, "tool_defs": layout.tool_defs_length}
     for block in ("query", "tool_outputs", "context", "tool_defs"):
         idx = np.flatnonzero(kinds == block)
         if idx.size == 0 or block not in sl:
             continue
-        slot = np.minimum(words[idx], limits[block] - 1)
-        np.add.at(out, sl[block].start + slot, scores[idx])
-    chat = np.flatnonzero(kinds == "chat")
-    out[sl["context"].stop - 1] += scores[chat].sum()
-    cells = np.zeros(layout.grid * layout.grid, dtype=np.float64)
+        slot = np.minimum(enc.words[idx], limits[block] - 1)
+        out[idx, sl[block].start + slot] = 1.0
+    out[np.flatnonzero(kinds == "chat"), sl["context"].stop - 1] = 1.0
     for i, meta in enumerate(enc.images):
-        if image_grids is not None:
-            g = image_grids[i]
-        else:
-            g = token_grid(scores[enc.image_index == i], meta["grid_thw"], meta["merge"])
-        cells += image_cells(g, meta["view_box"], meta["view_size"], layout.grid, enc.source_hw)
-    out[sl["image"]] = cells
+        idx = np.flatnonzero(enc.image_index == i)
+        out[idx, sl["image"]] = token_cell_map(meta["grid_thw"], meta["merge"], meta["view_box"], meta["view_size"],
+                                               layout.grid, enc.source_hw)
     return out
+
+
+def token_cell_map(grid_thw: Sequence[int], merge: int, view_box: Sequence[float], view_size: int, grid: int,
+                   source_hw: tuple[int, int]) -> np.ndarray:
+    """``(image tokens, grid * grid)``: how a unit score on each image token (raster over ``(t, h/m, w/m)``)
+    spreads over original-image cells; the matrix form of :func:`token_grid` -> :func:`image_cells` (both
+    separable: evenly over the token's view pixels, then by area onto the cells)."""
+    t, h, w = (int(v) for v in grid_thw)
+    r, c = h // merge, w // merge
+    rows, cols = view_cell_weights(tuple(view_box), grid, source_hw, view_size)  # (V, grid) each
+
+    def spread(n: int) -> np.ndarray:  # (V, n): pixel -> its token row/column, divided by that one's pixel count
+        owner = np.minimum(((np.arange(view_size) + 0.5) * n / view_size).astype(np.int64), n - 1)
+        onehot = np.zeros((view_size, n))
+        onehot[np.arange(view_size), owner] = 1.0
+        return onehot / np.maximum(onehot.sum(0, keepdims=True), 1.0)
+
+    a, b = rows.T @ spread(r), cols.T @ spread(c)  # (grid, r), (grid, c)
+    m = np.einsum("ai,bj->ijab", a, b).reshape(r * c, grid * grid)
+    return np.tile(m, (t, 1))
+
+
+def components(enc: Encoded, layout: ComponentLayout, token_scores: np.ndarray,
+               image_grids: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Raw per-token scores (and optionally per-image pixel-patch score grids replacing the image tokens'
+    scores) -> a non-negative component vector of ``layout`` (magnitudes summed per component)."""
+    scores = np.abs(np.asarray(token_scores, dtype=np.float64))
+    if image_grids is not None:
+        scores = np.where(np.asarray(enc.kinds) == "image", 0.0, scores)
+    out = scores @ assignment(enc, layout)
+    if image_grids is not None:
+        sl = layout.slices()["image"]
+        for i, meta in enumerate(enc.images):
+            out[sl] += image_cells(image_grids[i], meta["view_box"], meta["view_size"], layout.grid, enc.source_hw)
+    return out
+
+
+def differentiable_attribution(vlm: VLM, enc: Encoded, layout: ComponentLayout) -> torch.Tensor:
+    """Gradient x input over the input embeddings (image tokens: the vision tower's outputs) of the action's
+    log-probability, as a ``(components,)`` tensor of ``layout`` built with ``create_graph=True``: a loss on
+    it moves the attribution itself (the objective's ``form="loss"``). Not normalised (the objective's
+    ``compare`` renormalises)."""
+    dev = vlm.device
+    ids = enc.input_ids[None].to(dev)
+    mm = enc.mm_token_type_ids[None].to(dev)
+    thw = enc.image_grid_thw.to(dev)
+    pv = enc.pixel_values.to(dev, vlm.dtype)
+    core = vlm.core
+    positions = vlm.position_ids(ids, mm, thw)
+    embeds = core.get_input_embeddings()(ids)
+    feats = torch.cat(list(core.model.get_image_features(pv, thw).pooler_output), 0).to(embeds.dtype)
+    embeds = embeds.masked_scatter((ids == vlm.image_token_id)[..., None].expand_as(embeds), feats)
+    n_act = enc.action_length
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):  # the fused CPU/flash kernels have no double backward (create_graph)
+        out = vlm.model(inputs_embeds=embeds, position_ids=positions, logits_to_keep=n_act + 1, use_cache=False)
+    logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+    target = logp.gather(-1, ids[:, -n_act:, None]).sum()
+    (grad,) = torch.autograd.grad(target, embeds, create_graph=True)
+    scores = (grad * embeds).sum(-1)[0].abs().float()
+    scores = torch.cat([scores[: enc.action_start], scores.new_zeros(len(enc) - enc.action_start)])
+    a = torch.as_tensor(assignment(enc, layout), dtype=scores.dtype, device=scores.device)
+    return scores @ a
 
 
 # -- scores ---------------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ import torch
 from iapo_gym.io import atomic_write_dir, recover_dir
 from iapo_gym.text import WORD_PATTERN
 
-from .prompt import Dialogue, clean, segments
+from .chat import ensure_tool_template, family_of
+from .prompt import Dialogue, chat_messages, clean, tool_definitions
 
 AGENT_CONFIG = "iapo_vlm.json"
 TEXT_BLOCKS = ("context", "tool_defs", "query", "tool_outputs")
@@ -123,8 +124,88 @@ def _token_words(offsets: Sequence[tuple[int, int]], text: str) -> tuple[list[in
     return out, words
 
 
+def _block_spans(text: str, dialogue: Dialogue) -> list[tuple[int, int, str, str]]:
+    """``(start, end, block, text)`` of the labelled parts of a rendered prompt, in order: the instructions,
+    the tool definitions (between ``<tools>`` and ``</tools>``), the question and each tool output. A part the
+    template did not render verbatim is left to ``chat``."""
+    spans: list[tuple[int, int, str, str]] = []
+    cursor = 0
+
+    def find(needle: str, kind: str) -> None:
+        nonlocal cursor
+        if not needle:
+            return
+        i = text.find(needle, cursor)
+        if i >= 0:
+            spans.append((i, i + len(needle), kind, needle))
+            cursor = i + len(needle)
+
+    find(clean(dialogue.system), "context")
+    a = text.find("<tools>\n", cursor)  # the list itself, not "within <tools></tools> XML tags"
+    b = text.find("</tools>", a + 1) if a >= 0 else -1
+    if a >= 0 and b > a:
+        spans.append((a + len("<tools>"), b, "tool_defs", text[a + len("<tools>"):b]))
+        cursor = b
+    find(clean(dialogue.question), "query")
+    for turn in dialogue.turns:
+        find(clean(turn.text), "tool_outputs")
+    return spans
+
+
+def _span_owners(spans: Sequence[tuple[int, int, str, str]]) -> list[tuple[np.ndarray, int]]:
+    """Per span: the word index (of its block) owning each character (a character between words belongs to
+    the word before it, or the first one), and the span's word count."""
+    out = []
+    for _, _, _, txt in spans:
+        found = _word_spans(txt)
+        owner = np.full(len(txt) + 1, -1, dtype=np.int64)
+        for i, (s, e, _) in enumerate(found):
+            owner[s:e] = i
+        last = 0
+        for c in range(len(owner)):  # forward fill: whitespace and punctuation join the word before
+            if owner[c] >= 0:
+                last = owner[c]
+            else:
+                owner[c] = last
+        out.append((owner, len(found)))
+    return out
+
+
+def _label(s: int, e: int, spans: Sequence[tuple[int, int, str, str]], owners: Sequence[tuple[np.ndarray, int]],
+           base_of: Mapping[int, int]) -> tuple[str, int]:
+    """The block and word index (within the block) of the token covering characters ``[s, e)`` of the prompt."""
+    for i, (a, b, kind, _) in enumerate(spans):
+        if s < b and e > a:
+            owner, n = owners[i]
+            if n == 0:  # no word in this part: count it with the block's previous word
+                return kind, max(base_of[i] - 1, 0)
+            hit = owner[max(s, a) - a:min(e, b) - a]
+            return kind, base_of[i] + int(hit[np.flatnonzero(hit >= 0)[0]] if (hit >= 0).any() else 0)
+    return "chat", -1
+
+
+def load_processor(path: str | os.PathLike[str], trust_remote_code: bool = False) -> Any:
+    """``AutoProcessor.from_pretrained(path)`` (local files only), with the image processor class that was
+    saved: ``AutoProcessor`` picks the torchvision image processor even when ``preprocessor_config.json``
+    names the PIL one, and the two resize differently."""
+    import transformers
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(path), local_files_only=True, trust_remote_code=trust_remote_code)
+    saved: dict[str, Any] = {}
+    if (Path(path) / "preprocessor_config.json").is_file():
+        saved = json.loads((Path(path) / "preprocessor_config.json").read_text())
+    elif (Path(path) / "processor_config.json").is_file():
+        saved = dict(json.loads((Path(path) / "processor_config.json").read_text()).get("image_processor") or {})
+    cls = getattr(transformers, str(saved.get("image_processor_type")), None)
+    if isinstance(cls, type) and type(processor.image_processor) is not cls:
+        processor.image_processor = cls(**{k: v for k, v in saved.items() if k != "image_processor_type"})
+    return processor
+
+
 class VLM:
-    """A Qwen2.5-VL-family model and its processor, with the encoding this package needs.
+    """A Qwen-VL-family model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) and its processor, with the encoding this package
+    needs.
 
     Args:
         path: a local folder with a checkpoint (``from_pretrained(path, local_files_only=True)``), or a
@@ -136,6 +217,9 @@ class VLM:
         trust_remote_code: passed to ``from_pretrained`` (off unless asked).
         attn_implementation: ``"sdpa"`` (default), ``"eager"``, ``"flash_attention_2"``...
         min_pixels, max_pixels: the image processor's pixel budget per image (``None``: the checkpoint's).
+        chat_template: a tool-capable Jinja template (text or ``.jinja`` file) instead of the checkpoint's
+            (default: the checkpoint's when it renders tools, else the one shipped for the family, see
+            :func:`~iapo_gym.agents.vlm.chat.ensure_tool_template`).
     """
 
     def __init__(
@@ -149,8 +233,9 @@ class VLM:
         attn_implementation: str | None = "sdpa",
         min_pixels: int | None = None,
         max_pixels: int | None = None,
+        chat_template: str | os.PathLike[str] | None = None,
     ) -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
         path = recover_dir(path)  # a save killed half-way
         if not path.is_dir():
@@ -173,8 +258,9 @@ class VLM:
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot load a vision-language model from {str(base_path)!r}: {exc}") from exc
         proc_path = path if (path / "preprocessor_config.json").is_file() or (path / "processor_config.json").is_file() else base_path
-        self.processor = AutoProcessor.from_pretrained(str(proc_path), local_files_only=True,
-                                                       trust_remote_code=self.trust_remote_code)
+        self.processor = load_processor(proc_path, trust_remote_code=self.trust_remote_code)
+        self.family = family_of(model.config)
+        self.template_source = ensure_tool_template(self.processor, self.family, str(path), chat_template)
         if min_pixels is not None or max_pixels is not None:
             size = dict(self.processor.image_processor.size)
             if min_pixels is not None:
@@ -194,12 +280,32 @@ class VLM:
             self.lora_config = dict(lora) if isinstance(lora, Mapping) else {}
         self.model = model.to(self.device)
         self.model.eval()
+        self._setup()
+
+    @classmethod
+    def wrap(cls, model: Any, processor: Any, source: str = "<in memory>", base_path: str | None = None) -> VLM:
+        """A :class:`VLM` around an already loaded model and processor (e.g. the one a TRL trainer is training:
+        ``model`` may be a peft model; its device and dtype are kept)."""
+        self = cls.__new__(cls)
+        first = next(model.parameters())
+        self.device, self.dtype = first.device, first.dtype
+        self.trust_remote_code, self.attn_implementation = False, None
+        self.processor, self.model = processor, model
+        self.family = family_of(self.core.config)
+        self.template_source = ensure_tool_template(processor, self.family, source)
+        self.base_path = base_path or source
+        self.lora_config = {} if hasattr(model, "get_base_model") else None
+        self._setup()
+        return self
+
+    def _setup(self) -> None:
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids("<|endoftext|>")
         cfg = self.core.config
         self.image_token_id = int(cfg.image_token_id)
         self.vision_start_id = int(cfg.vision_start_token_id)
         self.vision_end_id = int(cfg.vision_end_token_id)
+        self.image_pad = str(tok.convert_ids_to_tokens(self.image_token_id))
         eos = [tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
         self.eos_ids = [int(i) for i in eos if i is not None and i != tok.unk_token_id]
         names = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|im_start|>")
@@ -262,64 +368,74 @@ class VLM:
         out = self.processor.image_processor(images=[np.ascontiguousarray(image)], return_tensors="pt")
         return out["pixel_values"], out["image_grid_thw"][0]
 
+    def render(self, dialogue: Dialogue) -> str:
+        """The prompt text of ``dialogue`` from the model's chat template with the tools, ending with the
+        assistant header (one ``<|image_pad|>`` per image, expanded by :meth:`encode`)."""
+        return self.processor.apply_chat_template(chat_messages(dialogue), tools=tool_definitions(dialogue.tools),
+                                                  tokenize=False, add_generation_prompt=True)
+
     def encode(self, dialogue: Dialogue, action: str | None = None, action_ids: Sequence[int] | None = None) -> Encoded:
         """Token ids, image inputs and block labels of the prompt of ``dialogue`` (+ the action, if given).
 
-        ``action_ids`` (the exact generated ids) take precedence over re-tokenising ``action``.
+        The prompt is the chat template's text (:meth:`render`); each token is labelled by where it falls:
+        the instructions (``context``), between ``<tools>`` and ``</tools>`` (``tool_defs``), the question
+        (``query``), a tool message's text (``tool_outputs``), an image, or template scaffolding and earlier
+        actions (``chat``). ``action_ids`` (the exact generated ids) take precedence over tokenising ``action``.
         """
         tok = self.tokenizer
         merge = int(self.processor.image_processor.merge_size)
+        text = self.render(dialogue)
+        spans = _block_spans(text, dialogue)
+        pad = self.image_pad
+        pieces = text.split(pad)
+        views = dialogue.images()
+        if len(pieces) - 1 != len(views):
+            raise ValueError(f"the chat template rendered {len(pieces) - 1} image placeholders for {len(views)} images")
         ids: list[int] = []
         kinds: list[str] = []
         words: list[int] = []
         image_index: list[int] = []
         pixel_values, grids, images = [], [], []
         block_words: dict[str, list[str]] = {k: [] for k in TEXT_BLOCKS}
-        rows = 0
-        segs = segments(dialogue, None if action_ids is not None else action)
-        for seg in segs:
-            if seg.image is not None:
-                pv, thw = self.process_image(seg.image)
+        owners = _span_owners(spans)
+        base_of: dict[int, int] = {}
+        for i, (_, _, kind, txt) in enumerate(spans):
+            base_of[i] = len(block_words[kind])
+            block_words[kind] += [w for _, _, w in _word_spans(txt)]
+        rows, start = 0, 0
+        for p, piece in enumerate(pieces):
+            if piece:
+                enc = tok(piece, add_special_tokens=False, return_offsets_mapping=True)
+                for t, (s, e) in zip(enc["input_ids"], enc["offset_mapping"]):
+                    kind, word = _label(start + s, start + max(e, s + 1), spans, owners, base_of)
+                    ids.append(int(t))
+                    kinds.append(kind)
+                    words.append(word)
+                    image_index.append(-1)
+            start += len(piece) + len(pad)
+            if p < len(views):
+                view, box = views[p]
+                pv, thw = self.process_image(view)
                 n = int(thw.prod()) // (merge * merge)
-                ids += [self.vision_start_id] + [self.image_token_id] * n + [self.vision_end_id]
-                kinds += ["chat"] + ["image"] * n + ["chat"]
-                words += [-1] * (n + 2)
-                image_index += [-1] + [len(images)] * n + [-1]
-                images.append({"view_box": tuple(float(v) for v in seg.view_box), "view_size": int(seg.image.shape[0]),
+                ids += [self.image_token_id] * n
+                kinds += ["image"] * n
+                words += [-1] * n
+                image_index += [len(images)] * n
+                images.append({"view_box": tuple(float(v) for v in box), "view_size": int(view.shape[0]),
                                "grid_thw": tuple(int(v) for v in thw), "rows": (rows, rows + int(pv.shape[0])),
                                "merge": merge})
                 rows += int(pv.shape[0])
                 pixel_values.append(pv)
                 grids.append(thw)
-                continue
-            text = seg.text if seg.kind == "chat" else clean(seg.text)
-            if not text:
-                continue
-            enc = tok(text, add_special_tokens=False, return_offsets_mapping=seg.kind in TEXT_BLOCKS)
-            seg_ids = list(enc["input_ids"])
-            ids += seg_ids
-            kinds += [seg.kind] * len(seg_ids)
-            image_index += [-1] * len(seg_ids)
-            if seg.kind in TEXT_BLOCKS:
-                local, seg_words = _token_words(enc["offset_mapping"], text)
-                base = len(block_words[seg.kind])
-                if not seg_words:  # punctuation-free whitespace: count it with the block's last word
-                    local = [max(0, base - 1) - base] * len(seg_ids)
-                words += [base + w for w in local]
-                block_words[seg.kind] += seg_words
-            else:
-                words += [-1] * len(seg_ids)
         action_start = len(ids)
+        if action_ids is None and action is not None:
+            action_ids = tok(clean(action), add_special_tokens=False)["input_ids"]
         if action_ids is not None:
             ids += [int(i) for i in action_ids]
             n = len(action_ids)
             kinds += ["action"] * n
             words += [-1] * n
             image_index += [-1] * n
-        elif action is not None:
-            action_start = kinds.index("action") if "action" in kinds else len(ids)
-        if not pixel_values:
-            raise ValueError("a dialogue needs at least its glance image")
         ids_t = torch.tensor(ids, dtype=torch.long)
         return Encoded(
             input_ids=ids_t, mm_token_type_ids=(ids_t == self.image_token_id).to(torch.int32),

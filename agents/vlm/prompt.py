@@ -1,17 +1,16 @@
-"""The chat a VLM agent sees: system prompt with the tool definitions, the glance image and the question,
-then one turn per earlier tool call with what the tool returned (its crop and/or text).
+"""The chat a VLM agent sees: a system message with the instructions, the glance image and the question,
+then one assistant turn per earlier tool call and a tool message with what the tool returned (its crop
+and/or text).
 
-The chat is kept as a list of typed :class:`Segment` s rather than one string, so every token of the
-encoded prompt knows which attribution block it belongs to (``context``, ``tool_defs``, ``query``,
-``tool_outputs``, ``image``) and, for images, which view of the original image it shows. The text follows
-Qwen2.5's ChatML conventions (``<|im_start|>role ... <|im_end|>``, tools in ``<tools></tools>``, calls in
-``<tool_call></tool_call>``, results in ``<tool_response></tool_response>``), which is what Qwen2.5-VL
-checkpoints were trained on.
+The chat is rendered by the model family's own chat template with the tools
+(:mod:`iapo_gym.agents.vlm.chat`): the same text TRL renders in training, so a checkpoint is benchmarked with
+the chat it was trained on. :class:`Dialogue` keeps the parts apart (glance, question, turns), so every
+token of the encoded prompt can be told which attribution block it belongs to (``context``, ``tool_defs``,
+``query``, ``tool_outputs``, ``image``; see :meth:`iapo_gym.agents.vlm.model.VLM.encode`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from iapo_gym.tools import BUILTIN_TOOLS, get_tool
+from iapo_gym.tools import BUILTIN_TOOLS
 
 FULL_BOX = (0.0, 0.0, 1.0, 1.0)
 
@@ -31,16 +30,6 @@ DEFAULT_SYSTEM = (
 )
 """The default instructions (the ``context`` block, together with the tool-calling boilerplate)."""
 
-TOOLS_INTRO = (
-    "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
-)
-TOOLS_OUTRO = (
-    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
-    "<tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-)
-
 _SPECIAL = re.compile(r"<\|")
 
 
@@ -50,19 +39,12 @@ def clean(text: str) -> str:
     return _SPECIAL.sub("< |", text)
 
 
-#: Block names a segment can carry; ``chat`` is template scaffolding (role markers, earlier actions),
-#: counted in the ``context`` block's last component.
-SEGMENT_KINDS = ("context", "tool_defs", "query", "tool_outputs", "chat", "image")
-
-
 def tool_definitions(tools: Sequence[str] = BUILTIN_TOOLS) -> list[dict[str, Any]]:
-    """The OpenAI/Qwen-style function definitions of the named registered tools (their JSON schemas)."""
-    out = []
-    for name in tools:
-        t = get_tool(name)
-        out.append({"type": "function", "function": {
-            "name": t.name, "description": t.description, "parameters": dict(t.parameters)}})
-    return out
+    """The chat tool definitions of the named registered tools (as TRL renders an environment's tool methods:
+    :func:`~iapo_gym.agents.vlm.chat.tool_schemas`)."""
+    from .chat import tool_schemas
+
+    return tool_schemas(tools)
 
 
 @dataclass
@@ -72,13 +54,14 @@ class Turn:
     ``action`` is the agent's text (``None``: not known, e.g. a teacher rebuilding a context from a bare
     observation; then no assistant message is shown). ``text`` is the tool output (or the env's error
     message); ``image`` the crop the tool returned (``None`` if it returned none), showing ``view_box`` of
-    the original image.
+    the original image; ``tool`` the name of the tool called (``None``: not a valid call).
     """
 
     action: str | None
     text: str = ""
     image: np.ndarray | None = None
     view_box: tuple[float, float, float, float] = FULL_BOX
+    tool: str | None = None
 
 
 @dataclass
@@ -89,8 +72,8 @@ class Dialogue:
         image: the glance (the observation's ``image``: the whole original image letterboxed into a square).
         question: the question.
         turns: earlier decisions and their results, oldest first.
-        tools: names of the tools offered (their definitions go into the system prompt).
-        system: the instructions text.
+        tools: names of the tools offered (their definitions go into the chat template's tool list).
+        system: the instructions text (the system message).
         source_hw: ``(height, width)`` of the original image in pixels (for mapping views onto image cells;
             ``None``: assume a square image).
     """
@@ -117,52 +100,38 @@ class Dialogue:
         return (int(self.image.shape[0]), int(self.image.shape[1]))
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A run of the prompt: text of one block, or one image (``image`` set, ``text`` empty)."""
+def chat_messages(dialogue: Dialogue, images: str = "placeholder") -> list[dict[str, Any]]:
+    """The dialogue as chat messages for the model's own template (``apply_chat_template(..., tools=...)``).
 
-    kind: str
-    text: str = ""
-    image: np.ndarray | None = None
-    view_box: tuple[float, float, float, float] = FULL_BOX
+    System: the instructions. User: the glance and the question. Per earlier turn: the agent's raw text as
+    the assistant message (what it generated, so the chat re-renders its own tokens), then a ``tool`` message
+    with the crop (when the call returned one) and the tool's text or the env's error message. This is the
+    shape TRL builds in training from an environment's tool results, so both render the same.
 
-
-def system_texts(dialogue: Dialogue) -> tuple[str, str]:
-    """``(context_text, tool_defs_text)``: the words of the two system-prompt blocks."""
-    defs = "\n".join(json.dumps(d, separators=(", ", ": ")) for d in tool_definitions(dialogue.tools))
-    return dialogue.system + TOOLS_INTRO + TOOLS_OUTRO, defs
-
-
-def segments(dialogue: Dialogue, action: str | None = None) -> list[Segment]:
-    """The prompt (ending with the assistant header, ready to generate) as typed segments.
-
-    With ``action``, the action text is appended as a last ``action`` segment (teacher forcing); its
-    tokens are what log-probabilities and attributions are computed for.
+    ``images="placeholder"`` puts ``{"type": "image"}`` entries (the images come from
+    :meth:`Dialogue.images`); ``"pil"`` puts ``{"type": "image", "image": PIL.Image}``.
     """
-    _, defs = system_texts(dialogue)
-    segs = [
-        Segment("chat", "<|im_start|>system\n"),
-        Segment("context", dialogue.system + TOOLS_INTRO),
-        Segment("tool_defs", defs),
-        Segment("context", TOOLS_OUTRO),
-        Segment("chat", "<|im_end|>\n<|im_start|>user\n"),
-        Segment("image", image=dialogue.image, view_box=FULL_BOX),
-        Segment("query", dialogue.question),
-        Segment("chat", "<|im_end|>\n"),
+
+    def image(arr: np.ndarray) -> dict[str, Any]:
+        if images == "pil":
+            from PIL import Image
+
+            return {"type": "image", "image": Image.fromarray(np.ascontiguousarray(arr))}
+        return {"type": "image"}
+
+    msgs: list[dict[str, Any]] = [
+        {"role": "system", "content": [{"type": "text", "text": clean(dialogue.system)}]},
+        {"role": "user", "content": [image(dialogue.image), {"type": "text", "text": clean(dialogue.question)}]},
     ]
     for turn in dialogue.turns:
         if turn.action is not None:
-            segs.append(Segment("chat", f"<|im_start|>assistant\n{clean(turn.action)}<|im_end|>\n"))
-        segs.append(Segment("chat", "<|im_start|>user\n<tool_response>\n"))
+            msgs.append({"role": "assistant", "content": [{"type": "text", "text": clean(turn.action)}]})
+        content: list[dict[str, Any]] = []
         if turn.image is not None:
-            segs.append(Segment("image", image=turn.image, view_box=tuple(turn.view_box)))  # type: ignore[arg-type]
-        if turn.text:
-            segs.append(Segment("tool_outputs", turn.text))
-        segs.append(Segment("chat", "\n</tool_response><|im_end|>\n"))
-    segs.append(Segment("chat", "<|im_start|>assistant\n"))
-    if action is not None:
-        segs.append(Segment("action", action))
-    return segs
+            content.append(image(turn.image))
+        content.append({"type": "text", "text": clean(turn.text)})
+        msgs.append({"role": "tool", "name": turn.tool or "tool", "content": content})
+    return msgs
 
 
 def _box(value: Any) -> tuple[float, float, float, float]:
@@ -240,7 +209,8 @@ class DialogueTracker:
             changed = (self._last_crop is None or not np.array_equal(crop, self._last_crop) or box != self._last_box)
             show = (not error) and changed and box[2] > box[0] and box[3] > box[1] and crop.any()
             self.dialogue.turns.append(Turn(self._pending, str(obs.get("tool_output", "") or ""),
-                                            crop.copy() if show else None, box))
+                                            crop.copy() if show else None, box,
+                                            None if error or not info else info.get("tool")))
         self._pending = None
         self._last_crop, self._last_box, self._last_budget = crop.copy(), box, budget
         return self.dialogue

@@ -1,10 +1,13 @@
-"""A tiny randomly initialised Qwen2.5-VL, built offline, for tests and demos of the whole VLM track.
+"""Tiny randomly initialised Qwen2.5-VL and Qwen3-VL models, built offline, for tests and demos of the whole
+VLM track.
 
-    python -m iapo_gym.agents.vlm.tiny --out DIR [--layers 2 --hidden 64 --vision-depth 1 --seed 0]
+    python -m iapo_gym.agents.vlm.tiny --out DIR [--family qwen2_5_vl|qwen3_vl] [--layers 2 --hidden 64 --seed 0]
 
 writes a folder that ``from_pretrained(DIR)`` loads like a real checkpoint: the model (safetensors), a
-byte-level BPE tokenizer trained on the spot with the Qwen special tokens and a chat template, and the Qwen2-VL
-image processor (patch 14, merge 2, temporal patch 2, as the real models). The model knows nothing: its
+byte-level BPE tokenizer trained on the spot with the Qwen special tokens, the family's *stock* chat template
+(Qwen2.5-VL's cannot render tool calls: loading it switches to the tool template shipped with iapo-gym, as
+it does for a real Qwen2.5-VL checkpoint; Qwen3-VL's renders tools and is used as is) and the family's
+image processor (Qwen2.5-VL: patch 14; Qwen3-VL: patch 16; merge 2, temporal patch 2, as the real models). The model knows nothing: its
 generations are gibberish, which is exactly what the error paths need; it runs forward + backward in tens of
 milliseconds on a CPU.
 """
@@ -28,7 +31,9 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 #: Added but not special (as in Qwen2.5): kept when decoding with ``skip_special_tokens=True``.
 ADDED_TOKENS: tuple[str, ...] = ("<tool_call>", "</tool_call>")
 
-# Qwen2.5-VL's chat template (images/videos in content lists), so processor.apply_chat_template works.
+FAMILIES = ("qwen2_5_vl", "qwen3_vl")
+
+# Qwen2.5-VL's stock chat template (images/videos in content lists; no tools, tool calls or tool messages).
 CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
@@ -53,14 +58,13 @@ _PRETOKENIZE_REGEX = (
 
 def _corpus() -> list[str]:
     """Text to train the toy BPE on: the prompts, tool calls, questions and answers of this package."""
-    import numpy as np
-
     from iapo_gym.tools import BUILTIN_TOOLS
 
-    from .prompt import DEFAULT_SYSTEM, Dialogue, system_texts
+    from .chat import tool_schemas
+    from .prompt import DEFAULT_SYSTEM
 
-    ctx, defs = system_texts(Dialogue(np.zeros((2, 2, 3), np.uint8), "", tools=BUILTIN_TOOLS))
-    lines = [DEFAULT_SYSTEM, ctx, defs]
+    defs = "\n".join(json.dumps(d) for d in tool_schemas(BUILTIN_TOOLS))
+    lines = [DEFAULT_SYSTEM, defs, "# Tools\n\nYou may call one or more functions to assist with the user query."]
     lines += [
         '<tool_call>{"name": "zoom", "arguments": {"box": [0.1, 0.2, 0.45, 0.6]}}</tool_call>',
         '<tool_call>{"name": "ocr", "arguments": {"box": [0.0, 0.5, 0.5, 1.0]}}</tool_call>',
@@ -73,7 +77,7 @@ def _corpus() -> list[str]:
     return lines * 4
 
 
-def build_tokenizer(vocab_size: int = 640):
+def build_tokenizer(vocab_size: int = 640, chat_template: str = CHAT_TEMPLATE):
     """A byte-level BPE tokenizer (Qwen2's pre-tokenizer) with the Qwen special tokens and chat template."""
     from tokenizers import (
         AddedToken,
@@ -103,7 +107,7 @@ def build_tokenizer(vocab_size: int = 640):
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
         additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_end|>")],
-        chat_template=CHAT_TEMPLATE, model_max_length=32768, padding_side="left",
+        chat_template=chat_template, model_max_length=32768, padding_side="left",
     )
     return fast
 
@@ -111,6 +115,7 @@ def build_tokenizer(vocab_size: int = 640):
 def build_tiny_vlm(
     out: str | os.PathLike[str],
     *,
+    family: str = "qwen2_5_vl",
     layers: int = 2,
     hidden: int = 64,
     heads: int = 4,
@@ -121,13 +126,14 @@ def build_tiny_vlm(
     seed: int = 0,
     image_processor: str = "pil",
 ) -> Path:
-    """Build and save a tiny random Qwen2.5-VL (model, tokenizer, image processor) into the folder ``out``.
+    """Build and save a tiny random Qwen2.5-VL or Qwen3-VL (model, tokenizer, image processor) into ``out``.
 
     Args:
         out: the folder (created; written atomically: a temporary sibling renamed into place).
+        family: ``"qwen2_5_vl"`` (stock chat template without tools) or ``"qwen3_vl"`` (its own tool template).
         layers, hidden, heads, kv_heads: the language model's size (``hidden`` divisible by ``heads``,
             head dim even).
-        vision_depth, vision_hidden: the vision tower's size (patch 14, merge 2, temporal patch 2).
+        vision_depth, vision_hidden: the vision tower's size (merge 2, temporal patch 2).
         vocab_size: BPE vocabulary size before special tokens.
         seed: torch seed of the random initialisation (different seeds: different "models").
         image_processor: ``"pil"`` (``Qwen2VLImageProcessorPil``) or ``"torchvision"``.
@@ -136,56 +142,66 @@ def build_tiny_vlm(
         The folder's path.
     """
     import torch
-    from transformers import (
-        GenerationConfig,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    import transformers
+    from transformers import GenerationConfig
 
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}; got {family!r}")
     if hidden % heads or (hidden // heads) % 2:
         raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads}) into an even head dim")
+    if image_processor not in ("pil", "torchvision"):
+        raise ValueError(f"image_processor must be 'pil' or 'torchvision'; got {image_processor!r}")
     head_dim = hidden // heads
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]  # t, h, w sections summing to head_dim / 2
-    tokenizer = build_tokenizer(vocab_size)
+    if family == "qwen3_vl":
+        from trl.chat_template_utils import qwen3_vl_chat_template as template  # Qwen3-VL's own template
+    else:
+        template = CHAT_TEMPLATE
+    tokenizer = build_tokenizer(vocab_size, template)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
-            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
-            "max_position_embeddings": 32768, "max_window_layers": layers, "rms_norm_eps": 1e-6,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
-            "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            "depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": 2 * vision_hidden,
-            "num_heads": 2, "out_hidden_size": hidden, "patch_size": 14, "spatial_merge_size": 2,
-            "temporal_patch_size": 2, "window_size": 112, "fullatt_block_indexes": [vision_depth - 1],
-            "tokens_per_second": 2,
-        },
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
+    text = {
+        "vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+        "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
+        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+    }
+    tokens = {"image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+              "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
+              "tie_word_embeddings": False}
+    patch = 16 if family == "qwen3_vl" else 14
+    if family == "qwen3_vl":
+        config = transformers.Qwen3VLConfig(
+            text_config={**text, "head_dim": head_dim, "rope_parameters": {
+                "rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope, "mrope_interleaved": True}},
+            vision_config={"depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": 2 * vision_hidden,
+                           "num_heads": 2, "out_hidden_size": hidden, "patch_size": patch, "spatial_merge_size": 2,
+                           "temporal_patch_size": 2, "num_position_embeddings": 64, "deepstack_visual_indexes": []},
+            **tokens)
+        model_cls, proc_cls, video_cls = (transformers.Qwen3VLForConditionalGeneration, transformers.Qwen3VLProcessor,
+                                          transformers.Qwen3VLVideoProcessor)
+    else:
+        config = transformers.Qwen2_5_VLConfig(
+            text_config={**text, "max_window_layers": layers, "rope_parameters": {
+                "rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope}},
+            vision_config={"depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": 2 * vision_hidden,
+                           "num_heads": 2, "out_hidden_size": hidden, "patch_size": patch, "spatial_merge_size": 2,
+                           "temporal_patch_size": 2, "window_size": 112, "fullatt_block_indexes": [vision_depth - 1],
+                           "tokens_per_second": 2},
+            **tokens)
+        model_cls, proc_cls, video_cls = (transformers.Qwen2_5_VLForConditionalGeneration,
+                                          transformers.Qwen2_5_VLProcessor, transformers.Qwen2VLVideoProcessor)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32).eval()
+    model = model_cls(config).to(torch.float32).eval()
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"], do_sample=True, temperature=1.0, top_p=1.0,
     )
-    if image_processor == "pil":
-        from transformers import Qwen2VLImageProcessorPil as ImageProcessor
-    elif image_processor == "torchvision":
-        from transformers import Qwen2VLImageProcessor as ImageProcessor
-    else:
-        raise ValueError(f"image_processor must be 'pil' or 'torchvision'; got {image_processor!r}")
-    processor = Qwen2_5_VLProcessor(
-        image_processor=ImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2),
-        tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(patch_size=14, merge_size=2, temporal_patch_size=2),
-        chat_template=CHAT_TEMPLATE,
+    image_cls = transformers.Qwen2VLImageProcessorPil if image_processor == "pil" else transformers.Qwen2VLImageProcessor
+    processor = proc_cls(
+        image_processor=image_cls(patch_size=patch, merge_size=2, temporal_patch_size=2),
+        tokenizer=tokenizer, video_processor=video_cls(patch_size=patch, merge_size=2, temporal_patch_size=2),
+        chat_template=template,
     )
 
     out = Path(out)
@@ -194,9 +210,13 @@ def build_tiny_vlm(
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        # record the image processor class really used (save_pretrained names the torchvision one for both)
+        proc_cfg = json.loads((tmp / "processor_config.json").read_text())
+        proc_cfg["image_processor"]["image_processor_type"] = type(processor.image_processor).__name__
+        (tmp / "processor_config.json").write_text(json.dumps(proc_cfg, indent=2) + "\n")
         (tmp / "iapo_tiny.json").write_text(json.dumps({
-            "layers": layers, "hidden": hidden, "heads": heads, "kv_heads": kv_heads, "vision_depth": vision_depth,
-            "vision_hidden": vision_hidden, "vocab_size": vocab_size, "seed": seed,
+            "family": family, "layers": layers, "hidden": hidden, "heads": heads, "kv_heads": kv_heads,
+            "vision_depth": vision_depth, "vision_hidden": vision_hidden, "vocab_size": vocab_size, "seed": seed,
             "parameters": int(sum(p.numel() for p in model.parameters())),
         }, indent=2) + "\n")
         if out.exists():
@@ -211,6 +231,8 @@ def build_tiny_vlm(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iapo_gym.agents.vlm.tiny", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder to write the model into")
+    parser.add_argument("--family", choices=FAMILIES, default="qwen2_5_vl",
+                        help="qwen2_5_vl (stock template without tools) or qwen3_vl (its own tool template)")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
@@ -222,11 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-processor", choices=("pil", "torchvision"), default="pil")
     a = parser.parse_args(argv)
     path = build_tiny_vlm(
-        a.out, layers=a.layers, hidden=a.hidden, heads=a.heads, kv_heads=a.kv_heads, vision_depth=a.vision_depth,
+        a.out, family=a.family, layers=a.layers, hidden=a.hidden, heads=a.heads, kv_heads=a.kv_heads, vision_depth=a.vision_depth,
         vision_hidden=a.vision_hidden, vocab_size=a.vocab_size, seed=a.seed, image_processor=a.image_processor,
     )
     info = json.loads((path / "iapo_tiny.json").read_text())
-    print(f"wrote a tiny Qwen2.5-VL ({info['parameters']:,} parameters) to {path}")
+    name = {"qwen2_5_vl": "Qwen2.5-VL", "qwen3_vl": "Qwen3-VL"}[a.family]
+    print(f"wrote a tiny {name} ({info['parameters']:,} parameters) to {path}")
     return 0
 
 

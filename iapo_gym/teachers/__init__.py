@@ -5,11 +5,11 @@ from .oracle import OracleTeacher
 
 
 def _vlm_teacher(path: str) -> Teacher:
-    from .vlm import VLMTeacher  # needs the 'vlm' extra (transformers)
+    from .vlm import teacher_class  # the agents layer's VLM teacher, by string entry point ('vlm' extra)
 
     if not path:
         raise ValueError("the vlm teacher needs a local model folder: 'vlm:PATH'")
-    return VLMTeacher(path)
+    return teacher_class()(path)
 
 
 register_teacher("oracle", lambda arg: OracleTeacher(), overwrite=True)
