@@ -22,11 +22,12 @@ import torch
 from iapo_gym.attribution import Attribution
 from iapo_gym.tools import BUILTIN_TOOLS
 
+from ..base import VLM_AGENT
 from .attribution import VLMAttributionConfig, attribute_decision
 from .model import AGENT_CONFIG, VLM
 from .prompt import DEFAULT_SYSTEM, Dialogue, DialogueTracker
 
-AGENT_CLASS = "iapo_gym.agents.vlm.agent:VLMAgent"
+AGENT_CLASS = VLM_AGENT  # what a saved folder names as its agent
 
 
 def split_observations(observations: Any) -> list[dict[str, Any]]:

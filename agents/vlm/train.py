@@ -136,7 +136,7 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
     from trl import GRPOConfig, GRPOTrainer
     from trl.chat_template_utils import qwen3_template
 
-    from .agent import AGENT_CLASS
+    from ..base import VLM_AGENT as AGENT_CLASS
     from .attribution import VLMAttributionConfig
     from .chat import RESPONSE_PARSERS
     from .model import VLM
