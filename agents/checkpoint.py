@@ -102,6 +102,20 @@ def checkpoint_hash(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()[:12]
 
 
+def folder_hash(path: str | os.PathLike[str]) -> str:
+    """Short SHA-256 of a model folder's ``config.json`` and every ``*.safetensors`` file in it (a Hugging
+    Face folder may shard its weights): identifies a VLM on leaderboards."""
+    path = Path(path)
+    h = hashlib.sha256()
+    for f in [path / CONFIG, *sorted(path.glob("*.safetensors"))]:
+        if f.is_file():
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:12]
+
+
 def load_agent(path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> Agent:
     """The agent saved in a checkpoint folder: ``config["agent_class"]`` is imported and its
     ``load_checkpoint(path)`` called.

@@ -20,8 +20,8 @@ from iapo_gym import HEADLINE_FAMILIES
 SCALES = {
     #         warm-start episodes, BC epochs, updates, benchmark episodes per family
     "tiny": dict(warm=12, epochs=1, updates=1, episodes=2, questions=2, group=2),
-    "small": dict(warm=300, epochs=6, updates=15, episodes=20, questions=4, group=8),
-    "full": dict(warm=600, epochs=8, updates=150, episodes=50, questions=4, group=8),
+    "small": dict(warm=800, epochs=8, updates=40, episodes=20, questions=4, group=8),
+    "full": dict(warm=2000, epochs=12, updates=100, episodes=50, questions=4, group=8),
 }
 
 

@@ -27,7 +27,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from iapo_gym.agents import Agent, make_agent, run_episode
-from iapo_gym.agents.checkpoint import checkpoint_hash, load_agent, read_config
+from iapo_gym.agents.base import VLM_PREFIX, is_vlm_folder
+from iapo_gym.agents.checkpoint import checkpoint_hash, folder_hash, load_agent, read_config
 
 import iapo_gym
 from iapo_gym.io import recover_dir
@@ -72,7 +73,12 @@ def resolve_agent(text: str, *, trust_remote_code: bool = False) -> AgentSpec:
     if not text:
         raise BenchmarkError("empty agent name; give a built-in name (random, no-tool, oracle), a checkpoint folder or 'module:Class'")
     path = recover_dir(Path(text).expanduser())  # a save killed half-way is finished first
-    if path.is_dir():
+    if text.startswith(VLM_PREFIX) or (path.is_dir() and is_vlm_folder(path)):  # a local VLM folder
+        folder = Path(text[len(VLM_PREFIX):] if text.startswith(VLM_PREFIX) else text).expanduser()
+        source = f"{VLM_PREFIX}{folder.resolve()}"
+        agent = _build(AgentSpec(source, "spec", source), text)
+        spec = AgentSpec(label or f"{VLM_PREFIX}{folder.name}", "spec", source, folder_hash(folder))
+    elif path.is_dir():
         try:
             read_config(path, trust_remote_code=trust_remote_code)  # clear errors; imports nothing
             digest = checkpoint_hash(path)

@@ -121,6 +121,9 @@ def test_bench_run_puts_the_vlm_on_the_leaderboard(models, family, tmp_path):
     assert rc == 0
     board = (tmp_path / "b" / "leaderboard.md").read_text()
     assert f"vlm:{student}" in board or student.name in board
+    from iapo_gym.agents.checkpoint import folder_hash
+
+    assert folder_hash(student) in (tmp_path / "b" / "leaderboard.csv").read_text()  # identified by its weights
 
 
 def test_a_family_without_a_tool_template_says_what_to_pass(models):

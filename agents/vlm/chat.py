@@ -17,7 +17,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from iapo_gym.tools import BUILTIN_TOOLS, get_tool
 
@@ -46,6 +46,8 @@ def _hint(schema: Mapping[str, Any]) -> Any:
     if "enum" in schema:
         return Literal[tuple(schema["enum"])]  # type: ignore[misc]
     kind = schema.get("type")
+    if isinstance(kind, list) and kind and all(k in _JSON_TYPES for k in kind):  # e.g. ["string", "number"]
+        return Union[tuple(_JSON_TYPES[k] for k in kind)]  # type: ignore[return-value]
     if kind == "array":
         return list[_hint(schema.get("items", {"type": "string"}))]  # type: ignore[misc]
     if kind in _JSON_TYPES:
