@@ -20,7 +20,7 @@ from iapo_gym import HEADLINE_FAMILIES
 SCALES = {
     #         warm-start episodes, BC epochs, updates, benchmark episodes per family
     "tiny": dict(warm=12, epochs=1, updates=1, episodes=2, questions=2, group=2),
-    "small": dict(warm=800, epochs=8, updates=40, episodes=20, questions=4, group=8),
+    "small": dict(warm=1000, epochs=10, updates=40, episodes=20, questions=4, group=8),
     "full": dict(warm=2000, epochs=12, updates=100, episodes=50, questions=4, group=8),
 }
 
