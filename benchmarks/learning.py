@@ -233,7 +233,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
                         curves.append(pts)
                 if not curves:
                     continue
-                grid = np.linspace(0, max(p[-1][0] for p in curves), 40)
+                grid = np.linspace(max(p[0][0] for p in curves), min(p[-1][0] for p in curves), 40)  # no extrapolation
                 ys = np.array([np.interp(grid, *zip(*p)) for p in curves])
                 ax = row_axes[k]
                 ax.plot(grid, ys.mean(0), color=colors[method], label=method)
