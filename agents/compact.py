@@ -238,6 +238,11 @@ class CompactPolicy(nn.Module):
             cols.append(lg.argmax(-1) if greedy else torch.multinomial(F.softmax(lg, -1), 1, generator=generator).squeeze(1))
         return torch.stack(cols, dim=1)
 
+    def act(self, observations: Sequence[dict[str, Any]], generator: torch.Generator | None = None,
+            greedy: bool = True) -> list[str]:
+        """Tool-call strings for raw env observations (what every agent built on this policy sends)."""
+        return self.to_calls(self.sample(observations_to_batch(observations, self.config), generator, greedy=greedy))
+
     def to_calls(self, actions: Tensor) -> list[str]:
         return [self.codec.decode(a).to_json() for a in actions.cpu().numpy()]
 
@@ -294,14 +299,15 @@ class CompactPolicy(nn.Module):
             g_map, c_map, q_tok, o_tok = reduce_to_components(attrs, ("image", "image", "tokens", "tokens"))
         v = self.config.view_size
         boxes = batch.aux[:, :4].numpy()
-        full = view_cell_weights((0.0, 0.0, 1.0, 1.0), grid, tuple(source_hw[0]), v)  # type: ignore[arg-type]
-        weights = [(full if tuple(source_hw[i]) == tuple(source_hw[0]) else
-                    view_cell_weights((0.0, 0.0, 1.0, 1.0), grid, tuple(source_hw[i]), v),  # type: ignore[arg-type]
-                    view_cell_weights(tuple(boxes[i]), grid, tuple(source_hw[i]), v))  # type: ignore[arg-type]
-                   for i in range(len(batch))]
-        as_t = lambda k, j: torch.from_numpy(np.stack([w[k][j] for w in weights])).to(g_map.dtype)  # noqa: E731
-        cells = (torch.einsum("bvg,bvw,bwh->bgh", as_t(0, 0), g_map.abs(), as_t(0, 1))
-                 + torch.einsum("bvg,bvw,bwh->bgh", as_t(1, 0), c_map.abs(), as_t(1, 1)))
+        hws = [tuple(int(x) for x in hw) for hw in source_hw]
+        glance = {hw: view_cell_weights((0.0, 0.0, 1.0, 1.0), grid, hw, v) for hw in set(hws)}  # type: ignore[arg-type]
+        crop = [view_cell_weights(tuple(box), grid, hw, v) for box, hw in zip(boxes, hws)]  # type: ignore[arg-type]
+
+        def to_cells(pixel_map: Tensor, weights: list[tuple[np.ndarray, np.ndarray]]) -> Tensor:
+            rows, cols = (torch.from_numpy(np.stack([w[j] for w in weights])).to(pixel_map.dtype) for j in (0, 1))
+            return torch.einsum("bvg,bvw,bwh->bgh", rows, pixel_map.abs(), cols)
+
+        cells = to_cells(g_map, [glance[hw] for hw in hws]) + to_cells(c_map, crop)
         return torch.cat([cells.flatten(1), q_tok.abs(), o_tok.abs()], dim=1)
 
     def _gradient_attribution(self, attributed: tuple[Tensor, ...], extra: tuple[Tensor, ...], actions: Tensor,

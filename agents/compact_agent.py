@@ -47,8 +47,7 @@ class CompactAgent:
         return self.act_batch([observation])[0]
 
     def act_batch(self, observations: list[dict[str, Any]]) -> list[str]:
-        batch = observations_to_batch(observations, self.policy.config)
-        return self.policy.to_calls(self.policy.sample(batch, self.generator, greedy=self.greedy))
+        return self.policy.act(observations, self.generator, greedy=self.greedy)
 
     def attribute(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> Attribution:
         """This policy's attribution of ``action`` at ``observation`` (its IAPO objective's attribution

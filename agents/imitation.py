@@ -32,11 +32,12 @@ def oracle_dataset(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs
         oracle.reset()
         done = False
         while not done:
-            call = oracle.act(obs, info)
-            if parse_tool_call(call).name == "answer":
+            parsed = parse_tool_call(oracle.act(obs, info))
+            if parsed.name == "answer":
                 # the oracle derives its answer from what it read, and it read through the codec's coarser
                 # boxes; imitate the answer its exact boxes give (the scene's), not a misread
-                call = ToolCall("answer", {"text": info["scene"].answers[0]}).to_json()
+                parsed = ToolCall("answer", {"text": info["scene"].answers[0]})
+            call = parsed.to_json()
             try:
                 encoded = policy.codec.encode(call)
             except ValueError:  # an answer outside the vocabulary: nothing to imitate in this episode
@@ -44,7 +45,7 @@ def oracle_dataset(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs
             observations.append(obs)
             actions.append(encoded)
             ok = np.zeros(n_cells, dtype=bool)
-            box = parse_tool_call(call).args.get("box")
+            box = parsed.args.get("box")
             ok[policy.codec.covering_cells(parse_box(box))[0] if box is not None else encoded[1]] = True
             cells.append(ok)
             obs, _, terminated, truncated, info = env.step(policy.codec.decode(encoded).to_json())

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from iapo_gym.io import atomic_write_bytes, atomic_write_text
-from iapo_gym.objective import IAPOObjective
+from iapo_gym.objective import IAPOObjective, group_advantages
 from iapo_gym.validation import check_ints
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
@@ -237,10 +237,11 @@ class GroupTrainer:
     # -- 3 + 4. advantages and update -----------------------------------------------------------------
     def advantages(self, ro: Rollouts, div: torch.Tensor | None, lam: float) -> torch.Tensor:
         """Per-decision advantages (see :meth:`IAPOObjective.advantages`; GRPO: the group-normalised return)."""
-        obj = self.objective or IAPOObjective(form="loss")
-        selected = torch.from_numpy(obj.selects(ro.tools))
-        return obj.advantages(torch.tensor(ro.returns, dtype=torch.float32), torch.tensor(ro.groups), ro.episode,
-                              div, selected, lam)
+        returns, groups = torch.tensor(ro.returns, dtype=torch.float32), torch.tensor(ro.groups)
+        if self.objective is None:
+            return group_advantages(returns, groups)[ro.episode]
+        selected = torch.from_numpy(self.objective.selects(ro.tools))
+        return self.objective.advantages(returns, groups, ro.episode, div, selected, lam)
 
     def optimise(self, ro: Rollouts, adv: torch.Tensor, lam: float) -> dict[str, float]:
         c, pol, obj = self.config, self.policy, self.objective
@@ -356,8 +357,7 @@ class GreedyPolicyAgent:
         pass
 
     def act(self, observation: dict[str, Any], info: dict[str, Any]) -> str:
-        batch = observations_to_batch([observation], self.policy.config)
-        return self.policy.to_calls(self.policy.sample(batch, greedy=True))[0]
+        return self.policy.act([observation])[0]
 
 
 # -- learning curves ----------------------------------------------------------------------------------

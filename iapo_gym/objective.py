@@ -62,22 +62,18 @@ DEFAULT_GRID = 4
 leaderboard alike)."""
 
 
-def _group_normalise(values: Tensor, groups: Tensor, eps: float = 1e-6) -> Tensor:
-    """``(v - mean_group) / std_group`` per element; a group whose values all tie gets zeros."""
-    out = torch.zeros_like(values, dtype=torch.float32)
+def group_advantages(rewards: Tensor, groups: Tensor, eps: float = 1e-6) -> Tensor:
+    """GRPO's advantage: ``(r - mean_group) / std_group`` within each group (rollouts of the same
+    question); a group whose rewards all tie gets zeros."""
+    if rewards.shape != groups.shape:
+        raise ValueError(f"rewards {tuple(rewards.shape)} and groups {tuple(groups.shape)} must have the same shape")
+    out = torch.zeros_like(rewards, dtype=torch.float32)
     for g in torch.unique(groups):
         idx = groups == g
-        v = values[idx].float()
+        v = rewards[idx].float()
         std = v.std(unbiased=False) if v.numel() > 1 else torch.zeros(())
         out[idx] = (v - v.mean()) / (std + eps) if std > eps else torch.zeros_like(v)
     return out
-
-
-def group_advantages(rewards: Tensor, groups: Tensor, eps: float = 1e-6) -> Tensor:
-    """GRPO's advantage: rewards normalised within each group (rollouts of the same question)."""
-    if rewards.shape != groups.shape:
-        raise ValueError(f"rewards {tuple(rewards.shape)} and groups {tuple(groups.shape)} must have the same shape")
-    return _group_normalise(rewards, groups, eps)
 
 
 @dataclass(frozen=True)

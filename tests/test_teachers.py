@@ -80,13 +80,18 @@ def test_wrapper_term_is_deterministic_bounded_and_zero_for_answers(shaping: str
             assert sum(terms) <= 0.2 + 1e-9  # an episode earns at most coef
 
 
-@pytest.mark.parametrize("shaping", ["novel", "potential"])
-def test_repeating_a_call_earns_nothing_the_second_time(shaping: str) -> None:
+def _tiny_zoom_on_the_evidence(shaping: str) -> tuple[TeacherAttributionWrapper, str]:
+    """A reset wrapped HBar env and a 0.002-wide zoom at the centre of its evidence (the issue's farming move)."""
     env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", budget=12), shaping=shaping)
     _, info = env.reset(seed=3)
     x0, y0, x1, y1 = info["scene"].evidence[0].box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    call = json.dumps({"tool": "zoom", "args": {"box": [cx - 0.001, cy - 0.001, cx + 0.001, cy + 0.001]}})
+    return env, json.dumps({"tool": "zoom", "args": {"box": [cx - 0.001, cy - 0.001, cx + 0.001, cy + 0.001]}})
+
+
+@pytest.mark.parametrize("shaping", ["novel", "potential"])
+def test_repeating_a_call_earns_nothing_the_second_time(shaping: str) -> None:
+    env, call = _tiny_zoom_on_the_evidence(shaping)
     terms = [env.step(call)[-1]["reward_terms"]["teacher"] for _ in range(8)]
     assert terms[0] > 0
     assert terms[1:] == [0.0] * 7
@@ -94,11 +99,7 @@ def test_repeating_a_call_earns_nothing_the_second_time(shaping: str) -> None:
 
 def test_the_default_wrapper_cannot_be_farmed_but_raw_shaping_can() -> None:
     def farm(shaping: str) -> float:
-        env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", budget=12), shaping=shaping)
-        _, info = env.reset(seed=3)
-        x0, y0, x1, y1 = info["scene"].evidence[0].box
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        call = json.dumps({"tool": "zoom", "args": {"box": [cx - 0.001, cy - 0.001, cx + 0.001, cy + 0.001]}})
+        env, call = _tiny_zoom_on_the_evidence(shaping)
         return sum(env.step(call)[-1]["reward_terms"]["teacher"] for _ in range(8))
 
     assert farm("raw") > 5 * farm(TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0")).shaping)
