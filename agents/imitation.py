@@ -80,3 +80,12 @@ def behaviour_cloning(policy: CompactPolicy, data: tuple[ObservationBatch, torch
             total.append(float(loss.detach()))  # type: ignore[union-attr]
         losses.append(float(np.mean(total)))
     return losses
+
+
+def imitate_oracle(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs: dict[str, Any] | None = None,
+                   epochs: int = 10, data_seed: int = 0, seed: int = 0) -> list[float]:
+    """Behaviour-clone ``policy`` on ``episodes`` oracle episodes (train split, reset seeds from
+    ``data_seed``): :func:`oracle_dataset` then :func:`behaviour_cloning` (minibatch order from ``seed``).
+    The one warm start of the trainer, the benchmarks and the model teacher. Returns the loss per epoch."""
+    data = oracle_dataset(policy, env_id, episodes, env_kwargs, seed=data_seed)
+    return behaviour_cloning(policy, data, epochs=epochs, seed=seed)

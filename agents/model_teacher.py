@@ -21,7 +21,7 @@ from iapo_gym.tools.base import ToolContext
 
 from .compact import CompactConfig, CompactPolicy, observations_to_batch
 from .compact_agent import CompactAgent
-from .imitation import behaviour_cloning, oracle_dataset
+from .imitation import imitate_oracle
 
 
 def native_view(observation: dict[str, Any], scene: Scene, view_size: int) -> dict[str, Any]:
@@ -92,8 +92,7 @@ def train_model_teacher(
     """
     torch.manual_seed(seed)
     policy = CompactPolicy(CompactConfig(width=width, view_size=view_size, hidden=256))
-    data = oracle_dataset(policy, env_id, episodes, env_kwargs, seed=seed)
-    behaviour_cloning(policy, data, epochs=epochs, seed=seed)
+    imitate_oracle(policy, env_id, episodes, env_kwargs, epochs=epochs, data_seed=seed, seed=seed)
     agent = CompactAgent(policy, train={"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "policy": policy.config_dict(), "seed": seed})
     agent.save(out)
     return agent

@@ -308,11 +308,11 @@ class GroupTrainer:
 
     def warm_start(self) -> list[float]:
         """Behaviour cloning on oracle episodes before RL (the supervised cold start)."""
-        from .imitation import behaviour_cloning, oracle_dataset
+        from .imitation import imitate_oracle
 
         c = self.config
-        data = oracle_dataset(self.policy, c.env_id, c.warm_start_episodes, c.env_kwargs, seed=c.seed)
-        return behaviour_cloning(self.policy, data, epochs=c.warm_start_epochs, seed=c.seed)
+        return imitate_oracle(self.policy, c.env_id, c.warm_start_episodes, c.env_kwargs, epochs=c.warm_start_epochs,
+                              data_seed=c.seed, seed=c.seed)
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Greedy accuracy on fixed test-split scenes (the same items at every evaluation)."""

@@ -31,7 +31,7 @@ def run_demo(out: str | Path, scale: str = "small", seed: int = 0, progress: boo
 
     from iapo_gym.agents.compact import CompactPolicy
     from iapo_gym.agents.compact_agent import CompactAgent
-    from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
+    from iapo_gym.agents.imitation import imitate_oracle
     from iapo_gym.agents.trainer import REWARDS, TrainConfig
 
     from .runner import run_benchmark
@@ -43,7 +43,7 @@ def run_demo(out: str | Path, scale: str = "small", seed: int = 0, progress: boo
     torch.manual_seed(seed)
     warm = CompactPolicy()
     print(f"[1/3] warm start: imitating the oracle on {s['warm']} episodes", file=sys.stderr)
-    behaviour_cloning(warm, oracle_dataset(warm, "VisualToolVQA-v0", s["warm"], env_kwargs, seed=seed), epochs=s["epochs"])
+    imitate_oracle(warm, "VisualToolVQA-v0", s["warm"], env_kwargs, epochs=s["epochs"], data_seed=seed)
     for reward in REWARDS:
         print(f"[2/3] training {reward} for {s['updates']} updates", file=sys.stderr)
         cfg = TrainConfig(env_id="VisualToolVQA-v0", env_kwargs=env_kwargs, reward=reward, updates=s["updates"],

@@ -18,7 +18,9 @@ Design:
   the read rate (a tool output holding an accepted answer) and the accuracy given a read
   (:mod:`iapo_gym.diagnostics`), so a method's effect on *looking* and on *reading* is visible.
 
-Every finished run is appended to ``runs.jsonl`` at once; a rerun skips what is there (resumable).
+Every finished run is appended to ``runs.jsonl`` at once; a rerun skips what is there (resumable). The
+behaviour-cloned starts are kept under ``--out``/``warm/`` (safetensors), so methods added by a later
+invocation start from the same weights as the ones already run (the pairing holds across invocations).
 Writes ``summary.json`` (``{"<start>": {"<method>": {"<seed>": accuracy}}}`` plus seconds per update and
 the paired differences), ``table.md`` and ``curves.png`` to ``--out``.
 """
@@ -38,9 +40,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from safetensors.torch import load_file, save
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
-from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
+from iapo_gym.agents.imitation import imitate_oracle
 from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 
 from iapo_gym import HEADLINE_FAMILIES
@@ -54,6 +57,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "grpo": {"reward": "grpo"},
     "paper": {"reward": "iapo", "preset": "paper"},
     "default": {"reward": "iapo", "preset": "default"},
+    # both held near the behaviour-cloned start by a KL to it (GRPO's reference term)
+    "grpo-kl": {"reward": "grpo", "kl_coef": 0.1},
+    "default-kl": {"reward": "iapo", "preset": "default", "kl_coef": 0.1},
     # ablations: one change to the default each
     "credit": {"reward": "iapo", "iapo": {"form": "credit", "lam": 0.5}},
     "reward-form": {"reward": "iapo", "iapo": {"form": "reward", "lam": 0.5}},
@@ -86,12 +92,19 @@ def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str,
     return out
 
 
-def _warm(episodes: int, seed: int, difficulty: int, epochs: int) -> CompactPolicy:
+def _warm(episodes: int, seed: int, difficulty: int, epochs: int, cache: Path | None = None) -> CompactPolicy:
+    """The behaviour-cloned start of a seed; kept as safetensors under ``cache`` (if given) and reloaded by a
+    rerun, so that methods added later start from the very same weights as the ones already run."""
     torch.manual_seed(seed)
     policy = CompactPolicy(CompactConfig())
+    path = None if cache is None else cache / f"bc-{episodes}ep-{epochs}epochs-d{difficulty}-seed{seed}.safetensors"
+    if path is not None and path.exists():
+        policy.load_state_dict(load_file(str(path)))
+        return policy
     env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": difficulty}
-    data = oracle_dataset(policy, "VisualToolVQA-v0", episodes, env_kwargs, seed=10_000 + 7919 * seed)
-    behaviour_cloning(policy, data, epochs=epochs, seed=seed)
+    imitate_oracle(policy, "VisualToolVQA-v0", episodes, env_kwargs, epochs=epochs, data_seed=10_000 + 7919 * seed, seed=seed)
+    if path is not None:
+        atomic_write_bytes(path, save({k: v.detach().clone() for k, v in policy.state_dict().items()}))
     return policy
 
 
@@ -100,7 +113,8 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     episodes = args.get("start_episodes", STARTS)[start]
-    warm = _warm(episodes, seed, args["difficulty"], args["warm_epochs"])
+    cache = Path(args["warm_cache"]) if args.get("warm_cache") else None
+    warm = _warm(episodes, seed, args["difficulty"], args["warm_epochs"], cache)
     warm_s = time.perf_counter() - t0
     rows = [{"start": start, "seed": seed, "method": "warm start", "warm_start_s": warm_s, "episodes": episodes,
              "final": evaluate(warm, args["difficulty"], args["eval_episodes"]), "history": []}]
@@ -292,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = {k: getattr(args, k) for k in ("steps", "difficulty", "warm_epochs", "eval_episodes", "eval_every",
                                               "curve_episodes", "teacher")}
     settings["start_episodes"] = dict(zip(STARTS, args.start_episodes))
+    settings["warm_cache"] = str(args.out / "warm")
     from tqdm.auto import tqdm
 
     def keep(cell_rows: list[dict[str, Any]]) -> None:

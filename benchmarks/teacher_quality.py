@@ -19,7 +19,7 @@ import torch
 from iapo_gym.agents.base import run_episode
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
-from iapo_gym.agents.imitation import behaviour_cloning, oracle_dataset
+from iapo_gym.agents.imitation import imitate_oracle
 from iapo_gym.agents.model_teacher import ModelTeacher, train_model_teacher
 
 from iapo_gym import HEADLINE_FAMILIES
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     # the student: the default compact policy (128 px glance), behaviour-cloned from the same oracle episodes
     torch.manual_seed(0)
     student = CompactPolicy(CompactConfig())
-    behaviour_cloning(student, oracle_dataset(student, "VisualToolVQA-v0", args.episodes, env_kwargs, seed=0),
-                      epochs=args.epochs, seed=0)
+    imitate_oracle(student, "VisualToolVQA-v0", args.episodes, env_kwargs, epochs=args.epochs)
     trained = ModelTeacher(agent.policy)
     torch.manual_seed(1)
     untrained = ModelTeacher(CompactPolicy(CompactConfig(**agent.policy.config_dict())))

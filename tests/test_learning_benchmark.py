@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from iapo_gym.benchmarks import learning, update_cost
 
 
@@ -24,6 +25,22 @@ def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) 
     lines = (tmp_path / "runs.jsonl").read_text().splitlines()
     learning.main(argv)  # a rerun finds every run done and only re-renders
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
+
+
+def test_methods_added_later_start_from_the_same_cached_warm_start(tmp_path: Path) -> None:
+    argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--steps", "20", "--start-episodes", "4", "4",
+            "--warm-epochs", "1", "--eval-episodes", "1", "--eval-every", "1", "--curve-episodes", "1"]
+    learning.main([*argv, "--methods", "grpo"])
+    (cached,) = (tmp_path / "warm").glob("*.safetensors")
+    stamp = cached.stat().st_mtime_ns
+    learning.main([*argv, "--methods", "grpo", "grpo-kl"])  # a later invocation adds a method
+    assert cached.stat().st_mtime_ns == stamp  # the start was loaded, not cloned again
+    methods = [json.loads(line)["method"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert methods == ["warm start", "grpo", "grpo-kl"]
+    fresh = learning._warm(4, 0, 0, 1)  # no cache: behaviour cloning from scratch gives the cached weights
+    loaded = learning._warm(4, 0, 0, 1, tmp_path / "warm")
+    for (name, a), b in zip(fresh.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 def test_update_cost_benchmark_reports_ratios_to_grpo(tmp_path: Path) -> None:
