@@ -22,7 +22,8 @@ Every finished run is appended to ``runs.jsonl`` at once; a rerun skips what is 
 behaviour-cloned starts are kept under ``--out``/``warm/`` (safetensors), so methods added by a later
 invocation start from the same weights as the ones already run (the pairing holds across invocations).
 Writes ``summary.json`` (``{"<start>": {"<method>": {"<seed>": accuracy}}}`` plus seconds per update and
-the paired differences), ``table.md`` and ``curves.png`` to ``--out``.
+the paired differences), ``table.md``, ``curves.png`` and ``differences.png`` (each method's paired
+difference to GRPO with its CI) to ``--out``.
 """
 
 from __future__ import annotations
@@ -264,6 +265,37 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
     return atomic_write_bytes(out / "curves.png", buf.getvalue())
 
 
+def plot_differences(summary: dict[str, Any], out: Path) -> Path:
+    """``differences.png``: per start, each method's paired difference to GRPO (mean and 95% CI over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paired = summary["paired_difference_vs_grpo"]
+    starts = [s for s in paired if paired[s]] or ["(none)"]
+    height = max(2.5, 0.45 * max((len(paired.get(s, {})) for s in starts), default=1) + 1.2)
+    fig, axes = plt.subplots(1, len(starts), figsize=(6.5 * len(starts), height), squeeze=False)
+    for ax, start in zip(axes[0], starts):
+        items = list(paired.get(start, {}).items())
+        for k, (method, d) in enumerate(items):
+            lo, hi = d["ci"]
+            color = "tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:gray"
+            ax.errorbar(d["difference"], k, xerr=[[d["difference"] - lo], [hi - d["difference"]]], fmt="o",
+                        color=color, capsize=3)
+        ax.set_yticks(range(len(items)), [f"{m} (n={d['seeds']})" for m, d in items], fontsize=8)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.invert_yaxis()
+        ax.set_xlabel("average test accuracy minus GRPO's (paired per seed)")
+        ax.set_title(f"{start} start", fontsize=10)
+    fig.suptitle("Paired difference to GRPO, 95% bootstrap CI over seeds (green: CI above 0, red: below)", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return atomic_write_bytes(out / "differences.png", buf.getvalue())
+
+
 def load_runs(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -271,10 +303,12 @@ def load_runs(path: Path) -> list[dict[str, Any]]:
 
 
 def write_all(rows: list[dict[str, Any]], out: Path, steps: int) -> str:
-    atomic_write_json(out / "summary.json", summarise(rows))
+    summary = summarise(rows)
+    atomic_write_json(out / "summary.json", summary)
     table = report(rows, steps)
     atomic_write_text(out / "table.md", table)
     plot(rows, out)
+    plot_differences(summary, out)
     return table
 
 
@@ -331,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     if not rows:
         raise SystemExit("nothing to report: no runs finished")
     print(write_all(rows, args.out, args.steps))
-    print(f"figures in {args.out}/ (summary.json, table.md, curves.png)")
+    print(f"figures in {args.out}/ (summary.json, table.md, curves.png, differences.png)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) 
     assert summary["s_per_update"]["default"] > 0
     table = (tmp_path / "table.md").read_text()
     assert "hit / read / accuracy given a read" in table and "| default |" in table
-    assert (tmp_path / "curves.png").stat().st_size > 1000
+    assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "differences.png").stat().st_size > 1000
     lines = (tmp_path / "runs.jsonl").read_text().splitlines()
     learning.main(argv)  # a rerun finds every run done and only re-renders
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
