@@ -14,6 +14,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 
 from ..scene import Box, Scene
 from ..toolcall import ToolCallError
+from .schema import compile_check
 
 
 def letterbox(height: int, width: int, view_size: int) -> tuple[int, int, int, int]:
@@ -101,8 +102,9 @@ class Tool(Protocol):
 def check_args(tool: Tool, args: Mapping[str, Any]) -> None:
     """Validate ``args`` against the tool's own JSON schema (``tool.parameters``); raise :class:`ToolCallError`
     naming the tool, the argument and what would be right (``"zoom box must be an array of 4 numbers in
-    [0, 1]; got ['a', 'b']"``). Unknown and missing arguments are named first. The compiled validator is
-    cached per tool, since this runs on every step."""
+    [0, 1]; got ['a', 'b']"``). Unknown and missing arguments are named first. This runs on every step: the
+    schema is compiled once per tool, to a plain-Python check where it can be (:mod:`.schema`), else to a
+    ``jsonschema`` validator; error messages always come from ``jsonschema``."""
     props = dict(tool.parameters.get("properties", {}))
     unknown = [k for k in args if k not in props]
     if unknown:
@@ -112,14 +114,18 @@ def check_args(tool: Tool, args: Mapping[str, Any]) -> None:
     missing = [k for k in tool.parameters.get("required", []) if k not in args]
     if missing:
         raise ToolCallError(f"{tool.name} is missing argument {missing[0]!r}; expected: {', '.join(props)}")
-    key = _frozen(args)
-    if key is not None and (id(tool), key) in _VALID:  # seen valid before: a policy repeats its calls
+    validator, fast = _checkers(tool)
+    valid = fast(args) if fast is not None else None
+    if valid:
         return
-    validator = _validator(tool)
-    if validator.is_valid(args):
-        if key is not None:
-            _remember_valid((id(tool), key))
-        return
+    if valid is None:  # a schema or a value outside the compiled subset: jsonschema decides
+        key = _frozen(args)
+        if key is not None and (id(tool), key) in _VALID:  # seen valid before: a policy repeats its calls
+            return
+        if validator.is_valid(args):
+            if key is not None:
+                _remember_valid((id(tool), key))
+            return
     wrong: dict[str, str] = {}
     for error in validator.iter_errors(args):
         path = list(error.absolute_path)
@@ -133,12 +139,13 @@ def check_args(tool: Tool, args: Mapping[str, Any]) -> None:
     raise ToolCallError(". ".join(wrong[a] for a in sorted(wrong, key=lambda a: order.index(a) if a in order else -1)))
 
 
-_VALIDATORS: dict[int, tuple[Tool, Draft202012Validator]] = {}
-"""id(tool) -> (the tool, kept alive so the id stays its own; its compiled validator)."""
+_VALIDATORS: dict[int, tuple[Tool, Draft202012Validator, Callable[[Any], bool | None] | None]] = {}
+"""id(tool) -> (the tool, kept alive so the id stays its own; its compiled validator; its fast check)."""
 
 
-def _validator(tool: Tool) -> Draft202012Validator:
-    """The tool's compiled schema validator, built once (the schema itself is checked then)."""
+def _checkers(tool: Tool) -> tuple[Draft202012Validator, Callable[[Any], bool | None] | None]:
+    """The tool's compiled schema validator and its plain-Python check (:func:`~.schema.compile_check`;
+    ``None`` for a schema outside that subset), built once (the schema itself is checked then)."""
     cached = _VALIDATORS.get(id(tool))
     if cached is None or cached[0] is not tool:
         schema = dict(tool.parameters)
@@ -146,8 +153,13 @@ def _validator(tool: Tool) -> Draft202012Validator:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
             raise ValueError(f"tool {tool.name!r}: parameters is not a valid JSON schema: {exc.message}") from None
-        cached = _VALIDATORS[id(tool)] = (tool, Draft202012Validator(schema))
-    return cached[1]
+        cached = _VALIDATORS[id(tool)] = (tool, Draft202012Validator(schema), compile_check(schema))
+    return cached[1], cached[2]
+
+
+def _validator(tool: Tool) -> Draft202012Validator:
+    """The tool's compiled schema validator, built once (the schema itself is checked then)."""
+    return _checkers(tool)[0]
 
 
 _VALID: OrderedDict[tuple[int, Hashable], None] = OrderedDict()
