@@ -106,6 +106,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         )
         self.action_space = TextSpace(ACTION_LENGTH)
         self.scene: Scene | None = None
+        self._blank = np.zeros((view_size, view_size, 3), dtype=np.uint8)
+        self._blank.setflags(write=False)
 
     # -- the one thing a family defines -------------------------------------------------------------
     @staticmethod
@@ -150,7 +152,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         self.scene, self._glance = self._scene_and_glance(self.scene_id)
         self.ctx = ToolContext(self.scene, self.scene.image, self.view_size, self.ocr_backend)
         self._question = clean_text(self.scene.question, QUESTION_LENGTH)
-        self._crop = np.zeros_like(self._glance)
+        self._crop = self._blank  # read-only zeros; _obs hands out copies
         self._view_box = np.zeros(4, dtype=np.float32)
         self._tool_output = ""
         self._budget = self.max_budget

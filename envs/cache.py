@@ -10,7 +10,6 @@ copy, so nothing an episode does reaches the next. Off the public API; the size 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -36,7 +35,9 @@ class CachedScene:
 
     def episode_scene(self) -> Scene:
         """A Scene for one episode: the same read-only image and immutable fields, its own ``meta``."""
-        return dataclasses.replace(self.scene, meta=copy.deepcopy(self.scene.meta))
+        scene = copy.copy(self.scene)
+        scene.meta = copy.deepcopy(self.scene.meta) if self.scene.meta else {}
+        return scene
 
     def glance(self, view_size: int) -> np.ndarray:
         """The whole canvas at ``view_size`` (read-only; the env returns copies)."""

@@ -48,6 +48,8 @@ def view_region(image: np.ndarray, pixel_box: tuple[int, int, int, int], view_si
     oy, ox, nh, nw = letterbox(region.shape[0], region.shape[1], view_size)
     interp = cv2.INTER_AREA if nh < region.shape[0] else cv2.INTER_LINEAR
     resized = cv2.resize(region, (nw, nh), interpolation=interp)
+    if resized.shape == (view_size, view_size, 3) and resized.dtype == np.uint8:  # fills the view: no padding
+        return resized
     out = np.zeros((view_size, view_size, 3), dtype=np.uint8)
     out[oy : oy + nh, ox : ox + nw] = resized
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from typing import Any, Protocol
 
 import cv2
@@ -54,7 +55,7 @@ class SceneOCR:
     def visible(self, texts: tuple[TextItem, ...], box: Box, scale: float, table: np.ndarray | None = None) -> list[TextItem]:
         """Words at least ``min_overlap`` inside ``box`` and legible at ``scale`` view px per original px.
 
-        ``table`` is :func:`text_table` of ``texts`` (built here when not given; an episode keeps its own).
+        ``table`` is :func:`text_table` of ``texts`` (built here when not given).
         Vectorised, with the same float64 operations in the same order as
         :func:`~iapo_gym.scene.box_intersection` and :func:`~iapo_gym.scene.box_area`: the same words.
         """
@@ -70,15 +71,34 @@ class SceneOCR:
 
     def read(self, ctx: Any, box: Box) -> str:
         texts = ctx.scene.texts
-        table = ctx.extras.get("scene_ocr_table")
-        if table is None:  # once per episode
-            table = ctx.extras["scene_ocr_table"] = text_table(texts)
-        return read_lines(self.visible(texts, box, ctx.scale(box), table))
+        return read_lines(self.visible(texts, box, ctx.scale(box), shared_text_table(texts)))
 
 
 def text_table(texts: tuple[TextItem, ...]) -> np.ndarray:
     """float64 array ``(5, n)``: the rows ``x0, y0, x1, y1, height`` of the words' boxes."""
     return np.array([(*t.box, t.height) for t in texts], dtype=np.float64).reshape(-1, 5).T
+
+
+TABLE_CACHE_SIZE = 64
+"""Word tables :func:`shared_text_table` keeps (the episodes of a cached scene share one ``texts`` tuple)."""
+_TABLES: OrderedDict[int, tuple[tuple[TextItem, ...], np.ndarray]] = OrderedDict()
+"""id(texts) -> (the texts, kept alive so the id stays theirs; their read-only :func:`text_table`)."""
+
+
+def shared_text_table(texts: tuple[TextItem, ...]) -> np.ndarray:
+    """:func:`text_table` of ``texts``, read-only and built once per ``texts`` object (an LRU of
+    :data:`TABLE_CACHE_SIZE`): the words of a scene are an immutable tuple that every episode of the scene
+    shares, so a group of episodes builds the table once rather than once each."""
+    cached = _TABLES.get(id(texts))
+    if cached is not None and cached[0] is texts:
+        _TABLES.move_to_end(id(texts))
+        return cached[1]
+    table = text_table(texts)
+    table.setflags(write=False)
+    _TABLES[id(texts)] = (texts, table)
+    if len(_TABLES) > TABLE_CACHE_SIZE:
+        _TABLES.popitem(last=False)
+    return table
 
 
 class EasyOCR:
