@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import cv2
@@ -12,6 +13,12 @@ from iapo_gym.scene import Box, TextItem, unit_box
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SMALL = 0.42  # ~9 px glyphs: illegible in the glance, legible in a zoom of <= ~1/6 of the canvas
 MEDIUM = 0.55
+
+
+@functools.lru_cache(maxsize=4096)  # labels and numbers recur across scenes
+def text_size(text: str, scale: float, thickness: int = 1) -> tuple[tuple[int, int], int]:
+    """``cv2.getTextSize`` of ``text`` in :data:`FONT`: ``((width, height), baseline)`` in pixels."""
+    return cv2.getTextSize(text, FONT, scale, thickness)
 
 
 class Canvas:
@@ -31,7 +38,8 @@ class Canvas:
 
     def unit(self, x0: float, y0: float, x1: float, y1: float) -> Box:
         """Pixel box -> normalised box, clipped to [0, 1] (plain Python: called hundreds of times a scene)."""
-        return unit_box(x0, y0, x1, y1, self.width, self.height)
+        h, w = self.image.shape[:2]
+        return unit_box(x0, y0, x1, y1, w, h)
 
     def text(
         self,
@@ -44,7 +52,7 @@ class Canvas:
         thickness: int = 1,
     ) -> TextItem:
         """Draw ``text`` with its vertical centre at ``y``; ``align`` says where ``x`` is. Returns the item."""
-        (tw, th), base = cv2.getTextSize(text, FONT, scale, thickness)
+        (tw, th), base = text_size(text, scale, thickness)
         if align == "center":
             x -= tw / 2
         elif align == "right":

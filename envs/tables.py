@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from iapo_gym.scene import Box, Program, Region, Scene, TextItem, pad_box
 from iapo_gym.vocab import COLUMN_LABELS, ROW_LABELS
 
 from .base import ToolVQAEnv
-from .render import FONT, MEDIUM, SMALL, Canvas
+from .render import MEDIUM, SMALL, Canvas, text_size
 
 TABLEQA_SIZES = {0: (4, 3), 1: (6, 4), 2: (8, 5)}
 """(rows, value columns) per difficulty for :class:`TableQAEnv`."""
@@ -57,7 +56,7 @@ class Table:
 
 
 def _text_width(text: str) -> int:
-    return int(cv2.getTextSize(text, FONT, SMALL, 1)[0][0])
+    return int(text_size(text, SMALL)[0][0])
 
 
 def draw_table(
