@@ -16,8 +16,9 @@ from collections.abc import Hashable
 import numpy as np
 
 from iapo_gym.scene import Scene
-from iapo_gym.tools.base import view_region
 from iapo_gym.validation import check_int
+
+from .render import glance as whole_glance
 
 DEFAULT_SIZE = 16
 """Scenes kept per process by default (a 1024x1024 canvas is 3 MiB: 48 MiB in all)."""
@@ -44,7 +45,7 @@ class CachedScene:
         glance = self._glances.get(view_size)
         if glance is None:
             scene = self.scene
-            glance = view_region(scene.image, scene.to_pixels((0.0, 0.0, 1.0, 1.0)), view_size)
+            glance = whole_glance(scene.image, view_size)
             glance.setflags(write=False)
             if len(self._glances) < MAX_GLANCES:
                 self._glances[view_size] = glance

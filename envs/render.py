@@ -1,14 +1,18 @@
-"""Drawing helpers for the procedural families: a white canvas that records every word it renders."""
+"""Drawing helpers for the procedural families: a white canvas that records every word it renders, and
+the area it drew on, so that the glance of the scene resizes only that area."""
 
 from __future__ import annotations
 
 import functools
+import weakref
+from collections import OrderedDict
 from typing import Literal
 
 import cv2
 import numpy as np
 
 from iapo_gym.scene import Box, TextItem, unit_box
+from iapo_gym.tools.base import view_region
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SMALL = 0.42  # ~9 px glyphs: illegible in the glance, legible in a zoom of <= ~1/6 of the canvas
@@ -22,11 +26,31 @@ def text_size(text: str, scale: float, thickness: int = 1) -> tuple[tuple[int, i
 
 
 class Canvas:
-    """An RGB canvas; :meth:`text` draws a word and records it as a :class:`TextItem`."""
+    """An RGB canvas; :meth:`text` draws a word and records it as a :class:`TextItem`.
+
+    Every drawing method also grows :attr:`ink`, a pixel box ``[x0, y0, x1, y1)`` (with a margin) holding
+    every pixel it may have changed; a family that draws only through these methods returns
+    :meth:`final_image`, which records that box for :func:`glance`."""
 
     def __init__(self, width: int = 1024, height: int = 1024, background: int = 255) -> None:
         self.image = np.full((height, width, 3), background, dtype=np.uint8)
         self.texts: list[TextItem] = []
+        self.background = background
+        self.ink = [width, height, 0, 0]  # empty
+
+    def _inked(self, x0: float, y0: float, x1: float, y1: float, margin: int) -> None:
+        ink = self.ink
+        ink[0] = min(ink[0], int(x0) - margin)
+        ink[1] = min(ink[1], int(y0) - margin)
+        ink[2] = max(ink[2], int(x1) + margin + 1)
+        ink[3] = max(ink[3], int(y1) + margin + 1)
+
+    def final_image(self) -> np.ndarray:
+        """The image, once drawing is done, for a family that drew on it only through this canvas: records
+        the inked box so that :func:`glance` resizes only that part (the rest is background)."""
+        if self.background == 255:
+            _remember_ink(self.image, tuple(self.ink))  # type: ignore[arg-type]
+        return self.image
 
     @property
     def width(self) -> int:
@@ -59,18 +83,21 @@ class Canvas:
             x -= tw
         ox, oy = int(round(x)), int(round(y + th / 2))
         cv2.putText(self.image, text, (ox, oy), FONT, scale, color, thickness, cv2.LINE_AA)
+        self._inked(ox, oy - th, ox + tw, oy + base, th + 2 * thickness + 2)  # glyph overhang and antialiasing
         item = TextItem(text, self.unit(ox, oy - th, ox + tw, oy + base), float(th))
         self.texts.append(item)
         return item
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, color: tuple[int, int, int], filled: bool = True) -> Box:
-        cv2.rectangle(
-            self.image, (int(x0), int(y0)), (int(x1), int(y1)), color, -1 if filled else 1
-        )
+        p0, p1 = (int(x0), int(y0)), (int(x1), int(y1))
+        cv2.rectangle(self.image, p0, p1, color, -1 if filled else 1)
+        self._inked(min(p0[0], p1[0]), min(p0[1], p1[1]), max(p0[0], p1[0]), max(p0[1], p1[1]), 1)
         return self.unit(x0, y0, x1, y1)
 
     def line(self, p0: tuple[float, float], p1: tuple[float, float], color: tuple[int, int, int], thickness: int = 1) -> None:
-        cv2.line(self.image, (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1])), color, thickness, cv2.LINE_AA)
+        a, b = (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1]))
+        cv2.line(self.image, a, b, color, thickness, cv2.LINE_AA)
+        self._inked(min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1]), thickness + 2)
 
 
 def union(*boxes: Box) -> Box:
@@ -78,3 +105,45 @@ def union(*boxes: Box) -> Box:
     return (
         min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
     )
+
+
+INK_MEMORY = 64
+"""Images whose inked box :func:`ink_box` remembers (a drawn scene's glance is taken right after drawing)."""
+_INK: OrderedDict[int, tuple[weakref.ref[np.ndarray], tuple[int, int, int, int]]] = OrderedDict()
+
+
+def _remember_ink(image: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    _INK[id(image)] = (weakref.ref(image), box)
+    if len(_INK) > INK_MEMORY:
+        _INK.popitem(last=False)
+
+
+def ink_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The pixel box ``(x0, y0, x1, y1)`` outside which ``image`` is white (255), when a :class:`Canvas`
+    recorded it (:meth:`Canvas.final_image`); ``None`` when unknown."""
+    entry = _INK.get(id(image))
+    if entry is None or entry[0]() is not image:
+        return None
+    return entry[1]
+
+
+def glance(image: np.ndarray, view_size: int) -> np.ndarray:
+    """The whole image letterboxed into a ``view_size`` square: exactly
+    ``view_region(image, (0, 0, width, height), view_size)``, computed faster for a canvas whose inked box
+    is known and whose side is a multiple of ``view_size``. There OpenCV's INTER_AREA averages each
+    ``k x k`` block on its own (``k`` = side / view size, an integer), so the blocks outside the inked box
+    are white and only the blocks the box touches need resizing."""
+    h, w = image.shape[:2]
+    ink = ink_box(image)
+    k = h // view_size
+    # k >= 3: at k == 2 OpenCV's vector code rounds ties up and its scalar tail to even, so which blocks a
+    # resize call hands to which depends on where the call starts; at k >= 3 every block is scalar
+    if ink is None or h != w or h % view_size or k < 3 or image.dtype != np.uint8 or image.shape[2:] != (3,):
+        return view_region(image, (0, 0, w, h), view_size)
+    x0, y0 = max(0, ink[0]) // k, max(0, ink[1]) // k  # in view pixels: the blocks the box touches
+    x1, y1 = min(view_size, -(-min(w, ink[2]) // k)), min(view_size, -(-min(h, ink[3]) // k))
+    out = np.full((view_size, view_size, 3), 255, dtype=np.uint8)
+    if x0 < x1 and y0 < y1:
+        region = image[y0 * k : y1 * k, x0 * k : x1 * k]
+        out[y0:y1, x0:x1] = cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+    return out

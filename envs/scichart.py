@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from iapo_gym.scene import Box, Program, Region, Scene, pad_box
@@ -221,7 +220,7 @@ class SciChartEnv(ToolVQAEnv):
         for m in range(s):
             for k in range(n):
                 x, y = px(k), py(float(values[m, k]))
-                cv2.rectangle(c.image, (int(x - half), int(y - half)), (int(x + half), int(y + half)), colors[m], -1)
+                c.rect(x - half, y - half, x + half, y + half, colors[m])
         evidence: list[list[Region]] = []
         for m, name in enumerate(names):
             row: list[Region] = []
@@ -231,8 +230,7 @@ class SciChartEnv(ToolVQAEnv):
                 label = str(values[m, k])
                 tw = 8 * len(label)
                 ly = y - _LABEL_LIFT
-                cv2.rectangle(c.image, (int(x - tw / 2 - _PATCH), int(ly - 6 - _PATCH)),
-                              (int(x + tw / 2 + _PATCH), int(ly + 7 + _PATCH)), (255, 255, 255), -1)
+                c.rect(x - tw / 2 - _PATCH, ly - 6 - _PATCH, x + tw / 2 + _PATCH, ly + 7 + _PATCH, (255, 255, 255))
                 item = c.text(label, x, ly, SMALL, align="center")
                 row.append(Region("point", pad_box(item.box, _EVIDENCE_MARGIN), name, label))
                 boxes.append(union(item.box, _unit(x - half, y - half, x + half, y + half)))
@@ -248,4 +246,4 @@ class SciChartEnv(ToolVQAEnv):
             meta.update(cue=word, target=[target, peak], target_point=marker)
         else:
             q, answers, ev, program, keys = _question(rng, names, values, evidence)
-        return Scene("SciChart", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
+        return Scene("SciChart", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)

@@ -126,7 +126,7 @@ def draw_table(
         layout.append(Region("row", c.unit(x0, top, x1, top + row_h), name))
     for j, col in enumerate(columns):
         layout.append(Region("column", c.unit(col_x[j], y0, col_x[j] + col_w, y1), col))
-    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.image, highlight_box)
+    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.final_image(), highlight_box)
 
 
 def table_question(

@@ -1,0 +1,37 @@
+"""The drawing canvas's inked box and the glance computed from it: the same pixels as a plain resize."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iapo_gym.envs.charts import HBarEnv, VBarEnv
+from iapo_gym.envs.render import Canvas, glance, ink_box
+from iapo_gym.envs.scichart import SciChartEnv
+from iapo_gym.envs.tables import TableFactEnv, TableQAEnv, TableSynthEnv
+from iapo_gym.tools.base import view_region
+
+CANVAS_FAMILIES = (HBarEnv, VBarEnv, SciChartEnv, TableQAEnv, TableSynthEnv, TableFactEnv)
+
+
+@pytest.mark.parametrize("cls", CANVAS_FAMILIES, ids=lambda c: c.family)
+def test_every_drawn_pixel_is_inside_the_inked_box_and_the_glance_is_the_plain_resize(cls: type) -> None:
+    for difficulty in (0, 1, 2):
+        for seed in range(12):
+            image = cls.generate(np.random.default_rng(seed), difficulty).image
+            ink = ink_box(image)
+            assert ink is not None
+            ys, xs = np.nonzero((image != 255).any(axis=2))
+            assert xs.min() >= ink[0] and ys.min() >= ink[1] and xs.max() < ink[2] and ys.max() < ink[3]
+            for view in (128, 64, 100, 256, 448, 512):  # 100, 448: not a divisor; 512: k = 2, the plain path
+                assert np.array_equal(glance(image, view), view_region(image, (0, 0, 1024, 1024), view)), (seed, view)
+
+
+def test_an_unrecorded_or_edited_canvas_takes_the_plain_path() -> None:
+    c = Canvas()
+    c.text("42", 500, 500)
+    assert ink_box(c.image) is None  # final_image() not called: the box is unknown
+    image = c.final_image()
+    assert ink_box(image) == tuple(c.ink) and ink_box(image.copy()) is None
+    blank = Canvas().final_image()
+    assert np.array_equal(glance(blank, 128), np.full((128, 128, 3), 255, np.uint8))
