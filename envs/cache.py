@@ -19,6 +19,7 @@ from iapo_gym.scene import Scene
 from iapo_gym.validation import check_int
 
 from .render import glance as whole_glance
+from .render import ink_box
 
 DEFAULT_SIZE = 16
 """Scenes kept per process by default (a 1024x1024 canvas is 3 MiB: 48 MiB in all)."""
@@ -32,6 +33,8 @@ class CachedScene:
     def __init__(self, scene: Scene) -> None:
         scene.image.setflags(write=False)
         self.scene = scene
+        self.ink = ink_box(scene.image)
+        """The pixel box outside which the image is white, when its canvas recorded one (else ``None``)."""
         self._glances: dict[int, np.ndarray] = {}
 
     def episode_scene(self) -> Scene:
@@ -45,7 +48,7 @@ class CachedScene:
         glance = self._glances.get(view_size)
         if glance is None:
             scene = self.scene
-            glance = whole_glance(scene.image, view_size)
+            glance = whole_glance(scene.image, view_size, self.ink)
             glance.setflags(write=False)
             if len(self._glances) < MAX_GLANCES:
                 self._glances[view_size] = glance

@@ -127,14 +127,14 @@ def ink_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
     return entry[1]
 
 
-def glance(image: np.ndarray, view_size: int) -> np.ndarray:
+def glance(image: np.ndarray, view_size: int, ink: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """The whole image letterboxed into a ``view_size`` square: exactly
     ``view_region(image, (0, 0, width, height), view_size)``, computed faster for a canvas whose inked box
     is known and whose side is a multiple of ``view_size``. There OpenCV's INTER_AREA averages each
     ``k x k`` block on its own (``k`` = side / view size, an integer), so the blocks outside the inked box
-    are white and only the blocks the box touches need resizing."""
+    are white and only the blocks the box touches need resizing. ``ink``: the box, when the caller has it."""
     h, w = image.shape[:2]
-    ink = ink_box(image)
+    ink = ink_box(image) if ink is None else ink
     k = h // view_size
     # k >= 3: at k == 2 OpenCV's vector code rounds ties up and its scalar tail to even, so which blocks a
     # resize call hands to which depends on where the call starts; at k >= 3 every block is scalar

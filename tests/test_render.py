@@ -9,7 +9,7 @@ from iapo_gym.envs.charts import HBarEnv, VBarEnv
 from iapo_gym.envs.render import Canvas, glance, ink_box
 from iapo_gym.envs.scichart import SciChartEnv
 from iapo_gym.envs.tables import TableFactEnv, TableQAEnv, TableSynthEnv
-from iapo_gym.tools.base import view_region
+from iapo_gym.tools.base import ToolContext, blank_view, view_region
 
 CANVAS_FAMILIES = (HBarEnv, VBarEnv, SciChartEnv, TableQAEnv, TableSynthEnv, TableFactEnv)
 
@@ -35,3 +35,29 @@ def test_an_unrecorded_or_edited_canvas_takes_the_plain_path() -> None:
     assert ink_box(image) == tuple(c.ink) and ink_box(image.copy()) is None
     blank = Canvas().final_image()
     assert np.array_equal(glance(blank, 128), np.full((128, 128, 3), 255, np.uint8))
+
+
+def test_a_white_region_views_as_the_blank_view() -> None:
+    white = np.full((1024, 1024, 3), 255, np.uint8)
+    rng = np.random.default_rng(0)
+    sizes = [(h, w) for h in range(1, 41, 3) for w in range(1, 41, 3)] + [tuple(int(v) for v in rng.integers(1, 1025, 2)) for _ in range(150)]
+    for view in (128, 64, 100, 448):
+        for h, w in sizes:
+            assert np.array_equal(view_region(white, (0, 0, w, h), view), blank_view(h, w, view)), (h, w, view)
+
+
+@pytest.mark.parametrize("cls", (HBarEnv, TableSynthEnv), ids=lambda c: c.family)
+def test_views_outside_the_inked_box_are_the_plain_resize(cls: type) -> None:
+    scene = cls.generate(np.random.default_rng(3), 1)
+    ink = ink_box(scene.image)
+    ctx = ToolContext(scene, scene.image, 128, None, ink=ink)
+    rng = np.random.default_rng(1)
+    outside = 0
+    for _ in range(200):
+        x0, y0 = rng.uniform(0, 0.8, 2)
+        s = rng.uniform(0.02, 0.2)
+        box = (float(x0), float(y0), float(x0 + s), float(y0 + s))
+        px = scene.to_pixels(box)
+        outside += px[2] <= ink[0] or px[0] >= ink[2] or px[3] <= ink[1] or px[1] >= ink[3]
+        assert np.array_equal(ctx.view(box), view_region(scene.image, px, 128))
+    assert outside > 20

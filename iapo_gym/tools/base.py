@@ -55,11 +55,32 @@ def view_region(image: np.ndarray, pixel_box: tuple[int, int, int, int], view_si
     return out
 
 
+BLANK_VIEW_MAX = 1000
+"""Largest view size for which :func:`blank_view` stands in for a resize (see there)."""
+
+
+def blank_view(height: int, width: int, view_size: int) -> np.ndarray:
+    """What :func:`view_region` returns for a ``height`` x ``width`` region that is all white (255), without
+    resizing: white where the region lands, zero padding around it.
+
+    OpenCV keeps a constant region constant here: INTER_LINEAR's fixed-point weights sum to exactly one,
+    and INTER_AREA's to one within float32 rounding, since at an output size of at most 1000 pixels no
+    area weight is dropped (OpenCV drops cell fractions under 1e-3; the fractions here are multiples of
+    1/size). A test compares the two over every region up to 300 x 300 at the default view and at random
+    sizes for other views."""
+    oy, ox, nh, nw = letterbox(height, width, view_size)
+    out = np.zeros((view_size, view_size, 3), dtype=np.uint8)
+    out[oy : oy + nh, ox : ox + nw] = 255
+    return out
+
+
 @dataclass
 class ToolContext:
     """The state a tool may read or change in one episode: the scene, the working image (``focus`` edits
     it; later zooms see the edit), the view size of returned images, the OCR backend, and ``extras`` for
-    per-episode memos (``edits`` counts the edits, so a memo of what the image shows can tell them apart)."""
+    per-episode memos (``edits`` counts the edits, so a memo of what the image shows can tell them apart).
+    ``ink``, when known, is the pixel box outside which the scene's image is white: a view of the unedited
+    image that lies wholly outside it needs no resize (:func:`blank_view`)."""
 
     scene: Scene
     image: np.ndarray
@@ -67,6 +88,7 @@ class ToolContext:
     ocr: Any
     extras: dict[str, Any] = field(default_factory=dict)
     edits: int = 0
+    ink: tuple[int, int, int, int] | None = None
 
     def editable_image(self) -> np.ndarray:
         """The working image, to edit in place: copied from the scene on the first edit (resets stay cheap;
@@ -87,7 +109,12 @@ class ToolContext:
 
     def view(self, box: Box) -> np.ndarray:
         """The region ``box`` of the working image, letterboxed into a ``view_size`` square (zero padding)."""
-        return view_region(self.image, self.pixel_box(box), self.view_size)
+        x0, y0, x1, y1 = pixel_box = self.pixel_box(box)
+        ink = self.ink
+        if (ink is not None and self.image is self.scene.image and self.view_size <= BLANK_VIEW_MAX
+                and (x1 <= ink[0] or x0 >= ink[2] or y1 <= ink[1] or y0 >= ink[3])):
+            return blank_view(y1 - y0, x1 - x0, self.view_size)
+        return view_region(self.image, pixel_box, self.view_size)
 
 
 @runtime_checkable
