@@ -38,12 +38,21 @@ class Canvas:
         self.background = background
         self.ink = [width, height, 0, 0]  # empty
 
-    def _inked(self, x0: float, y0: float, x1: float, y1: float, margin: int) -> None:
+    def _inked(self, x0: int, y0: int, x1: int, y1: int, margin: int) -> None:
+        """Grow :attr:`ink` over the pixels ``x0..x1`` x ``y0..y1`` (inclusive, in either order) and ``margin``."""
+        if x1 < x0:
+            x0, x1 = x1, x0
+        if y1 < y0:
+            y0, y1 = y1, y0
         ink = self.ink
-        ink[0] = min(ink[0], int(x0) - margin)
-        ink[1] = min(ink[1], int(y0) - margin)
-        ink[2] = max(ink[2], int(x1) + margin + 1)
-        ink[3] = max(ink[3], int(y1) + margin + 1)
+        if x0 - margin < ink[0]:
+            ink[0] = x0 - margin
+        if y0 - margin < ink[1]:
+            ink[1] = y0 - margin
+        if x1 + margin + 1 > ink[2]:
+            ink[2] = x1 + margin + 1
+        if y1 + margin + 1 > ink[3]:
+            ink[3] = y1 + margin + 1
 
     def final_image(self) -> np.ndarray:
         """The image, once drawing is done, for a family that drew on it only through this canvas: records
@@ -91,13 +100,13 @@ class Canvas:
     def rect(self, x0: float, y0: float, x1: float, y1: float, color: tuple[int, int, int], filled: bool = True) -> Box:
         p0, p1 = (int(x0), int(y0)), (int(x1), int(y1))
         cv2.rectangle(self.image, p0, p1, color, -1 if filled else 1)
-        self._inked(min(p0[0], p1[0]), min(p0[1], p1[1]), max(p0[0], p1[0]), max(p0[1], p1[1]), 1)
+        self._inked(p0[0], p0[1], p1[0], p1[1], 1)
         return self.unit(x0, y0, x1, y1)
 
     def line(self, p0: tuple[float, float], p1: tuple[float, float], color: tuple[int, int, int], thickness: int = 1) -> None:
         a, b = (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1]))
         cv2.line(self.image, a, b, color, thickness, cv2.LINE_AA)
-        self._inked(min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1]), thickness + 2)
+        self._inked(a[0], a[1], b[0], b[1], thickness + 2)
 
 
 def union(*boxes: Box) -> Box:
