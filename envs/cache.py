@@ -19,7 +19,7 @@ from iapo_gym.scene import Scene
 from iapo_gym.validation import check_int
 
 from .render import glance as whole_glance
-from .render import ink_box
+from .render import ink_map
 
 DEFAULT_SIZE = 16
 """Scenes kept per process by default (a 1024x1024 canvas is 3 MiB: 48 MiB in all)."""
@@ -33,8 +33,8 @@ class CachedScene:
     def __init__(self, scene: Scene) -> None:
         scene.image.setflags(write=False)
         self.scene = scene
-        self.ink = ink_box(scene.image)
-        """The pixel box outside which the image is white, when its canvas recorded one (else ``None``)."""
+        self.ink = ink_map(scene.image)
+        """Where the image may differ from white, when its canvas recorded it (else ``None``)."""
         self._glances: dict[int, np.ndarray] = {}
 
     def episode_scene(self) -> Scene:

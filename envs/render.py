@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from iapo_gym.scene import Box, TextItem, unit_box
-from iapo_gym.tools.base import view_region
+from iapo_gym.tools.base import InkMap, view_region
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SMALL = 0.42  # ~9 px glyphs: illegible in the glance, legible in a zoom of <= ~1/6 of the canvas
@@ -28,15 +28,17 @@ def text_size(text: str, scale: float, thickness: int = 1) -> tuple[tuple[int, i
 class Canvas:
     """An RGB canvas; :meth:`text` draws a word and records it as a :class:`TextItem`.
 
-    Every drawing method also grows :attr:`ink`, a pixel box ``[x0, y0, x1, y1)`` (with a margin) holding
-    every pixel it may have changed; a family that draws only through these methods returns
-    :meth:`final_image`, which records that box for :func:`glance`."""
+    Every drawing method also records the pixel box (with a margin) holding every pixel it may have
+    changed, and grows :attr:`ink`, the box around them all; a family that draws only through these
+    methods returns :meth:`final_image`, which records where the image is still white (an
+    :class:`~iapo_gym.tools.base.InkMap`) for :func:`glance` and for views that show only white."""
 
     def __init__(self, width: int = 1024, height: int = 1024, background: int = 255) -> None:
         self.image = np.full((height, width, 3), background, dtype=np.uint8)
         self.texts: list[TextItem] = []
         self.background = background
         self.ink = [width, height, 0, 0]  # empty
+        self._marks: list[tuple[int, int, int, int]] = []
 
     def _inked(self, x0: int, y0: int, x1: int, y1: int, margin: int) -> None:
         """Grow :attr:`ink` over the pixels ``x0..x1`` x ``y0..y1`` (inclusive, in either order) and ``margin``."""
@@ -44,22 +46,35 @@ class Canvas:
             x0, x1 = x1, x0
         if y1 < y0:
             y0, y1 = y1, y0
+        x0, y0, x1, y1 = x0 - margin, y0 - margin, x1 + margin + 1, y1 + margin + 1
+        self._marks.append((x0, y0, x1, y1))
         ink = self.ink
-        if x0 - margin < ink[0]:
-            ink[0] = x0 - margin
-        if y0 - margin < ink[1]:
-            ink[1] = y0 - margin
-        if x1 + margin + 1 > ink[2]:
-            ink[2] = x1 + margin + 1
-        if y1 + margin + 1 > ink[3]:
-            ink[3] = y1 + margin + 1
+        if x0 < ink[0]:
+            ink[0] = x0
+        if y0 < ink[1]:
+            ink[1] = y0
+        if x1 > ink[2]:
+            ink[2] = x1
+        if y1 > ink[3]:
+            ink[3] = y1
 
     def final_image(self) -> np.ndarray:
         """The image, once drawing is done, for a family that drew on it only through this canvas: records
         the inked box so that :func:`glance` resizes only that part (the rest is background)."""
         if self.background == 255:
-            _remember_ink(self.image, tuple(self.ink))  # type: ignore[arg-type]
+            _remember_ink(self.image, self.ink_map())
         return self.image
+
+    def ink_map(self, tile: int = 16) -> InkMap:
+        """Where this canvas may have drawn: :attr:`ink` and the ``tile`` x ``tile`` squares its marks touch."""
+        h, w = self.image.shape[:2]
+        tiles = np.zeros((-(-h // tile), -(-w // tile)), dtype=bool)
+        for x0, y0, x1, y1 in self._marks:
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+            if x0 < x1 and y0 < y1:
+                tiles[y0 // tile : (y1 - 1) // tile + 1, x0 // tile : (x1 - 1) // tile + 1] = True
+        tiles.setflags(write=False)
+        return InkMap((self.ink[0], self.ink[1], self.ink[2], self.ink[3]), tiles, tile)
 
     @property
     def width(self) -> int:
@@ -117,40 +132,41 @@ def union(*boxes: Box) -> Box:
 
 
 INK_MEMORY = 64
-"""Images whose inked box :func:`ink_box` remembers (a drawn scene's glance is taken right after drawing)."""
-_INK: OrderedDict[int, tuple[weakref.ref[np.ndarray], tuple[int, int, int, int]]] = OrderedDict()
+"""Images whose ink map :func:`ink_map` remembers (a drawn scene's glance is taken right after drawing)."""
+_INK: OrderedDict[int, tuple[weakref.ref[np.ndarray], InkMap]] = OrderedDict()
 
 
-def _remember_ink(image: np.ndarray, box: tuple[int, int, int, int]) -> None:
-    _INK[id(image)] = (weakref.ref(image), box)
+def _remember_ink(image: np.ndarray, ink: InkMap) -> None:
+    _INK[id(image)] = (weakref.ref(image), ink)
     if len(_INK) > INK_MEMORY:
         _INK.popitem(last=False)
 
 
-def ink_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The pixel box ``(x0, y0, x1, y1)`` outside which ``image`` is white (255), when a :class:`Canvas`
-    recorded it (:meth:`Canvas.final_image`); ``None`` when unknown."""
+def ink_map(image: np.ndarray) -> InkMap | None:
+    """Where ``image`` may differ from white (255), when a :class:`Canvas` recorded it
+    (:meth:`Canvas.final_image`); ``None`` when unknown."""
     entry = _INK.get(id(image))
     if entry is None or entry[0]() is not image:
         return None
     return entry[1]
 
 
-def glance(image: np.ndarray, view_size: int, ink: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def glance(image: np.ndarray, view_size: int, ink: InkMap | None = None) -> np.ndarray:
     """The whole image letterboxed into a ``view_size`` square: exactly
     ``view_region(image, (0, 0, width, height), view_size)``, computed faster for a canvas whose inked box
     is known and whose side is a multiple of ``view_size``. There OpenCV's INTER_AREA averages each
     ``k x k`` block on its own (``k`` = side / view size, an integer), so the blocks outside the inked box
-    are white and only the blocks the box touches need resizing. ``ink``: the box, when the caller has it."""
+    are white and only the blocks the box touches need resizing. ``ink``: the image's ink map, when the caller has it."""
     h, w = image.shape[:2]
-    ink = ink_box(image) if ink is None else ink
+    ink = ink_map(image) if ink is None else ink
     k = h // view_size
     # k >= 3: at k == 2 OpenCV's vector code rounds ties up and its scalar tail to even, so which blocks a
     # resize call hands to which depends on where the call starts; at k >= 3 every block is scalar
     if ink is None or h != w or h % view_size or k < 3 or image.dtype != np.uint8 or image.shape[2:] != (3,):
         return view_region(image, (0, 0, w, h), view_size)
-    x0, y0 = max(0, ink[0]) // k, max(0, ink[1]) // k  # in view pixels: the blocks the box touches
-    x1, y1 = min(view_size, -(-min(w, ink[2]) // k)), min(view_size, -(-min(h, ink[3]) // k))
+    box = ink.box
+    x0, y0 = max(0, box[0]) // k, max(0, box[1]) // k  # in view pixels: the blocks the box touches
+    x1, y1 = min(view_size, -(-min(w, box[2]) // k)), min(view_size, -(-min(h, box[3]) // k))
     out = np.full((view_size, view_size, 3), 255, dtype=np.uint8)
     if x0 < x1 and y0 < y1:
         region = image[y0 * k : y1 * k, x0 * k : x1 * k]

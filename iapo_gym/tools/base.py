@@ -74,13 +74,32 @@ def blank_view(height: int, width: int, view_size: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class InkMap:
+    """Where drawing may have changed a white (255) image: ``box`` (pixels ``x0, y0, x1, y1``, half-open)
+    holds every such pixel, and ``tiles[i, j]`` is false only where the ``tile`` x ``tile`` square in tile
+    row ``i``, column ``j`` is white throughout."""
+
+    box: tuple[int, int, int, int]
+    tiles: np.ndarray
+    tile: int
+
+    def blank(self, x0: int, y0: int, x1: int, y1: int) -> bool:
+        """Whether the pixels ``[x0, x1) x [y0, y1)`` (a non-empty box inside the image) are all white."""
+        b = self.box
+        if x1 <= b[0] or x0 >= b[2] or y1 <= b[1] or y0 >= b[3]:
+            return True
+        t = self.tile
+        return not self.tiles[y0 // t : (y1 - 1) // t + 1, x0 // t : (x1 - 1) // t + 1].any()
+
+
 @dataclass
 class ToolContext:
     """The state a tool may read or change in one episode: the scene, the working image (``focus`` edits
     it; later zooms see the edit), the view size of returned images, the OCR backend, and ``extras`` for
     per-episode memos (``edits`` counts the edits, so a memo of what the image shows can tell them apart).
-    ``ink``, when known, is the pixel box outside which the scene's image is white: a view of the unedited
-    image that lies wholly outside it needs no resize (:func:`blank_view`)."""
+    ``ink``, when known, says where the scene's image is white (:class:`InkMap`): a view of the unedited
+    image that shows only white needs no resize (:func:`blank_view`)."""
 
     scene: Scene
     image: np.ndarray
@@ -88,7 +107,7 @@ class ToolContext:
     ocr: Any
     extras: dict[str, Any] = field(default_factory=dict)
     edits: int = 0
-    ink: tuple[int, int, int, int] | None = None
+    ink: InkMap | None = None
 
     def editable_image(self) -> np.ndarray:
         """The working image, to edit in place: copied from the scene on the first edit (resets stay cheap;
@@ -111,8 +130,7 @@ class ToolContext:
         """The region ``box`` of the working image, letterboxed into a ``view_size`` square (zero padding)."""
         x0, y0, x1, y1 = pixel_box = self.pixel_box(box)
         ink = self.ink
-        if (ink is not None and self.image is self.scene.image and self.view_size <= BLANK_VIEW_MAX
-                and (x1 <= ink[0] or x0 >= ink[2] or y1 <= ink[1] or y0 >= ink[3])):
+        if ink is not None and self.image is self.scene.image and self.view_size <= BLANK_VIEW_MAX and ink.blank(*pixel_box):
             return blank_view(y1 - y0, x1 - x0, self.view_size)
         return view_region(self.image, pixel_box, self.view_size)
 
