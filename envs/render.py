@@ -68,11 +68,17 @@ class Canvas:
     def ink_map(self, tile: int = 16) -> InkMap:
         """Where this canvas may have drawn: :attr:`ink` and the ``tile`` x ``tile`` squares its marks touch."""
         h, w = self.image.shape[:2]
-        tiles = np.zeros((-(-h // tile), -(-w // tile)), dtype=bool)
-        for x0, y0, x1, y1 in self._marks:
-            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-            if x0 < x1 and y0 < y1:
-                tiles[y0 // tile : (y1 - 1) // tile + 1, x0 // tile : (x1 - 1) // tile + 1] = True
+        rows, cols = -(-h // tile), -(-w // tile)
+        marks = np.array(self._marks, dtype=np.int64).reshape(-1, 4)
+        x0, x1 = np.clip(marks[:, 0], 0, w), np.clip(marks[:, 2], 0, w)
+        y0, y1 = np.clip(marks[:, 1], 0, h), np.clip(marks[:, 3], 0, h)
+        keep = (x0 < x1) & (y0 < y1)
+        tx0, tx1, ty0, ty1 = x0[keep] // tile, (x1[keep] - 1) // tile + 1, y0[keep] // tile, (y1[keep] - 1) // tile + 1
+        # each mark's tile rectangle as +1/-1 at its corners; the 2-d running sum counts the marks over a tile
+        corners = np.zeros((rows + 1, cols + 1), dtype=np.int64)
+        for ys, xs, sign in ((ty0, tx0, 1), (ty0, tx1, -1), (ty1, tx0, -1), (ty1, tx1, 1)):
+            np.add.at(corners, (ys, xs), sign)
+        tiles = corners.cumsum(axis=0).cumsum(axis=1)[:rows, :cols] > 0
         tiles.setflags(write=False)
         return InkMap((self.ink[0], self.ink[1], self.ink[2], self.ink[3]), tiles, tile)
 
