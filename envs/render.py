@@ -131,10 +131,18 @@ class Canvas:
 
 
 def union(*boxes: Box) -> Box:
-    """Smallest box containing all ``boxes``."""
-    return (
-        min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
-    )
+    """Smallest box containing all ``boxes`` (the first of equal values, as ``min`` and ``max`` give)."""
+    x0, y0, x1, y1 = boxes[0]
+    for b in boxes[1:]:
+        if b[0] < x0:
+            x0 = b[0]
+        if b[1] < y0:
+            y0 = b[1]
+        if b[2] > x1:
+            x1 = b[2]
+        if b[3] > y1:
+            y1 = b[3]
+    return (x0, y0, x1, y1)
 
 
 INK_MEMORY = 64

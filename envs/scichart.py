@@ -48,16 +48,17 @@ def series_values(rng: np.random.Generator, s: int, n: int, gap: int) -> np.ndar
     """``s`` x ``n`` integer values: random walks (so lines look like trends and may cross), where the
     ``s`` values at every x are at least ``gap`` apart (so their labels never overlap)."""
     out = np.empty((s, n), dtype=np.int64)
-    cur = _gapped_values(rng, s, gap)
+    cur = _gapped_values(rng, s, gap).tolist()  # a handful of ints: plain Python beats numpy here
     for k in range(n):
         if k:
             for _ in range(8):  # a few random-walk steps; a fresh gapped draw if they keep colliding
-                cand = cur + rng.integers(-20, 21, size=s)
-                cand = np.where(cand > _HI, 2 * _HI - cand, np.where(cand < _LO, 2 * _LO - cand, cand))  # bounce
-                if np.all(np.diff(np.sort(cand)) >= gap):
+                cand = [v + d for v, d in zip(cur, rng.integers(-20, 21, size=s).tolist())]
+                cand = [2 * _HI - v if v > _HI else 2 * _LO - v if v < _LO else v for v in cand]  # bounce
+                ordered = sorted(cand)
+                if all(b - a >= gap for a, b in zip(ordered, ordered[1:])):
                     break
             else:
-                cand = _gapped_values(rng, s, gap)
+                cand = _gapped_values(rng, s, gap).tolist()
             cur = cand
         out[:, k] = cur
     return out
