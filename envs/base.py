@@ -106,6 +106,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         )
         self.action_space = TextSpace(ACTION_LENGTH)
         self.scene: Scene | None = None
+        self._blank = np.zeros((view_size, view_size, 3), dtype=np.uint8)
+        self._blank.setflags(write=False)
 
     # -- the one thing a family defines -------------------------------------------------------------
     @staticmethod
@@ -122,8 +124,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         A family whose scenes depend on more settings than these puts them in the key too."""
         return (type(self), self.difficulty, self.split, int(scene_id))
 
-    def _scene_and_glance(self, scene_id: int) -> tuple[Scene, np.ndarray]:
-        """This episode's scene (drawn, or taken from the cache) and its glance at the view size."""
+    def _scene_entry(self, scene_id: int) -> CachedScene:
+        """The drawn scene with this id, from the process's scene cache (drawn and cached when missing)."""
         key = self.scene_key(scene_id)
         cache = scene_cache()
         entry = cache.get(key) if key is not None else None
@@ -131,7 +133,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
             entry = CachedScene(self.draw_scene(scene_id))
             if key is not None:
                 cache.put(key, entry)
-        return entry.episode_scene(), entry.glance(self.view_size)
+        return entry
 
     def scene_id_range(self) -> tuple[int, int]:
         """Half-open range of valid scene ids for this env's split (a dataset env: its item indices)."""
@@ -147,10 +149,11 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         elif isinstance(scene_id, bool) or not isinstance(scene_id, (int, np.integer)) or not lo <= scene_id < hi:
             raise ValueError(f"options['scene_id'] must be an int in [{lo}, {hi}) here; got {scene_id!r}")
         self.scene_id = int(scene_id)
-        self.scene, self._glance = self._scene_and_glance(self.scene_id)
-        self.ctx = ToolContext(self.scene, self.scene.image, self.view_size, self.ocr_backend)
+        entry = self._scene_entry(self.scene_id)
+        self.scene, self._glance = entry.episode_scene(), entry.glance(self.view_size)
+        self.ctx = ToolContext(self.scene, self.scene.image, self.view_size, self.ocr_backend, ink=entry.ink)
         self._question = clean_text(self.scene.question, QUESTION_LENGTH)
-        self._crop = np.zeros_like(self._glance)
+        self._crop = self._blank  # read-only zeros; _obs hands out copies
         self._view_box = np.zeros(4, dtype=np.float32)
         self._tool_output = ""
         self._budget = self.max_budget

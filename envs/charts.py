@@ -134,7 +134,7 @@ class HBarEnv(ToolVQAEnv):
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
-        return Scene("HBar", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
+        return Scene("HBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
 
 
 class VBarEnv(ToolVQAEnv):
@@ -209,4 +209,4 @@ class VBarEnv(ToolVQAEnv):
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
-        return Scene("VBar", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
+        return Scene("VBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from iapo_gym.scene import Box, Program, Region, Scene, pad_box
@@ -49,16 +48,17 @@ def series_values(rng: np.random.Generator, s: int, n: int, gap: int) -> np.ndar
     """``s`` x ``n`` integer values: random walks (so lines look like trends and may cross), where the
     ``s`` values at every x are at least ``gap`` apart (so their labels never overlap)."""
     out = np.empty((s, n), dtype=np.int64)
-    cur = _gapped_values(rng, s, gap)
+    cur = _gapped_values(rng, s, gap).tolist()  # a handful of ints: plain Python beats numpy here
     for k in range(n):
         if k:
             for _ in range(8):  # a few random-walk steps; a fresh gapped draw if they keep colliding
-                cand = cur + rng.integers(-20, 21, size=s)
-                cand = np.where(cand > _HI, 2 * _HI - cand, np.where(cand < _LO, 2 * _LO - cand, cand))  # bounce
-                if np.all(np.diff(np.sort(cand)) >= gap):
+                cand = [v + d for v, d in zip(cur, rng.integers(-20, 21, size=s).tolist())]
+                cand = [2 * _HI - v if v > _HI else 2 * _LO - v if v < _LO else v for v in cand]  # bounce
+                ordered = sorted(cand)
+                if all(b - a >= gap for a, b in zip(ordered, ordered[1:])):
                     break
             else:
-                cand = _gapped_values(rng, s, gap)
+                cand = _gapped_values(rng, s, gap).tolist()
             cur = cand
         out[:, k] = cur
     return out
@@ -221,7 +221,7 @@ class SciChartEnv(ToolVQAEnv):
         for m in range(s):
             for k in range(n):
                 x, y = px(k), py(float(values[m, k]))
-                cv2.rectangle(c.image, (int(x - half), int(y - half)), (int(x + half), int(y + half)), colors[m], -1)
+                c.rect(x - half, y - half, x + half, y + half, colors[m])
         evidence: list[list[Region]] = []
         for m, name in enumerate(names):
             row: list[Region] = []
@@ -231,8 +231,7 @@ class SciChartEnv(ToolVQAEnv):
                 label = str(values[m, k])
                 tw = 8 * len(label)
                 ly = y - _LABEL_LIFT
-                cv2.rectangle(c.image, (int(x - tw / 2 - _PATCH), int(ly - 6 - _PATCH)),
-                              (int(x + tw / 2 + _PATCH), int(ly + 7 + _PATCH)), (255, 255, 255), -1)
+                c.rect(x - tw / 2 - _PATCH, ly - 6 - _PATCH, x + tw / 2 + _PATCH, ly + 7 + _PATCH, (255, 255, 255))
                 item = c.text(label, x, ly, SMALL, align="center")
                 row.append(Region("point", pad_box(item.box, _EVIDENCE_MARGIN), name, label))
                 boxes.append(union(item.box, _unit(x - half, y - half, x + half, y + half)))
@@ -248,4 +247,4 @@ class SciChartEnv(ToolVQAEnv):
             meta.update(cue=word, target=[target, peak], target_point=marker)
         else:
             q, answers, ev, program, keys = _question(rng, names, values, evidence)
-        return Scene("SciChart", c.image, q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
+        return Scene("SciChart", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)

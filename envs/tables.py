@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from iapo_gym.scene import Box, Program, Region, Scene, TextItem, pad_box
 from iapo_gym.vocab import COLUMN_LABELS, ROW_LABELS
 
 from .base import ToolVQAEnv
-from .render import FONT, MEDIUM, SMALL, Canvas
+from .render import MEDIUM, SMALL, Canvas, text_size
 
 TABLEQA_SIZES = {0: (4, 3), 1: (6, 4), 2: (8, 5)}
 """(rows, value columns) per difficulty for :class:`TableQAEnv`."""
@@ -57,7 +56,7 @@ class Table:
 
 
 def _text_width(text: str) -> int:
-    return int(cv2.getTextSize(text, FONT, SMALL, 1)[0][0])
+    return int(text_size(text, SMALL)[0][0])
 
 
 def draw_table(
@@ -127,7 +126,7 @@ def draw_table(
         layout.append(Region("row", c.unit(x0, top, x1, top + row_h), name))
     for j, col in enumerate(columns):
         layout.append(Region("column", c.unit(col_x[j], y0, col_x[j] + col_w, y1), col))
-    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.image, highlight_box)
+    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.final_image(), highlight_box)
 
 
 def table_question(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -13,7 +14,12 @@ _SYNONYMS = {"yes": "true", "no": "false", "grey": "gray"}
 
 def normalize_answer(text: str) -> str:
     """Lower-case, drop articles and punctuation, unify number formats ("1,000.0" -> "1000", "50%" -> "50")."""
-    s = str(text).strip().lower().replace(",", "")
+    return _normalize(str(text))
+
+
+@functools.lru_cache(maxsize=1024)  # a scene's accepted answers are normalised at every answer step
+def _normalize(text: str) -> str:
+    s = text.strip().lower().replace(",", "")
     s = s.rstrip("%").strip()
     s = _PUNCT.sub(" ", s)
     s = _ARTICLES.sub(" ", s)

@@ -111,8 +111,10 @@ def unit_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int
 
     Plain Python (the same floats as ``float(np.clip(v, 0, 1))``): scenes call it hundreds of times each.
     """
-    return (float(min(max(x0 / width, 0.0), 1.0)), float(min(max(y0 / height, 0.0), 1.0)),
-            float(min(max(x1 / width, 0.0), 1.0)), float(min(max(y1 / height, 0.0), 1.0)))
+    a, b, c, d = x0 / width, y0 / height, x1 / width, y1 / height
+    # min(max(v, 0.0), 1.0), spelled out (the builtins cost more than the comparisons)
+    return (float(0.0 if a < 0.0 else 1.0 if a > 1.0 else a), float(0.0 if b < 0.0 else 1.0 if b > 1.0 else b),
+            float(0.0 if c < 0.0 else 1.0 if c > 1.0 else c), float(0.0 if d < 0.0 else 1.0 if d > 1.0 else d))
 
 
 def box_area(box: Box) -> float:
@@ -126,12 +128,8 @@ def box_intersection(a: Box, b: Box) -> float:
 
 def pad_box(box: Box, margin: float) -> Box:
     """Grow a box by ``margin`` (normalised units) on each side, clipped to [0, 1]."""
-    return (
-        max(0.0, box[0] - margin),
-        max(0.0, box[1] - margin),
-        min(1.0, box[2] + margin),
-        min(1.0, box[3] + margin),
-    )
+    a, b, c, d = box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin
+    return (a if a > 0.0 else 0.0, b if b > 0.0 else 0.0, c if c < 1.0 else 1.0, d if d < 1.0 else 1.0)  # max/min, spelled out
 
 
 def _number(text: str | None) -> float | None:

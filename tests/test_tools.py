@@ -7,9 +7,13 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from iapo_gym import ToolCallError, ToolResult, get_tool, register_tool, tool_names
 from iapo_gym.tools import FunctionTool, ToolContext, letterbox
+from iapo_gym.tools.schema import compile_check
 
 
 def ocr_call(box) -> str:
@@ -137,3 +141,28 @@ def test_a_number_is_an_answer_and_a_custom_schema_is_enforced() -> None:
     assert env.step(json.dumps({"tool": name, "args": {"n": 0}}))[-1]["error"] == f"{name} n must be an integer >= 1; got 0"
     with pytest.raises(ValueError, match="not a valid JSON schema"):
         register_tool(FunctionTool("bad_schema_tool", "?", {"type": "nothing"}, lambda args, ctx: ToolResult()))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.sampled_from(["", "Q1", "rows", "mask", "x"]),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.sampled_from(["box", "axis", "labels", "mode", "text", "n"]), inner, max_size=4),
+    max_leaves=12,
+)
+_SCHEMAS = [get_tool(name).parameters for name in ("zoom", "ocr", "focus", "answer")] + [
+    {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 2.5}}, "required": ["n"]},
+    {"type": ["array", "null"], "items": {"type": ["boolean", "string"]}, "maxItems": 2},
+]
+
+
+@given(instance=_JSON | st.dictionaries(st.sampled_from(["box", "labels"]), st.lists(st.floats(-0.5, 1.5) | st.integers(-1, 2), max_size=5)))
+def test_the_compiled_schema_check_agrees_with_jsonschema(instance: object) -> None:
+    for schema in _SCHEMAS:
+        check = compile_check(schema)
+        assert check is not None
+        assert check(instance) == Draft202012Validator(schema).is_valid(instance), (schema, instance)
+
+
+def test_the_compiled_schema_check_leaves_the_rest_to_jsonschema() -> None:
+    assert compile_check({"type": "string", "pattern": "^a"}) is None  # a keyword outside the subset
+    assert compile_check({"type": "array", "items": True}) is None  # a bool schema
+    assert compile_check({"type": "number"})(np.float32(0.5)) is None  # not a plain JSON value

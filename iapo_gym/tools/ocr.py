@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from typing import Any, Protocol
 
 import cv2
@@ -54,31 +55,63 @@ class SceneOCR:
     def visible(self, texts: tuple[TextItem, ...], box: Box, scale: float, table: np.ndarray | None = None) -> list[TextItem]:
         """Words at least ``min_overlap`` inside ``box`` and legible at ``scale`` view px per original px.
 
-        ``table`` is :func:`text_table` of ``texts`` (built here when not given; an episode keeps its own).
-        Vectorised, with the same float64 operations in the same order as
+        ``table`` is :func:`text_table` of ``texts``, or :func:`shared_text_table` (taken from there when not
+        given). Vectorised, with the same float64 operations in the same order as
         :func:`~iapo_gym.scene.box_intersection` and :func:`~iapo_gym.scene.box_area`: the same words.
         """
         if not texts:
             return []
-        t = text_table(texts) if table is None else table
-        x0, y0, x1, y1, height = t
+        t = shared_text_table(texts) if table is None else table
+        x0, y0, x1, y1, height = t[:5]
+        legible = height * scale >= self.min_legible_px
+        if not legible.any():
+            return []
         inter = np.maximum(0.0, np.minimum(x1, box[2]) - np.maximum(x0, box[0])) * np.maximum(
             0.0, np.minimum(y1, box[3]) - np.maximum(y0, box[1]))
-        area = np.maximum(np.maximum(0.0, x1 - x0) * np.maximum(0.0, y1 - y0), 1e-12)
-        keep = (height * scale >= self.min_legible_px) & (inter >= self.min_overlap * area)
+        area = t[5] if len(t) > 5 else _areas(t)
+        keep = legible & (inter >= self.min_overlap * area)
         return [texts[i] for i in np.flatnonzero(keep)]
 
     def read(self, ctx: Any, box: Box) -> str:
         texts = ctx.scene.texts
-        table = ctx.extras.get("scene_ocr_table")
-        if table is None:  # once per episode
-            table = ctx.extras["scene_ocr_table"] = text_table(texts)
-        return read_lines(self.visible(texts, box, ctx.scale(box), table))
+        return read_lines(self.visible(texts, box, ctx.scale(box), shared_text_table(texts)))
 
 
 def text_table(texts: tuple[TextItem, ...]) -> np.ndarray:
     """float64 array ``(5, n)``: the rows ``x0, y0, x1, y1, height`` of the words' boxes."""
     return np.array([(*t.box, t.height) for t in texts], dtype=np.float64).reshape(-1, 5).T
+
+
+TABLE_CACHE_SIZE = 64
+"""Word tables :func:`shared_text_table` keeps (the episodes of a cached scene share one ``texts`` tuple)."""
+_TABLES: OrderedDict[int, tuple[tuple[TextItem, ...], np.ndarray]] = OrderedDict()
+"""id(texts) -> (the texts, kept alive so the id stays theirs; their read-only :func:`text_table`)."""
+
+
+def _areas(table: np.ndarray) -> np.ndarray:
+    """The words' box areas (at least 1e-12) from the rows of :func:`text_table`."""
+    x0, y0, x1, y1 = table[:4]
+    return np.maximum(np.maximum(0.0, x1 - x0) * np.maximum(0.0, y1 - y0), 1e-12)
+
+
+def shared_text_table(texts: tuple[TextItem, ...]) -> np.ndarray:
+    """:func:`text_table` of ``texts`` with a sixth row, the boxes' areas; read-only and built once per
+    ``texts`` object (an LRU of :data:`TABLE_CACHE_SIZE`): the words of a scene are an immutable tuple that
+    every episode of the scene shares, so a group of episodes builds the table once rather than once each."""
+    if type(texts) is not tuple:  # a list may change under the same id: not cached
+        words = text_table(tuple(texts))
+        return np.concatenate([words, _areas(words)[None]])
+    cached = _TABLES.get(id(texts))
+    if cached is not None and cached[0] is texts:
+        _TABLES.move_to_end(id(texts))
+        return cached[1]
+    words = text_table(texts)
+    table = np.concatenate([words, _areas(words)[None]])
+    table.setflags(write=False)
+    _TABLES[id(texts)] = (texts, table)
+    if len(_TABLES) > TABLE_CACHE_SIZE:
+        _TABLES.popitem(last=False)
+    return table
 
 
 class EasyOCR:
