@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--form", choices=["reward", "credit", "loss"], help="how the alignment term enters the update")
     p.add_argument("--granularity", choices=["blocks", "components", "within"], help="what is compared")
     p.add_argument("--divergence", choices=["kl", "js", "cosine"], help="divergence between the attributions")
+    p.add_argument("--kl-coef", dest="kl_coef", type=float,
+                   help="KL to the starting (behaviour-cloned) policy, GRPO's reference term (default 0: off)")
     p.add_argument("--updates", type=int, help="policy updates")
     p.add_argument("--steps", dest="max_env_steps", type=int, help="stop after this many env steps")
     p.add_argument("--warm-start", dest="warm_start_episodes", type=int, help="oracle episodes to imitate before RL")
@@ -83,7 +85,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         file_only = {k: v for k, v in loaded.items() if getattr(args, k, None) is None}  # not overridden by a flag
         check_config(file_only, f"training config {args.config}:", trust_remote_code=args.trust_remote_code)
         opts.update(loaded)
-    for key in ("env_id", "teacher", "preset", "updates", "max_env_steps", "warm_start_episodes", "seed"):
+    for key in ("env_id", "teacher", "preset", "kl_coef", "updates", "max_env_steps", "warm_start_episodes", "seed"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     iapo = dict(opts.get("iapo", {}))

@@ -79,8 +79,10 @@ class TrainConfig:
         check_ints(self, ("questions", "group_size", "epochs", "minibatch", "eval_every", "eval_episodes"), 1)
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 (advantages are relative within a group); got {self.group_size}")
-        if self.lr <= 0:
+        if not self.lr > 0:
             raise ValueError(f"lr must be > 0; got {self.lr!r}")
+        if not self.kl_coef >= 0:
+            raise ValueError(f"kl_coef (the KL to the starting policy) must be >= 0; got {self.kl_coef!r}")
         if self.env_id not in gym.registry:
             raise ValueError(f"unknown env id {self.env_id!r}; registered VisualToolVQA ids: "
                              + ", ".join(i for i in gym.registry if "VQA" in i))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,7 @@ def test_user_agent_from_a_file_runs_through_evaluation(tmp_path: Path) -> None:
         (lambda: TrainConfig(env_id="Missing-v0"), "unknown env id 'Missing-v0'"),
         (lambda: TrainConfig(reward="ppo"), "reward must be one of"),
         (lambda: TrainConfig(group_size=1), "group_size must be >= 2"),
+        (lambda: TrainConfig(kl_coef=-0.1), "kl_coef .* must be >= 0"),
         (lambda: TrainConfig.from_dict({"lamda": 1}), "unknown training option 'lamda'"),
         (lambda: TrainConfig(iapo={"divergence": "hellinger"}), "hellinger"),
         (lambda: TrainConfig(iapo={"lamda": 1}), "unknown IAPO option 'lamda'"),
@@ -137,6 +139,10 @@ def test_iapo_train_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert train_main(["--agent", "iapo", "--resume", "--updates", "2", "--out", str(out), "--no-progress"]) == 0
     assert "2 updates" in capsys.readouterr().out
     assert train_main(["--agent", "grpo", "--updates", "-3", "--out", str(out)]) == 2
+    kl_run = tmp_path / "kl"
+    assert train_main(["--agent", "grpo", "--config", str(cfg), "--env", "VisualToolVQA-HBar-v0", "--updates", "1",
+                       "--kl-coef", "0.1", "--out", str(kl_run), "--no-progress"]) == 0
+    assert json.loads((kl_run / "config.json").read_text())["train"]["kl_coef"] == 0.1
 
 
 def test_iapo_train_is_a_console_script() -> None:
