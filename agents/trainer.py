@@ -33,6 +33,7 @@ import torch
 from iapo_gym.io import atomic_write_bytes, atomic_write_text
 from iapo_gym.objective import IAPOObjective, group_advantages
 from iapo_gym.validation import check_ints
+from iapo_gym.viz import figure_png
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .compact import ObservationBatch, CompactConfig, CompactPolicy, observations_to_batch
@@ -397,10 +398,9 @@ def write_curves(history: list[dict[str, float]], out_dir: str | Path, title: st
             ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    buf2 = io.BytesIO()
-    fig.savefig(buf2, format="png", dpi=90)
+    png = figure_png(fig, dpi=90)
     plt.close(fig)
-    png_path = atomic_write_bytes(out_dir / "curves.png", buf2.getvalue())
+    png_path = atomic_write_bytes(out_dir / "curves.png", png)
     return csv_path, png_path
 
 

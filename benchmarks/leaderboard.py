@@ -32,7 +32,7 @@ import yaml
 from iapo_gym.diagnostics import rate
 from iapo_gym.io import atomic_write_bytes, atomic_write_dir, atomic_write_json, atomic_write_text
 
-from iapo_gym.viz import draw_episode, save_figure
+from iapo_gym.viz import draw_episode, figure_png, save_figure
 
 from .episodes import load_recording, pick_episodes, title_of
 from .errors import BenchmarkError
@@ -311,9 +311,7 @@ def render_png(board: dict[str, Any], entries: dict[str, list[Entry]]) -> bytes:
         for ax in axes[len(panels):]:
             ax.set_visible(False)
         axes[0].set_ylabel("accuracy (%)")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
+    return figure_png(fig, bbox_inches="tight")
 
 
 def _safe(name: str) -> str:

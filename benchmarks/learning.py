@@ -19,7 +19,7 @@ Design:
   (:mod:`iapo_gym.diagnostics`), so a method's effect on *looking* and on *reading* is visible.
 
 Every finished run is appended to ``runs.jsonl`` at once; a rerun skips what is there (resumable). The
-behaviour-cloned starts are kept under ``--out``/``warm/`` (safetensors), so methods added by a later
+behaviour-cloned starts are kept under ``--out``/``warm/`` (compact-agent checkpoints), so methods added by a later
 invocation start from the same weights as the ones already run (the pairing holds across invocations).
 Writes ``summary.json`` (``{"<start>": {"<method>": {"<seed>": accuracy}}}`` plus seconds per update and
 the paired differences), ``table.md``, ``curves.png`` and ``differences.png`` (each method's paired
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import time
 from collections.abc import Sequence
@@ -41,7 +40,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.imitation import imitate_oracle
@@ -50,6 +48,7 @@ from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from iapo_gym.trajectory import record_episode
+from iapo_gym.viz import figure_png
 
 STARTS = {"weak": 100, "strong": 2000}
 """Starting point -> oracle episodes behaviour-cloned before RL."""
@@ -94,18 +93,17 @@ def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str,
 
 
 def _warm(episodes: int, seed: int, difficulty: int, epochs: int, cache: Path | None = None) -> CompactPolicy:
-    """The behaviour-cloned start of a seed; kept as safetensors under ``cache`` (if given) and reloaded by a
+    """The behaviour-cloned start of a seed; kept as a compact-agent checkpoint under ``cache`` (if given) and reloaded by a
     rerun, so that methods added later start from the very same weights as the ones already run."""
     torch.manual_seed(seed)
     policy = CompactPolicy(CompactConfig())
-    path = None if cache is None else cache / f"bc-{episodes}ep-{epochs}epochs-d{difficulty}-seed{seed}.safetensors"
+    path = None if cache is None else cache / f"bc-{episodes}ep-{epochs}epochs-d{difficulty}-seed{seed}"
     if path is not None and path.exists():
-        policy.load_state_dict(load_file(str(path)))
-        return policy
+        return CompactAgent.load_checkpoint(path).policy
     env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": difficulty}
     imitate_oracle(policy, "VisualToolVQA-v0", episodes, env_kwargs, epochs=epochs, data_seed=10_000 + 7919 * seed, seed=seed)
     if path is not None:
-        atomic_write_bytes(path, save({k: v.detach().clone() for k, v in policy.state_dict().items()}))
+        CompactAgent(policy).save(path)
     return policy
 
 
@@ -184,9 +182,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {**out, "s_per_update": timing, "paired_difference_vs_grpo": paired}
 
 
-def report(rows: list[dict[str, Any]], steps: int) -> str:
-    """The Markdown table: per start, per method, per family accuracy, hit / read / acc|read, average."""
-    summary = summarise(rows)
+def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> str:
+    """The Markdown table: per start, per method, per family accuracy, hit / read / acc|read, average
+    (``summary``: :func:`summarise` of the same rows)."""
     lines = []
     for start in dict.fromkeys(r["start"] for r in rows):
         sel = [r for r in rows if r["start"] == start]
@@ -259,10 +257,9 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
         row_axes[0].legend(fontsize=8)
     fig.suptitle("IAPO vs GRPO on six headline families (difficulty 0); lines: mean over seeds, bands: min-max")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    png = figure_png(fig, dpi=90)
     plt.close(fig)
-    return atomic_write_bytes(out / "curves.png", buf.getvalue())
+    return atomic_write_bytes(out / "curves.png", png)
 
 
 def plot_differences(summary: dict[str, Any], out: Path) -> Path:
@@ -290,10 +287,9 @@ def plot_differences(summary: dict[str, Any], out: Path) -> Path:
         ax.set_title(f"{start} start", fontsize=10)
     fig.suptitle("Paired difference to GRPO, 95% bootstrap CI over seeds (green: CI above 0, red: below)", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    png = figure_png(fig, dpi=90)
     plt.close(fig)
-    return atomic_write_bytes(out / "differences.png", buf.getvalue())
+    return atomic_write_bytes(out / "differences.png", png)
 
 
 def load_runs(path: Path) -> list[dict[str, Any]]:
@@ -305,7 +301,7 @@ def load_runs(path: Path) -> list[dict[str, Any]]:
 def write_all(rows: list[dict[str, Any]], out: Path, steps: int) -> str:
     summary = summarise(rows)
     atomic_write_json(out / "summary.json", summary)
-    table = report(rows, steps)
+    table = report(rows, steps, summary)
     atomic_write_text(out / "table.md", table)
     plot(rows, out)
     plot_differences(summary, out)

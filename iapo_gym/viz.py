@@ -266,10 +266,10 @@ def draw_episode(recording: Recording, title: str | None = None, dpi: int = 100)
     return fig
 
 
-def figure_png(fig: Any) -> bytes:
-    """The figure as PNG bytes."""
+def figure_png(fig: Any, **savefig: Any) -> bytes:
+    """The figure as PNG bytes (``savefig`` options such as ``dpi`` passed on to ``Figure.savefig``)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", **savefig)
     return buf.getvalue()
 
 

@@ -31,7 +31,7 @@ def test_methods_added_later_start_from_the_same_cached_warm_start(tmp_path: Pat
     argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--steps", "20", "--start-episodes", "4", "4",
             "--warm-epochs", "1", "--eval-episodes", "1", "--eval-every", "1", "--curve-episodes", "1"]
     learning.main([*argv, "--methods", "grpo"])
-    (cached,) = (tmp_path / "warm").glob("*.safetensors")
+    (cached,) = (tmp_path / "warm").glob("*/model.safetensors")
     stamp = cached.stat().st_mtime_ns
     learning.main([*argv, "--methods", "grpo", "grpo-kl"])  # a later invocation adds a method
     assert cached.stat().st_mtime_ns == stamp  # the start was loaded, not cloned again
