@@ -11,7 +11,7 @@ envs each step is a zoom or OCR of a random box, or (with probability 1/4) an an
 ~4 steps, like an untrained policy; on Minigrid's ``MiniGrid-DoorKey-8x8-v0`` with ``RGBImgObsWrapper``
 each step is a uniformly random action. Both run the same protocol, for the same number of steps, with
 the same resets, timed end to end (resets included), interleaved family by family so both see the same
-machine load:
+machine load, and repeated ``--rounds`` times (medians reported, with the ratio's range):
 
 - ``fresh``: episode ``k`` resets with seed ``k``: a new scene (a new grid) every episode.
 - ``grouped``: episode ``k`` resets with seed ``k // 8``: each scene is played by a group of 8 episodes, as
@@ -116,19 +116,25 @@ def measure_family(family: str, episodes: int, seed: int = 0) -> dict[str, float
     }
 
 
-def vs_minigrid(families: tuple[str, ...], steps: int, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Per family and protocol: our steps/s, Minigrid's measured just before, and the ratio."""
+def vs_minigrid(families: tuple[str, ...], steps: int, rounds: int = 3, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per family and protocol: our steps/s, Minigrid's measured just before, and the ratio; each the median
+    of ``rounds`` repeats of the same workload (a Minigrid run and ours back to back each time), with the
+    range of the ratio over the repeats."""
     mg, mg_actions = minigrid_env()
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for family in families:
         env = gym.make(f"VisualToolVQA-{family}-v0")
-        row: dict[str, float] = {}
+        row: dict[str, Any] = {}
         for name, group in PROTOCOLS.items():
-            scene_cache().clear()
-            rng = np.random.default_rng(seed)
-            mg_rate = steps / run_random_agent(mg, mg_actions(rng, steps), group)
-            ours = steps / run_random_agent(env, random_actions(rng, steps), group)
-            row |= {f"{name}_steps_per_s": ours, f"{name}_minigrid_steps_per_s": mg_rate, f"{name}_ratio": ours / mg_rate}
+            ours, theirs = [], []
+            for _ in range(rounds):
+                scene_cache().clear()
+                rng = np.random.default_rng(seed)
+                theirs.append(steps / run_random_agent(mg, mg_actions(rng, steps), group))
+                ours.append(steps / run_random_agent(env, random_actions(rng, steps), group))
+            ratios = [a / b for a, b in zip(ours, theirs)]
+            row |= {f"{name}_steps_per_s": float(np.median(ours)), f"{name}_minigrid_steps_per_s": float(np.median(theirs)),
+                    f"{name}_ratio": float(np.median(ratios)), f"{name}_ratio_range": [min(ratios), max(ratios)]}
         out[family] = row
     return out
 
@@ -234,15 +240,23 @@ def rollout_phase(updates: int = 5, seed: int = 0) -> dict[str, float]:
     return out
 
 
+def _ratio(v: dict[str, Any], protocol: str) -> str:
+    lo_hi = v.get(f"{protocol}_ratio_range")
+    return f"{v[f'{protocol}_ratio']:.2f}" + (f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else "")
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """The Markdown page of a ``--vs-minigrid`` result."""
     lines = [
         "# Environment speed",
         "",
-        f"`{r['command']}` — {r['machine']}; one process, OpenCV and torch on one thread, the machine shared",
-        "with other work while measuring (absolute rates are noisy; each ratio pairs two runs taken back to back).",
+        f"`{r['command']}` — {r['machine']}; one process, OpenCV and torch on one thread (absolute rates vary",
+        "with the machine's load; each ratio pairs two runs taken back to back).",
         "",
-        f"Random agent, {r['steps']} steps per family and protocol, resets included. `fresh`: a new scene",
+        f"Random agent, {r['steps']} steps per family and protocol, resets included; each figure the median of "
+        f"{r.get('rounds', 1)} repeats",
+        "of the same workload (Minigrid's run and ours back to back each time; the ratio's range over them in brackets).",
+        "`fresh`: a new scene",
         f"(a new grid) every episode; `grouped`: each scene played by {GROUP} episodes, as the GRPO trainer",
         f"does. Minigrid: `{MINIGRID_ID}` with `RGBImgObsWrapper`, uniformly random actions, same protocol.",
         "",
@@ -253,8 +267,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         c = r["resets"][fam]
         lines.append(
             f"| {fam}{' *' if fam in HEADLINE else ''} | {v['fresh_steps_per_s']:,.0f} | {v['fresh_minigrid_steps_per_s']:,.0f} | "
-            f"{v['fresh_ratio']:.2f} | {v['grouped_steps_per_s']:,.0f} | {v['grouped_minigrid_steps_per_s']:,.0f} | "
-            f"{v['grouped_ratio']:.2f} | {c['fresh_ms']:.2f} | {c['cached_ms']:.3f} | {c['speedup']:.0f} |")
+            f"{_ratio(v, 'fresh')} | {v['grouped_steps_per_s']:,.0f} | {v['grouped_minigrid_steps_per_s']:,.0f} | "
+            f"{_ratio(v, 'grouped')} | {c['fresh_ms']:.2f} | {c['cached_ms']:.3f} | {c['speedup']:.0f} |")
     ro, ocr = r["rollout"], r.get("easyocr")
     lines += [
         "",
@@ -276,10 +290,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-easyocr", action="store_true", help="do not time the easyocr backend")
     parser.add_argument("--vs-minigrid", action="store_true", help="side by side with Minigrid DoorKey-8x8 RGB, and more")
     parser.add_argument("--steps", type=int, default=3000, help="steps per family and protocol with --vs-minigrid")
+    parser.add_argument("--rounds", type=int, default=3, help="repeats per family and protocol with --vs-minigrid (medians reported)")
     parser.add_argument("--updates", type=int, default=5, help="GRPO updates timed per setting with --vs-minigrid")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY")
     parser.add_argument("--out", type=Path, help="with --vs-minigrid: write OUT/env_speed.json and OUT/env_speed.md")
     args = parser.parse_args(argv)
+    for name in ("episodes", "steps", "rounds", "updates"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1; got {getattr(args, name)}")
     cv2.setNumThreads(1)
     families = tuple(args.families)
     if not args.vs_minigrid:
@@ -298,9 +316,10 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     command = "python -m iapo_gym.benchmarks.env_speed --vs-minigrid" + (f" --steps {args.steps}" if args.steps != 3000 else "")
+    command += f" --rounds {args.rounds}" if args.rounds != 3 else ""
     result: dict[str, Any] = {"command": command, "machine": f"{platform.processor() or platform.machine()}, "
-                              f"Python {platform.python_version()}", "steps": args.steps, "group": GROUP}
-    result["vs_minigrid"] = vs_minigrid(families, args.steps)
+                              f"Python {platform.python_version()}", "steps": args.steps, "rounds": args.rounds, "group": GROUP}
+    result["vs_minigrid"] = vs_minigrid(families, args.steps, args.rounds)
     print(f"{'family':<12}{'fresh':>9}{'minigrid':>10}{'ratio':>7}{'grouped':>9}{'minigrid':>10}{'ratio':>7}")
     for fam, v in result["vs_minigrid"].items():
         print(f"{fam:<12}{v['fresh_steps_per_s']:>9.0f}{v['fresh_minigrid_steps_per_s']:>10.0f}{v['fresh_ratio']:>7.2f}"

@@ -11,7 +11,7 @@ from iapo_gym.benchmarks import learning, update_cost
 
 def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) -> None:
     argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--methods", "grpo", "default",
-            "--steps", "40", "--start-episodes", "6", "6", "--warm-epochs", "1", "--eval-episodes", "2",
+            "--steps", "40", "--start-episodes", "6", "6", "--warm-epochs", "1", "1", "--eval-episodes", "2",
             "--eval-every", "1", "--curve-episodes", "2"]
     learning.main(argv)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -21,6 +21,7 @@ def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) 
     assert summary["s_per_update"]["default"] > 0
     table = (tmp_path / "table.md").read_text()
     assert "hit / read / accuracy given a read" in table and "| default |" in table
+    assert "### start: weak (6 oracle episodes x 1 epochs behaviour-cloned), 40 env steps" in table
     assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "differences.png").stat().st_size > 1000
     lines = (tmp_path / "runs.jsonl").read_text().splitlines()
     learning.main(argv)  # a rerun finds every run done and only re-renders
@@ -29,7 +30,7 @@ def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) 
 
 def test_methods_added_later_start_from_the_same_cached_warm_start(tmp_path: Path) -> None:
     argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--steps", "20", "--start-episodes", "4", "4",
-            "--warm-epochs", "1", "--eval-episodes", "1", "--eval-every", "1", "--curve-episodes", "1"]
+            "--warm-epochs", "1", "1", "--eval-episodes", "1", "--eval-every", "1", "--curve-episodes", "1"]
     learning.main([*argv, "--methods", "grpo"])
     (cached,) = (tmp_path / "warm").glob("*/model.safetensors")
     stamp = cached.stat().st_mtime_ns
