@@ -195,7 +195,7 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
         methods = list(dict.fromkeys(r["method"] for r in sel))
         grpo_final = np.mean(list(summary[start].get("grpo", {"": np.nan}).values()))
         warm = next((r for r in sel if r["method"] == "warm start"), {})
-        cloned = f"{warm.get('episodes', '?')} oracle episodes" + (f" x {warm['epochs']} epochs" if "epochs" in warm else "")
+        cloned = f"{warm.get('episodes', STARTS.get(start, '?'))} oracle episodes" + (f" x {warm['epochs']} epochs" if "epochs" in warm else "")
         lines += [f"\n### start: {start} ({cloned} behaviour-cloned), {steps} env steps\n",
                   "| method | " + " | ".join(HEADLINE_FAMILIES) + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | s/update | env steps to GRPO's final |",
                   "|---|" + "---|" * (len(HEADLINE_FAMILIES) + 4)]
