@@ -40,6 +40,7 @@ import numpy as np
 from iapo_gym import FAMILIES
 from iapo_gym.envs.cache import scene_cache, scene_cache_size, set_scene_cache_size
 from iapo_gym.io import atomic_write_json, atomic_write_text
+from iapo_gym.validation import check_int
 
 HEADLINE = ("HBar", "VBar", "SciChart", "TableQA", "TableSynth", "TableFact")
 MINIGRID_ID = "MiniGrid-DoorKey-8x8-v0"
@@ -295,9 +296,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY")
     parser.add_argument("--out", type=Path, help="with --vs-minigrid: write OUT/env_speed.json and OUT/env_speed.md")
     args = parser.parse_args(argv)
-    for name in ("episodes", "steps", "rounds", "updates"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1; got {getattr(args, name)}")
+    try:
+        for name in ("episodes", "steps", "rounds", "updates"):
+            check_int(f"--{name}", getattr(args, name), 1)
+    except ValueError as exc:
+        parser.error(str(exc))
     cv2.setNumThreads(1)
     families = tuple(args.families)
     if not args.vs_minigrid:

@@ -339,8 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     done = {(r["start"], r["seed"], r["method"]) for r in rows}
     todo = [(s, seed, [m for m in args.methods if (s, seed, m) not in done]) for s in args.starts for seed in args.seeds]
     todo = [t for t in todo if t[2] or (t[0], t[1], "warm start") not in done]
-    settings = {k: getattr(args, k) for k in ("steps", "difficulty", "warm_epochs", "eval_episodes", "eval_every",
-                                              "curve_episodes", "teacher")}
+    settings = {k: getattr(args, k) for k in ("steps", "difficulty", "eval_episodes", "eval_every", "curve_episodes",
+                                              "teacher")}
     settings["start_episodes"] = dict(zip(STARTS, args.start_episodes))
     settings["warm_epochs"] = dict(zip(STARTS, args.warm_epochs))
     settings["warm_cache"] = str(args.out / "warm")

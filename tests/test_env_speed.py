@@ -43,4 +43,4 @@ def test_vs_minigrid_writes_medians_with_the_ratio_range(tmp_path: Path, monkeyp
 def test_a_zero_count_is_a_clear_error(capsys: Any) -> None:
     with pytest.raises(SystemExit):
         env_speed.main(["--vs-minigrid", "--rounds", "0"])
-    assert "--rounds must be at least 1; got 0" in capsys.readouterr().err
+    assert "--rounds must be a positive integer; got 0" in capsys.readouterr().err
