@@ -13,6 +13,7 @@ import numpy as np
 
 from iapo_gym.scene import Box, TextItem, unit_box
 from iapo_gym.tools.base import InkMap, view_region
+from iapo_gym.tools.resample import area_resize
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SMALL = 0.42  # ~9 px glyphs: illegible in the glance, legible in a zoom of <= ~1/6 of the canvas
@@ -184,5 +185,5 @@ def glance(image: np.ndarray, view_size: int, ink: InkMap | None = None) -> np.n
     out = np.full((view_size, view_size, 3), 255, dtype=np.uint8)
     if x0 < x1 and y0 < y1:
         region = image[y0 * k : y1 * k, x0 * k : x1 * k]
-        out[y0:y1, x0:x1] = cv2.resize(region, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        out[y0:y1, x0:x1] = area_resize(region, x1 - x0, y1 - y0)
     return out

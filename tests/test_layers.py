@@ -40,10 +40,11 @@ def package_dirs() -> dict[str, Path]:
 
 
 def module_files() -> dict[str, Path]:
-    """``dotted module name -> file`` for every ``.py`` file of the installed packages."""
+    """``dotted module name -> file`` for every ``.py`` file of the installed packages, and every C
+    extension's source (``iapo_gym/_area.c`` is the module ``iapo_gym._area``; it imports nothing)."""
     modules: dict[str, Path] = {}
     for package, folder in package_dirs().items():
-        for path in sorted(folder.rglob("*.py")):
+        for path in sorted([*folder.rglob("*.py"), *folder.glob("*.c")]):
             parts = [p for p in path.relative_to(folder).with_suffix("").parts if p != "__init__"]
             modules[".".join([package, *parts])] = path
     return modules
@@ -85,7 +86,7 @@ def import_graph() -> dict[str, set[str]]:
     """``module -> modules it imports`` over the whole project, less the allow-listed edges."""
     files = module_files()
     known = set(files)
-    return {m: {t for t in imports_of(m, p, known) if (m, t) not in ALLOWED} for m, p in files.items()}
+    return {m: {t for t in imports_of(m, p, known) if (m, t) not in ALLOWED} if p.suffix == ".py" else set() for m, p in files.items()}
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:

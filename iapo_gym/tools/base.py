@@ -14,6 +14,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 
 from ..scene import Box, Scene
 from ..toolcall import ToolCallError
+from .resample import area_resize
 from .schema import compile_check
 
 
@@ -46,8 +47,10 @@ def view_region(image: np.ndarray, pixel_box: tuple[int, int, int, int], view_si
     x0, y0, x1, y1 = pixel_box
     region = image[y0:y1, x0:x1]
     oy, ox, nh, nw = letterbox(region.shape[0], region.shape[1], view_size)
-    interp = cv2.INTER_AREA if nh < region.shape[0] else cv2.INTER_LINEAR
-    resized = cv2.resize(region, (nw, nh), interpolation=interp)
+    if nh < region.shape[0]:  # a shrink: INTER_AREA (same pixels as cv2, from the compiled kernel where built)
+        resized = area_resize(region, nw, nh)
+    else:
+        resized = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_LINEAR)
     if resized.shape == (view_size, view_size, 3) and resized.dtype == np.uint8:  # fills the view: no padding
         return resized
     out = np.zeros((view_size, view_size, 3), dtype=np.uint8)

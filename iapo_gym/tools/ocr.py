@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..scene import Box, TextItem
+from .resample import area_resize
 
 OCR_BACKENDS = ("scene", "easyocr")
 _EDGE_MARKS = re.compile(r"^[^\w\-]+|[^\w%]+$")
@@ -166,7 +167,7 @@ class EasyOCR:
         s = ctx.scale(box)
         # read at the resolution the agent sees the region, so legibility matches the scene backend
         h, w = region.shape[:2]
-        seen = cv2.resize(region, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        seen = area_resize(region, max(1, round(w * s)), max(1, round(h * s)))
         return self.recognize(seen)
 
 
