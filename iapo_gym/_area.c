@@ -286,47 +286,70 @@ done:
 
 /* OpenCV's integer-ratio path (both scales within DBL_EPSILON of integers kx, ky >= 3): each output pixel
  * is the integer sum of its kx x ky block, times (float)(1 / (kx * ky)), rounded half to even. The sums are
- * exact integers, so any order gives them: here the block's rows are added into 16-bit lanes first (white
- * rows counted, not added), then each run of kx columns. */
+ * exact integers, so any order gives them: here each 16-byte column chunk of a block row is summed over
+ * the ky rows in 16-bit lanes (or, white in every row, set to ky * 255 without adding), then each block's
+ * kx pixels are added; a block whose chunks are all white is white. */
 static int area_blocks(const unsigned char *src, Py_ssize_t row_stride, int w, unsigned char *dst, int dh, int dw, int kx, int ky) {
-    int n = 3 * kx * dw; /* the source bytes the blocks cover in a row */
-    unsigned short *acc = (unsigned short *)malloc(sizeof(unsigned short) * (size_t)(n + 8));
-    if (!acc)
+    int n = 3 * kx * dw, chunks = (n + 15) / 16; /* the source bytes the blocks cover in a row */
+    unsigned short *acc = (unsigned short *)malloc(sizeof(unsigned short) * 16 * (size_t)chunks);
+    unsigned char *white = (unsigned char *)malloc((size_t)chunks);
+    if (!acc || !white) {
+        free(acc);
+        free(white);
         return -1;
+    }
     const float scale = 1.f / (kx * ky);
+    const unsigned short full = (unsigned short)(255 * ky);
     for (int dy = 0; dy < dh; dy++) {
         unsigned char *out = dst + (size_t)dy * 3 * dw;
         const unsigned char *rows = src + (Py_ssize_t)dy * ky * row_stride;
-        int white = 0;
-        for (int r = 0; r < ky; r++)
-            white += all_white(rows + r * row_stride, n);
-        if (white == ky) {
-            memset(out, 255, 3 * (size_t)dw);
-            continue;
-        }
-        for (int i = 0; i < n; i++)
-            acc[i] = (unsigned short)(255 * white);
-        for (int r = 0; r < ky; r++) {
-            const unsigned char *row = rows + r * row_stride;
-            if (all_white(row, n))
-                continue;
-            int i = 0;
+        int q = 0;
 #ifdef AREA_SSE2
-            const __m128i zero = _mm_setzero_si128();
-            for (; i + 16 <= n; i += 16) {
-                __m128i b = _mm_loadu_si128((const __m128i *)(row + i));
-                __m128i *a = (__m128i *)(acc + i);
-                _mm_storeu_si128(a, _mm_add_epi16(_mm_loadu_si128(a), _mm_unpacklo_epi8(b, zero)));
-                _mm_storeu_si128(a + 1, _mm_add_epi16(_mm_loadu_si128(a + 1), _mm_unpackhi_epi8(b, zero)));
+        const __m128i zero = _mm_setzero_si128(), ff = _mm_set1_epi8((char)0xFF);
+        for (; 16 * q + 16 <= n; q++) {
+            const unsigned char *p = rows + 16 * q;
+            __m128i both = ff;
+            for (int r = 0; r < ky; r++)
+                both = _mm_and_si128(both, _mm_loadu_si128((const __m128i *)(p + r * row_stride)));
+            __m128i *a = (__m128i *)(acc + 16 * q);
+            white[q] = _mm_movemask_epi8(_mm_cmpeq_epi8(both, ff)) == 0xFFFF;
+            if (white[q]) {
+                _mm_storeu_si128(a, _mm_set1_epi16((short)full));
+                _mm_storeu_si128(a + 1, _mm_set1_epi16((short)full));
+                continue;
             }
+            __m128i lo = zero, hi = zero;
+            for (int r = 0; r < ky; r++) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(p + r * row_stride));
+                lo = _mm_add_epi16(lo, _mm_unpacklo_epi8(v, zero));
+                hi = _mm_add_epi16(hi, _mm_unpackhi_epi8(v, zero));
+            }
+            _mm_storeu_si128(a, lo);
+            _mm_storeu_si128(a + 1, hi);
+        }
 #endif
-            for (; i < n; i++)
-                acc[i] = (unsigned short)(acc[i] + row[i]);
+        for (; q < chunks; q++) { /* the tail (and every chunk without SSE2), byte by byte */
+            int end = 16 * q + 16 < n ? 16 * q + 16 : n, all = 1;
+            for (int i = 16 * q; i < end; i++) {
+                unsigned int sum = 0;
+                for (int r = 0; r < ky; r++)
+                    sum += rows[r * row_stride + i];
+                acc[i] = (unsigned short)sum;
+                all &= sum == full;
+            }
+            white[q] = (unsigned char)all;
         }
         for (int d = 0; d < dw; d++) {
+            int b0 = 3 * kx * d, q0 = b0 / 16, q1 = (b0 + 3 * kx - 1) / 16, blank = 1;
+            for (int j = q0; j <= q1 && blank; j++)
+                blank = white[j];
+            if (blank) {
+                out[3 * d] = out[3 * d + 1] = out[3 * d + 2] = 255;
+                continue;
+            }
             for (int c = 0; c < 3; c++) {
                 int sum = 0;
-                const unsigned short *a = acc + 3 * kx * d + c;
+                const unsigned short *a = acc + b0 + c;
                 for (int j = 0; j < kx; j++)
                     sum += a[3 * j];
                 long v = lrintf((float)sum * scale);
@@ -335,6 +358,7 @@ static int area_blocks(const unsigned char *src, Py_ssize_t row_stride, int w, u
         }
     }
     free(acc);
+    free(white);
     return 0;
 }
 
