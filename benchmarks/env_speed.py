@@ -40,6 +40,7 @@ import numpy as np
 from iapo_gym import FAMILIES
 from iapo_gym.envs.cache import scene_cache, scene_cache_size, set_scene_cache_size
 from iapo_gym.io import atomic_write_json, atomic_write_text
+from iapo_gym.tools import resample
 from iapo_gym.validation import check_int
 
 HEADLINE = ("HBar", "VBar", "SciChart", "TableQA", "TableSynth", "TableFact")
@@ -137,6 +138,38 @@ def vs_minigrid(families: tuple[str, ...], steps: int, rounds: int = 3, seed: in
             row |= {f"{name}_steps_per_s": float(np.median(ours)), f"{name}_minigrid_steps_per_s": float(np.median(theirs)),
                     f"{name}_ratio": float(np.median(ratios)), f"{name}_ratio_range": [min(ratios), max(ratios)]}
         out[family] = row
+    return out
+
+
+def kernel_ab(families: tuple[str, ...], steps: int, rounds: int = 3, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Grouped-protocol steps/s per family with views shrunk by ``cv2.resize`` and by the compiled area
+    kernel (``iapo_gym._area``, same pixels), interleaved ``rounds`` times (medians; empty without the
+    kernel). Toggled through ``IAPO_GYM_AREA_KERNEL``, restored afterwards."""
+    import os
+
+    if resample.kernel() is None:
+        return {}
+    saved = os.environ.get("IAPO_GYM_AREA_KERNEL")
+    out = {}
+    try:
+        for family in families:
+            env = gym.make(f"VisualToolVQA-{family}-v0")
+            rates: dict[str, list[float]] = {"0": [], "1": []}
+            for _ in range(rounds):
+                for setting in ("0", "1"):
+                    os.environ["IAPO_GYM_AREA_KERNEL"] = setting
+                    resample.kernel.cache_clear()
+                    scene_cache().clear()
+                    actions = random_actions(np.random.default_rng(seed), steps)
+                    rates[setting].append(steps / run_random_agent(env, actions, GROUP))
+            off, on = float(np.median(rates["0"])), float(np.median(rates["1"]))
+            out[family] = {"cv2_steps_per_s": off, "kernel_steps_per_s": on, "speedup": on / off}
+    finally:
+        if saved is None:
+            os.environ.pop("IAPO_GYM_AREA_KERNEL", None)
+        else:
+            os.environ["IAPO_GYM_AREA_KERNEL"] = saved
+        resample.kernel.cache_clear()
     return out
 
 
@@ -270,15 +303,21 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"| {fam}{' *' if fam in HEADLINE else ''} | {v['fresh_steps_per_s']:,.0f} | {v['fresh_minigrid_steps_per_s']:,.0f} | "
             f"{_ratio(v, 'fresh')} | {v['grouped_steps_per_s']:,.0f} | {v['grouped_minigrid_steps_per_s']:,.0f} | "
             f"{_ratio(v, 'grouped')} | {c['fresh_ms']:.2f} | {c['cached_ms']:.3f} | {c['speedup']:.0f} |")
-    ro, ocr = r["rollout"], r.get("easyocr")
+    ro, ocr, ab = r["rollout"], r.get("easyocr"), r.get("kernel_ab")
     lines += [
         "",
-        "`*`: headline family.",
+        "`*`: headline family. Views shrunk by "
+        + ("the compiled area kernel (`iapo_gym._area`; the same pixels as `cv2.resize`)." if r.get("area_kernel")
+           else "`cv2.resize` (the compiled area kernel absent or turned off)."),
         "",
         f"GRPO rollout phase (env resets + steps per update; 4 questions x {GROUP} episodes, mixture env, untrained "
         f"compact policy): {ro['uncached_s_per_update']:.3f} s without the scene cache, {ro['cached_s_per_update']:.3f} s "
         f"with it ({ro['speedup']:.1f}x; {ro['cached_env_steps_per_update']:.0f} env steps per update).",
     ]
+    if ab:
+        lines += ["", f"Grouped steps/s with views shrunk by `cv2.resize` and by the compiled area kernel (same pixels), "
+                      f"interleaved, median of {r.get('rounds', 1)}:", "", "| family | cv2.resize | kernel | x |", "|---|---:|---:|---:|"]
+        lines += [f"| {fam} | {v['cv2_steps_per_s']:,.0f} | {v['kernel_steps_per_s']:,.0f} | {v['speedup']:.2f} |" for fam, v in ab.items()]
     if ocr:
         lines += ["", f"easyocr backend, `ocr` step on a TextRead evidence box: {ocr['first_ms']:.1f} ms the first time in "
                       f"an episode, {ocr['repeated_ms']:.3f} ms repeated (memoised per box within the episode)."]
@@ -327,6 +366,11 @@ def main(argv: list[str] | None = None) -> None:
     for fam, v in result["vs_minigrid"].items():
         print(f"{fam:<12}{v['fresh_steps_per_s']:>9.0f}{v['fresh_minigrid_steps_per_s']:>10.0f}{v['fresh_ratio']:>7.2f}"
               f"{v['grouped_steps_per_s']:>9.0f}{v['grouped_minigrid_steps_per_s']:>10.0f}{v['grouped_ratio']:>7.2f}")
+    result["area_kernel"] = resample.kernel() is not None
+    result["kernel_ab"] = ab = kernel_ab(families, args.steps, args.rounds)
+    for fam, a in ab.items():
+        print(f"{fam:<12} grouped with cv2.resize {a['cv2_steps_per_s']:.0f} steps/s, with the area kernel "
+              f"{a['kernel_steps_per_s']:.0f} ({a['speedup']:.2f}x)")
     result["resets"] = reset_costs(families)
     for fam, c in result["resets"].items():
         print(f"{fam:<12} reset: fresh draw {c['fresh_ms']:.2f} ms, cached {c['cached_ms']:.3f} ms ({c['speedup']:.0f}x)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from iapo_gym.benchmarks import env_speed
+from iapo_gym.tools import resample
 
 
 def test_plain_table_per_family(capsys: Any) -> None:
@@ -38,6 +40,14 @@ def test_vs_minigrid_writes_medians_with_the_ratio_range(tmp_path: Path, monkeyp
     assert np.isfinite(result["resets"]["HBar"]["speedup"])
     page = (tmp_path / "env_speed.md").read_text()
     assert "| HBar * |" in page and "median of 2 repeats" in page
+    assert result["area_kernel"] == (resample.kernel() is not None)
+    if result["area_kernel"]:  # the A/B of the compiled area kernel against cv2.resize, and the toggle restored
+        ab = result["kernel_ab"]["HBar"]
+        assert ab["cv2_steps_per_s"] > 0 and ab["kernel_steps_per_s"] > 0
+        assert "by the compiled area kernel" in page and "| HBar | " in page
+        assert resample.kernel() is not None and os.environ.get("IAPO_GYM_AREA_KERNEL") != "0"  # restored
+    else:
+        assert result["kernel_ab"] == {} and "`cv2.resize` (the compiled area kernel absent" in page
 
 
 def test_a_zero_count_is_a_clear_error(capsys: Any) -> None:
