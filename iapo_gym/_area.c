@@ -3,11 +3,13 @@
  * cv2.resize(src, (dw, dh), interpolation=cv2.INTER_AREA) at a non-integer ratio averages each output
  * pixel over the source cells it covers: a horizontal pass per source row (weights from a tap table, summed
  * in float32 in table order) and a vertical pass (the rows' sums weighted and summed in float32 in table
- * order), rounded half to even. This module does the same operations on the same values in the same order,
- * so its output is bit-identical, but keeps each output pixel's three channels in one 4-lane register and
- * each tap's sum in registers instead of a buffer in memory (OpenCV's generic loop is scalar and goes
- * through memory on every tap). No fused multiply-adds: the build passes -ffp-contract=off, and the SSE2
- * path uses separate multiply and add instructions.
+ * order), rounded half to even (area_resize). At an integer ratio it sums each block in integers and scales
+ * the sum (area_blocks). This module does the same operations on the same values in the same order, so
+ * its output is bit-identical, but keeps each output pixel's three channels in one 4-lane register, pads
+ * every output's taps to one count (no data-dependent branch), and sums a row that is white throughout
+ * (most rows of a drawn scene) once; OpenCV's generic loop is scalar and goes through memory on every tap.
+ * No fused multiply-adds: the build passes -ffp-contract=off, and the SSE2 path uses separate multiply and
+ * add instructions.
  *
  * iapo_gym.tools.resample checks this kernel against cv2 before it uses it, and falls back to cv2 where
  * they differ (an OpenCV built with fused multiply-adds, for one).
@@ -18,6 +20,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_MSC_VER) && !defined(restrict)
+#define restrict __restrict
+#endif
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
 #define AREA_SSE2 1
