@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -145,8 +146,6 @@ def kernel_ab(families: tuple[str, ...], steps: int, rounds: int = 3, seed: int 
     """Grouped-protocol steps/s per family with views shrunk by ``cv2.resize`` and by the compiled area
     kernel (``iapo_gym._area``, same pixels), interleaved ``rounds`` times (medians; empty without the
     kernel). Toggled through ``IAPO_GYM_AREA_KERNEL``, restored afterwards."""
-    import os
-
     if resample.kernel() is None:
         return {}
     saved = os.environ.get("IAPO_GYM_AREA_KERNEL")

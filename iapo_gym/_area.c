@@ -32,7 +32,6 @@ typedef struct {
     int *start; /* taps of output index d: start[d] .. start[d + 1] - 1 */
     int *src;   /* source index of each tap */
     float *alpha;
-    int n;
     int width;    /* the most taps of any output index */
     int *psrc;    /* the taps again, padded to `width` per output index with weight-0 taps */
     float *palpha;
@@ -74,7 +73,6 @@ static int area_taps(int ssize, int dsize, double scale, Taps *t) {
         }
     }
     t->start[dsize] = k;
-    t->n = k;
     /* padded copy: acc + pixel * 0 == acc exactly (all values are finite and >= 0), so a fixed number of
      * taps per output gives the same sums without a data-dependent loop (branch mispredictions) */
     int width = 1;
