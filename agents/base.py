@@ -138,6 +138,8 @@ class EpisodeResult:
     alignment: float | None = None
     """Mean divergence between the teacher's and the agent's attribution of its decisions (lower is closer),
     when the env carries ``info["teacher_attribution"]`` and the agent has ``alignment(obs, info, action)``."""
+    scored: bool = True
+    """False when the item has no published answer (``info["scored"]``): ``correct`` means nothing then."""
 
 
 def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: dict[str, Any] | None = None) -> EpisodeResult:
@@ -167,16 +169,22 @@ def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: di
             terms[k] = terms.get(k, 0.0) + float(v)
         done = terminated or truncated
     return EpisodeResult(info["family"], int(info["scene_id"]), bool(info.get("correct", False)), total, calls,
-                         invalid, steps, terms, float(np.mean(alignments)) if alignments else None)
+                         invalid, steps, terms, float(np.mean(alignments)) if alignments else None,
+                         bool(info.get("scored", True)))
 
 
 def evaluate_agent(agent: Agent, env: gym.Env, n_episodes: int = 20, seed: int = 0) -> dict[str, float]:
-    """Mean accuracy, return, tool calls and invalid calls per episode over ``n_episodes`` seeded episodes."""
+    """Mean accuracy, return, tool calls and invalid calls per episode over ``n_episodes`` seeded episodes.
+
+    Accuracy counts the scored episodes only (items without a published answer are played, not scored; NaN
+    when none is scored); ``scored`` is how many were."""
     if n_episodes <= 0:
         raise ValueError(f"n_episodes must be positive; got {n_episodes}")
     results = [run_episode(env, agent, seed=seed + i) for i in range(n_episodes)]
+    scored = [r.correct for r in results if r.scored]
     return {
-        "accuracy": float(np.mean([r.correct for r in results])),
+        "accuracy": float(np.mean(scored)) if scored else float("nan"),
+        "scored": float(len(scored)),
         "return": float(np.mean([r.reward for r in results])),
         "tool_calls": float(np.mean([sum(r.tool_calls.values()) - r.tool_calls.get("answer", 0) for r in results])),
         "invalid_calls": float(np.mean([r.invalid_calls for r in results])),

@@ -3,6 +3,14 @@
 It OCRs (or, for colours, zooms into) each evidence region, then derives the answer with the scene's
 program. With ``use_tools=False`` it reads the same regions off the glance image instead, which shows how
 much the tools are needed. This is the ceiling of the leaderboard, not a learner.
+
+On a real data set's item (program ``open``: the item does not say how the answer follows from what the
+evidence shows) it reads each evidence region (the whole image when the question names no label), then
+answers the first of a fixed list of candidates that the set's scorer accepts: each reading, its words and
+numbers, the labels read, and the differences, sums, ratios, extremes and comparisons of the numbers read.
+The answers are used only to choose among what the tools returned, so the oracle is right exactly when the
+answer is readable through the tools (plainly or by one such operation): the ceiling of the tool pipeline
+on real pixels. A yes/no or true/false answer counts only when something was read at the evidence.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from iapo_gym.answers import to_number
 from iapo_gym.scene import Region, Scene, solve
+from iapo_gym.scoring import scorer_accepts
 from iapo_gym.toolcall import ToolCall
 from iapo_gym.tools import SceneOCR
 from iapo_gym.vocab import COLORS
@@ -64,13 +74,23 @@ class OracleAgent:
             self._pending = None
         if not self.use_tools:
             self._readings = [self._glance_reading(scene, r, observation) for r in scene.evidence]
-        elif len(self._readings) < len(scene.evidence):
-            region = scene.evidence[len(self._readings)]
+        elif len(self._readings) < len(self._targets(scene)):
+            region = self._targets(scene)[len(self._readings)]
             self._pending = region
             tool = "zoom" if scene.program.op == "color" else "ocr"
             return ToolCall(tool, {"box": list(region.box)}).to_json()
-        answer = solve(scene.program, self._readings, [r.label for r in scene.evidence])
+        if scene.program.op == "open":
+            answer = open_answer(scene, self._readings)
+        else:
+            answer = solve(scene.program, self._readings, [r.label for r in scene.evidence])
         return ToolCall("answer", {"text": answer if answer is not None else "0"}).to_json()
+
+    @staticmethod
+    def _targets(scene: Scene) -> tuple[Region, ...]:
+        """The regions to read: the evidence, or the whole image for an open item without evidence."""
+        if scene.evidence or scene.program.op != "open":
+            return scene.evidence
+        return (Region("image", (0.0, 0.0, 1.0, 1.0)),)
 
     def _reading(self, region: Region, observation: dict[str, Any]) -> str | None:
         assert self._scene is not None
@@ -91,3 +111,49 @@ class OracleAgent:
         scale = glance.shape[0] / max(scene.width, scene.height)
         words = SceneOCR().visible(scene.texts, region.box, scale)
         return " ".join(w.text for w in words) or None
+
+
+_BINARY = ("yes", "no", "true", "false")
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{round(value, 4):g}"
+
+
+PAIRED_NUMBERS = 12
+"""Numbers (the first read) whose pairwise differences, sums and ratios are candidates."""
+
+
+def candidates(readings: list[str | None], labels: list[str], binary: bool = True) -> list[str]:
+    """What an open item's answer may be, given the texts read at its evidence (see the module docstring),
+    in a fixed order: readings, words, numbers, labels, then derived values, and (with ``binary``, when
+    something was read) yes/no/true/false."""
+    texts = [r for r in readings if r]
+    out: list[str] = list(texts)
+    words = [w.strip(".,:;()") for t in texts for w in t.split()]
+    out += [w for w in words if w]
+    nums = [n for n in (to_number(w) for w in words) if n is not None]
+    out += labels
+    paired = nums[:PAIRED_NUMBERS]
+    for i, a in enumerate(paired):
+        for b in paired[i + 1 :]:
+            out += [_fmt(a - b), _fmt(b - a), _fmt(a + b)]
+            if b:
+                out.append(_fmt(a / b))
+            if a:
+                out.append(_fmt(b / a))
+    if nums:
+        out += [_fmt(sum(nums)), _fmt(sum(nums) / len(nums)), _fmt(max(nums)), _fmt(min(nums))]
+    if texts and binary:
+        out += list(_BINARY)
+    return list(dict.fromkeys(out))
+
+
+def open_answer(scene: Scene, readings: list[str | None]) -> str:
+    """The first candidate the scene's scorer accepts (else the first reading, or ``"0"``)."""
+    found = candidates(readings, [r.label for r in scene.evidence if r.label], binary=bool(scene.evidence))
+    if scene.answers and scene.scorer is not None:
+        for cand in found:
+            if scorer_accepts(scene.scorer, cand, scene.answers, scene.meta.get("context")):
+                return cand
+    return found[0] if found else "0"

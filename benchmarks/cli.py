@@ -38,6 +38,9 @@ examples:
   # the same cells as Ray tasks (pip install 'iapo-gym[ray]'; RAY_ADDRESS joins a cluster)
   iapo-bench run --agents oracle --suite zoom --backend ray --workers 2 --out results/zoom
 
+  # the IAPO paper's six public test sets, from local copies in their published layout
+  iapo-bench run --agents oracle no-tool --suite paper-six --data-dir ~/data/iapo --out results/paper-six
+
   # a suite of your own: a YAML file (see iapo-bench suites, and benchmarks/suites/*.yaml)
   iapo-bench run --agents oracle --suite my_suite.yaml --out results/mine
 
@@ -90,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=BACKENDS, default="local", help="local worker processes (default) or Ray tasks")
     run.add_argument("--workers", type=int, default=1, metavar="N", help="parallel cells (processes, or Ray CPUs); default 1")
     run.add_argument("--episodes", type=int, metavar="K", help="episodes per seed per family (default: the suite's)")
+    run.add_argument("--data-dir", metavar="DIR",
+                     help="folder holding local copies of the public test sets a suite reads (paper-six, refocus-hbar, "
+                          "charxiv...), in their published layout")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     run.add_argument("--trust-remote-code", action="store_true",
                      help="allow a checkpoint's config or the suite file to name a class outside iapo_gym (its code "
@@ -122,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             out = run_benchmark(args.agents, args.suite, args.seeds, args.out, backend=args.backend, workers=args.workers,
-                                episodes=args.episodes, progress=not args.quiet, trust_remote_code=args.trust_remote_code)
+                                episodes=args.episodes, data_dir=args.data_dir, progress=not args.quiet,
+                                trust_remote_code=args.trust_remote_code)
             if not args.quiet:
                 print(f"leaderboard: {out / 'leaderboard.md'}")
         elif args.command == "report":
@@ -143,8 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             for name in builtin_suites():
                 s = load_suite(name)
-                print(f"{name:10s} seeds {list(s.seeds)}, {s.episodes} episodes/seed/family, difficulty {s.difficulty}, "
-                      f"OCR {s.ocr}, view {s.view_size}: {', '.join(s.families)}\n{'':10s} {s.description}")
+                episodes = "all items" if s.episodes is None else f"{s.episodes} episodes"
+                print(f"{name:10s} seeds {list(s.seeds)}, {episodes}/seed/family, "
+                      + ("" if s.datasets else f"difficulty {s.difficulty}, ")
+                      + f"OCR {s.ocr}, view {s.view_size}: {', '.join(s.families)}"
+                      + (" (needs --data-dir)" if s.datasets else "") + f"\n{'':10s} {s.description}")
     except (BenchmarkError, SuiteError, StoreError) as exc:
         print(f"iapo-bench: error: {exc}", file=sys.stderr)
         return 2

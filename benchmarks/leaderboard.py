@@ -121,7 +121,8 @@ def accuracy_scores(rows: Sequence[EpisodeRow], families: Sequence[str], rng_key
     rng = np.random.default_rng([BOOTSTRAP_SEED, *rng_key])
     by_cell: dict[tuple[str, int], list[EpisodeRow]] = {}
     for r in rows:
-        by_cell.setdefault((r.family, r.seed), []).append(r)
+        if r.scored:  # an item without a published answer is played and shown, never counted
+            by_cell.setdefault((r.family, r.seed), []).append(r)
     scores: dict[str, Score] = {}
     reps: list[np.ndarray] = []
     for fam in families:
@@ -132,8 +133,9 @@ def accuracy_scores(rows: Sequence[EpisodeRow], families: Sequence[str], rng_key
         r = _replicates(cells, rng, n_boot)
         reps.append(r)
         scores[fam] = _score(float(np.mean([c.mean() for c in cells])), r, sum(len(c) for c in cells), len(seeds))
-    if not scores:
-        raise ValueError("no episodes to score")
+    if not scores:  # e.g. only CharXiv's test split, whose answers are not published
+        nan = float("nan")
+        return {}, Score(nan, nan, nan, 0.0, 0, 0)
     avg = float(np.mean([s.mean for s in scores.values()]))
     seeds_all = len({s for _, s in by_cell})
     return scores, _score(avg, np.mean(reps, axis=0), sum(s.episodes for s in scores.values()), seeds_all)
@@ -223,8 +225,10 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
         lines += ["", f"## Suite `{suite}`", ""]
         if info.get("description"):
             lines += [info["description"], ""]
-        lines += [f"Seeds {', '.join(map(str, info['seeds']))} · {cfg.get('episodes')} episodes per seed per family · "
-                  f"difficulty {cfg.get('difficulty')} · OCR `{cfg.get('ocr')}` · view size {cfg.get('view_size')}"
+        episodes = "every usable item" if cfg.get("episodes") is None else f"{cfg.get('episodes')} episodes"
+        level = "" if cfg.get("datasets") else f"difficulty {cfg.get('difficulty')} · "
+        lines += [f"Seeds {', '.join(map(str, info['seeds']))} · {episodes} per seed per family · "
+                  f"{level}OCR `{cfg.get('ocr')}` · view size {cfg.get('view_size')}"
                   + (f" · budget {cfg['budget']}" if cfg.get("budget") else ""), "",
                   f"Reproduce: `{info['command']}`", ""]
         head = ["#", "agent", AVERAGE, *fams, "tool calls/ep", "invalid %", "alignment", "hit %", "read %", "episodes/s", "OCR",
@@ -242,7 +246,25 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
                       "| agent | " + " | ".join(tools) + " |", "|---|" + "---:|" * len(tools)]
             for e in entries[suite]:
                 lines.append(f"| `{_md_cell(e.agent)}` | " + " | ".join(f"{e.usage.tool_usage.get(t, 0.0):.2f}" for t in tools) + " |")
+        if info.get("data"):
+            lines += ["", "Data (each set's published file, its scorer, and what it held):", "", data_table(info["data"])]
     return "\n".join(lines) + "\n"
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return "; ".join(f"{n} {r}" for r, n in counts.items()) or "0"
+
+
+def data_table(data: dict[str, dict[str, Any]]) -> str:
+    """The public data sets of a suite as a Markdown table: scorer, usable items, skips and dropped metadata
+    by reason, items whose question names no label (no evidence), items without a published answer."""
+    rows = ["| set | scorer | usable items | skipped | metadata dropped | no evidence | unscored | file |",
+            "|---|---|---:|---|---|---:|---:|---|"]
+    for fam, d in data.items():
+        rows.append(f"| {_md_cell(fam)} | `{d.get('scorer', '')}` | {d.get('usable', 0)} | {_reasons(d.get('skipped', {}))} | "
+                    f"{_reasons(d.get('metadata_dropped', {}))} | {d.get('no_evidence', 0)} | {d.get('unscored', 0)} | "
+                    f"`{_md_cell(Path(str(d.get('source', ''))).name)}` |")
+    return "\n".join(rows)
 
 
 _CSV_FIELDS = ["suite", "agent", "family", "accuracy", "ci_low", "ci_high", "standard_error", "episodes", "seeds",
@@ -376,6 +398,7 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
     target = Path(to).expanduser() if to is not None else out
     with ResultsStore(out / DB_NAME, readonly=True) as store:
         configs, agents, cells_all = store.suites(), store.agents(), store.cells()
+        data = {suite: store.task_data(suite) for suite in configs}
         episodes_all = store.episodes()
         chosen = _choose_pictures(store, episodes_all, pictures)
     board: dict[str, Any] = {
@@ -391,7 +414,7 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
         fams = list(cfg.get("families") or []) or sorted({e.family for e in eps})
         entries[suite] = compute_entries(suite, fams, eps, [c for c in cells_all if c.suite == suite], agents)
         board["suites"][suite] = {"config": cfg, "families": fams, "seeds": sorted({e.seed for e in eps}),
-                                  "description": _description(suite, cfg),
+                                  "data": data.get(suite, {}), "description": _description(suite, cfg),
                                   "command": _command(suite, cfg, entries[suite], agents),
                                   "entries": [_entry_json(e) for e in entries[suite]]}
     if not entries:
@@ -485,8 +508,10 @@ def _command(suite: str, cfg: dict[str, Any], entries: Sequence[Entry], agents: 
         else:  # a checkpoint folder or a file: private paths of the machine that ran it
             specs.append(f"{e.agent}=PATH/TO/{'CHECKPOINT' if a.kind == 'checkpoint' else 'FILE.py:Class'}")
     seeds = sorted({s for e in entries for s in e.seeds})
-    return (f"iapo-bench run --agents {' '.join(specs)} --suite {suite} --seeds {' '.join(map(str, seeds))} "
-            f"--episodes {cfg.get('episodes')} --out DIR")
+    episodes = f" --episodes {cfg['episodes']}" if cfg.get("episodes") is not None else ""
+    data_dir = " --data-dir DATA_DIR" if cfg.get("datasets") else ""
+    return (f"iapo-bench run --agents {' '.join(specs)} --suite {suite} --seeds {' '.join(map(str, seeds))}"
+            f"{episodes}{data_dir} --out DIR")
 
 
 def _entry_json(e: Entry) -> dict[str, Any]:
@@ -496,4 +521,4 @@ def _entry_json(e: Entry) -> dict[str, Any]:
 
 
 __all__ = ["AVERAGE", "BOOTSTRAP_REPLICATES", "BOOTSTRAP_SEED", "Entry", "FILES", "Score", "Usage", "accuracy_scores",
-           "compute_entries", "render_csv", "render_leaderboard", "render_markdown", "render_png", "submission", "usage"]
+           "compute_entries", "data_table", "render_csv", "render_leaderboard", "render_markdown", "render_png", "submission", "usage"]

@@ -220,6 +220,7 @@ def run_cell(task: CellTask) -> CellResult:
             steps=int(result.steps), alignment=None if align is None else float(align), wall_time=wall,
             ocr=str(task.env_kwargs.get("ocr", "")),
             evidence_hit=trajectories[-1].evidence_hit, evidence_read=trajectories[-1].evidence_read,
+            scored=bool(result.scored),
         ))
     cell = CellRow(task.agent.label, task.suite, task.family, task.seed, len(rows), time.perf_counter() - t0,
                    task.backend, iapo_gym.__version__, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -334,6 +335,19 @@ def plan_cells(suite: Suite, seeds: Sequence[int], agents: Sequence[AgentSpec], 
             for a in agents for t in suite.tasks for s in seeds]
 
 
+def data_reports(suite: Suite) -> dict[str, dict[str, Any]]:
+    """family -> the scorer and load report of each public data set of ``suite`` (usable items, skips and
+    dropped metadata by reason, items without evidence or answers): what the leaderboard's data table shows."""
+    reports: dict[str, dict[str, Any]] = {}
+    for task in suite.tasks:
+        if task.env_id != "RealVQA-v0":
+            continue
+        env = gym.make(task.env_id, **task.env_kwargs).unwrapped
+        reports[task.family] = {"scorer": env.scorer, "split": env.split, **env.report}
+        env.close()
+    return reports
+
+
 def run_benchmark(
     agents: Sequence[str],
     suite: str | os.PathLike[str] | Suite,
@@ -343,20 +357,23 @@ def run_benchmark(
     workers: int = 1,
     episodes: int | None = None,
     *,
+    data_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     render: bool = True,
     trust_remote_code: bool = False,
 ) -> Path:
     """Run ``agents`` on ``suite`` for ``seeds`` (default: the suite's published seeds) into ``out``.
 
-    Finished cells already in ``out`` are skipped, so rerunning an interrupted command resumes it. Returns
+    A suite of public test sets (``datasets:``, e.g. ``paper-six``) reads them from ``data_dir``, the folder
+    holding local copies in their published layout. Finished cells already in ``out`` are skipped, so
+    rerunning an interrupted command resumes it. Returns
     the output folder, which holds ``results.sqlite`` and (with ``render``) the leaderboard files. Classes
     named inside files (a checkpoint's ``agent_class``, a suite file's ``teacher``) are imported only when
     they are inside ``iapo_gym`` or registered, unless ``trust_remote_code=True``; nothing is imported to
     find out.
     """
     suite_obj = load_suite(suite if isinstance(suite, Suite) else str(suite),
-                           trust_remote_code=trust_remote_code).with_episodes(episodes)
+                           trust_remote_code=trust_remote_code).with_episodes(episodes).with_data_dir(data_dir)
     seed_list = suite_obj.seeds if seeds is None else check_seeds(list(seeds), where="--seeds")
     if backend not in BACKENDS:
         raise BenchmarkError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -373,10 +390,11 @@ def run_benchmark(
         print(f"note: seeds {extra} are not in suite {suite_obj.name!r}'s published seeds {list(suite_obj.seeds)}; "
               f"results will not be comparable with published ones", file=sys.stderr)
     tasks = plan_cells(suite_obj, seed_list, specs, backend)
+    reports = data_reports(suite_obj)
     out_path = prepare_out(out)
     with ResultsStore(out_path / DB_NAME) as store:
         store.register_suite(suite_obj.name, suite_obj.fingerprint())
-        store.register_tasks(suite_obj.name, {t.family: (t.env_id, dict(t.env_kwargs)) for t in suite_obj.tasks})
+        store.register_tasks(suite_obj.name, {t.family: (t.env_id, dict(t.env_kwargs)) for t in suite_obj.tasks}, reports)
         for s in specs:
             store.register_agent(s.label, s.kind, s.source, s.checkpoint_hash)
         finished = store.finished_cells()
@@ -415,5 +433,5 @@ def run_benchmark(
     return out_path
 
 
-__all__ = ["BACKENDS", "AgentSpec", "BenchmarkError", "CellResult", "CellTask", "build_agent", "plan_cells",
+__all__ = ["BACKENDS", "AgentSpec", "BenchmarkError", "CellResult", "CellTask", "build_agent", "data_reports", "plan_cells",
            "prepare_out", "resolve_agent", "run_benchmark", "run_cell", "StoreError", "check_store"]

@@ -13,6 +13,11 @@ family's env (table ``suite_tasks``), so an episode can be redrawn from the stor
 store is migrated in place when it is opened for writing (its rows are kept; their new columns are
 NULL: "not recorded"), and read as it is when opened read-only.
 
+Schema version 3 adds ``episodes.scored`` (0 for an item without a published answer, such as CharXiv's test
+split: it is stored and shown, and left out of accuracy; NULL in older rows means scored) and
+``suite_tasks.data`` (JSON: a public data set's scorer and load report: usable items, skips and dropped
+metadata by reason, items without evidence or answers). Older stores are migrated in place the same way.
+
 A file written with another schema version (or that is not a results store at all) is refused with a
 clear error and left untouched: it is first opened read-only to check.
 """
@@ -31,8 +36,8 @@ from urllib.request import pathname2url
 
 from iapo_gym.trajectory import Trajectory
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 """Versions this code reads; an older one is migrated to :data:`SCHEMA_VERSION` when opened for writing."""
 DB_NAME = "results.sqlite"
 
@@ -52,6 +57,11 @@ CREATE TABLE trajectories (
     PRIMARY KEY (agent, suite, family, seed, episode),
     FOREIGN KEY (agent, suite, family, seed, episode) REFERENCES episodes (agent, suite, family, seed, episode)
 );
+"""
+
+_V3_COLUMNS = """
+ALTER TABLE episodes ADD COLUMN scored INTEGER;
+ALTER TABLE suite_tasks ADD COLUMN data TEXT;
 """
 
 _SCHEMA = f"""
@@ -95,14 +105,16 @@ CREATE TABLE episodes (
     UNIQUE (agent, suite, family, seed, episode),
     FOREIGN KEY (agent, suite, family, seed) REFERENCES cells (agent, suite, family, seed)
 );
-""" + _V2_TABLES
+""" + _V2_TABLES + _V3_COLUMNS
 
-_MIGRATE_1_TO_2 = """
+_MIGRATE = {
+    1: """
 ALTER TABLE episodes ADD COLUMN evidence_hit INTEGER;
 ALTER TABLE episodes ADD COLUMN evidence_read INTEGER;
-""" + _V2_TABLES + """
-UPDATE schema_version SET version = 2;
-"""
+""" + _V2_TABLES,
+    2: _V3_COLUMNS,
+}
+"""The steps from each version to the next, run in order in one transaction."""
 
 
 class StoreError(ValueError):
@@ -133,6 +145,8 @@ class EpisodeRow:
     """A chosen region covered half an evidence box (``None``: no evidence boxes, or not recorded)."""
     evidence_read: bool | None = None
     """A tool output held an accepted answer (``None``: the answer is not printed, or not recorded)."""
+    scored: bool = True
+    """False for an item without a published answer: stored, not counted in accuracy."""
 
 
 @dataclass(frozen=True)
@@ -241,14 +255,17 @@ class ResultsStore:
             raise StoreError(f"cannot create results store {self.path} ({exc}); check the folder's permissions") from None
 
     def _migrate(self) -> None:
-        """Version 1 -> 2 in place, in one transaction: new columns (NULL for the rows there) and new tables."""
+        """An older version -> the current one in place, in one transaction: new columns (NULL for the rows
+        there) and new tables."""
+        old = _version(self.conn)
+        steps = "".join(_MIGRATE[v] for v in range(old, SCHEMA_VERSION))
         try:
             with self._transaction():
-                self.conn.executescript("BEGIN IMMEDIATE;" + _MIGRATE_1_TO_2 + "COMMIT;")
+                self.conn.executescript(f"BEGIN IMMEDIATE;{steps}UPDATE schema_version SET version = {SCHEMA_VERSION};COMMIT;")
         except sqlite3.Error as exc:
             if _version(self.conn) == SCHEMA_VERSION:
                 return  # another run sharing the folder migrated it first
-            raise StoreError(f"cannot migrate results store {self.path} from schema version 1 to {SCHEMA_VERSION} ({exc}); "
+            raise StoreError(f"cannot migrate results store {self.path} from schema version {old} to {SCHEMA_VERSION} ({exc}); "
                              f"it was left as it was: check the file's permissions") from None
 
     @contextmanager
@@ -284,11 +301,23 @@ class ResultsStore:
             raise StoreError(f"{self.path} holds results of suite {suite!r} with other settings ({diff}); results with "
                              f"different settings are not comparable: run into a new --out folder, or use the same settings")
 
-    def register_tasks(self, suite: str, tasks: dict[str, tuple[str, dict[str, Any]]]) -> None:
-        """Remember how to make each family's env of ``suite`` (family -> (env id, kwargs)), to replay episodes."""
+    def register_tasks(self, suite: str, tasks: dict[str, tuple[str, dict[str, Any]]],
+                       data: dict[str, dict[str, Any]] | None = None) -> None:
+        """Remember how to make each family's env of ``suite`` (family -> (env id, kwargs)), to replay episodes,
+        and for a public data set its ``data`` (family -> scorer and load report; the latest run's wins)."""
+        data = data or {}
         with self.conn:
-            self.conn.executemany("INSERT OR IGNORE INTO suite_tasks VALUES (?, ?, ?, ?)",
+            self.conn.executemany("INSERT OR IGNORE INTO suite_tasks (suite, family, env_id, env_kwargs) VALUES (?, ?, ?, ?)",
                                   [(suite, fam, env_id, json.dumps(kw, sort_keys=True)) for fam, (env_id, kw) in tasks.items()])
+            self.conn.executemany("UPDATE suite_tasks SET data = ? WHERE suite = ? AND family = ?",
+                                  [(json.dumps(d, sort_keys=True), suite, fam) for fam, d in data.items()])
+
+    def task_data(self, suite: str) -> dict[str, dict[str, Any]]:
+        """family -> the data report registered for ``suite``'s public data sets (empty for procedural ones)."""
+        if self.version < 3:
+            return {}
+        rows = self.conn.execute("SELECT family, data FROM suite_tasks WHERE suite = ? AND data IS NOT NULL", (suite,))
+        return {fam: json.loads(d) for fam, d in rows}
 
     def register_agent(self, agent: str, kind: str, source: str, checkpoint_hash: str | None) -> None:
         """Remember an agent; refuse the same leaderboard name for a different checkpoint."""
@@ -328,7 +357,8 @@ class ResultsStore:
                     f"INSERT INTO episodes ({', '.join(_EPISODE_COLUMNS)}) VALUES ({', '.join('?' * len(_EPISODE_COLUMNS))})",
                     [(e.agent, e.checkpoint_hash, e.suite, e.family, e.seed, e.episode, e.item, int(e.correct), e.reward,
                       json.dumps(e.reward_terms, sort_keys=True), json.dumps(e.tool_calls, sort_keys=True), e.invalid_calls,
-                      e.steps, e.alignment, e.wall_time, e.ocr, _flag(e.evidence_hit), _flag(e.evidence_read)) for e in episodes],
+                      e.steps, e.alignment, e.wall_time, e.ocr, _flag(e.evidence_hit), _flag(e.evidence_read),
+                      int(e.scored)) for e in episodes],
                 )
                 self.conn.executemany(
                     "INSERT INTO trajectories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -360,7 +390,8 @@ class ResultsStore:
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
-        cols = _EPISODE_COLUMNS if self.version >= 2 else (*_EPISODE_COLUMNS[:-2], "NULL", "NULL")
+        cols = (*_EPISODE_COLUMNS[:-3], *(_EPISODE_COLUMNS[-3:-1] if self.version >= 2 else ("NULL", "NULL")),
+                _EPISODE_COLUMNS[-1] if self.version >= 3 else "NULL")
         q = (f"SELECT {', '.join(cols)} FROM episodes" + (" WHERE " + " AND ".join(where) if where else "")
              + " ORDER BY agent, suite, family, seed, episode")
         return [_episode(r) for r in self.conn.execute(q, args)]
@@ -402,7 +433,8 @@ class ResultsStore:
 
 
 _EPISODE_COLUMNS = ("agent", "checkpoint_hash", "suite", "family", "seed", "episode", "item", "correct", "reward", "reward_terms",
-                    "tool_calls", "invalid_calls", "steps", "alignment", "wall_time", "ocr", "evidence_hit", "evidence_read")
+                    "tool_calls", "invalid_calls", "steps", "alignment", "wall_time", "ocr", "evidence_hit", "evidence_read",
+                    "scored")
 
 
 def _key(e: EpisodeRow) -> tuple[str, str, str, int, int]:
@@ -414,11 +446,13 @@ def _flag(value: bool | None) -> int | None:
 
 
 def _episode(r: Iterable[Any]) -> EpisodeRow:
-    (agent, ckpt, suite, family, seed, episode, item, correct, reward, terms, calls, invalid, steps, align, wall, ocr, hit, read) = r
+    (agent, ckpt, suite, family, seed, episode, item, correct, reward, terms, calls, invalid, steps, align, wall, ocr, hit, read,
+     scored) = r
     return EpisodeRow(agent, ckpt, suite, family, int(seed), int(episode), int(item), bool(correct), float(reward),
                       json.loads(terms), json.loads(calls), int(invalid), int(steps),
                       None if align is None else float(align), float(wall), ocr,
-                      None if hit is None else bool(hit), None if read is None else bool(read))
+                      None if hit is None else bool(hit), None if read is None else bool(read),
+                      scored is None or bool(scored))
 
 
 __all__ = ["DB_NAME", "READABLE_VERSIONS", "SCHEMA_VERSION", "AgentRow", "CellRow", "EpisodeRow", "ResultsStore", "StoreError", "check_store"]

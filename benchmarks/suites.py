@@ -17,6 +17,12 @@ or, instead of ``families``, a data set served by ``DatasetVQA-v0``::
 
     dataset: {source: easy-vqa, split: test}          # or {path: my_data.jsonl, family: MyData}
 
+or public test sets read from a local copy by ``RealVQA-v0`` (``iapo-bench run ... --data-dir DIR``), one
+column each; ``NAME:SPLIT`` picks a split other than the set's evaluation split::
+
+    datasets: [refocus-hbar, refocus-vbar, vwtq, vwtq-syn, vtabfact, charxiv]
+    episodes: all                   # every usable item of each set, per seed
+
 The items of a cell (one family, one seed) are a pure function of the seed and the family's *name*
 (:meth:`Suite.items`), so every run, machine and backend plays the same items, and a family plays the
 same items in every suite that contains it.
@@ -24,6 +30,7 @@ same items in every suite that contains it.
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +40,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from iapo_gym.envs.public import DATASETS
 from iapo_gym.registration import FAMILIES
 from iapo_gym.specs import UntrustedCodeError
 from iapo_gym.teachers import check_teacher_spec
@@ -49,7 +57,7 @@ SMALL_RANGE = 1 << 24
 (procedural scene ids) are sampled, where a repeat is astronomically unlikely and is redrawn anyway."""
 
 _KEYS = ("name", "description", "seeds", "episodes", "difficulty", "ocr", "view_size", "budget", "families", "dataset",
-         "teacher")
+         "datasets", "teacher")
 _DATASET_KEYS = ("source", "split", "path", "family")
 
 
@@ -73,7 +81,8 @@ class Suite:
     name: str
     description: str
     seeds: tuple[int, ...]
-    episodes: int
+    episodes: int | None
+    """Episodes per seed per family; ``None`` (``episodes: all``): every item of a data set."""
     difficulty: int
     ocr: str
     view_size: int
@@ -82,6 +91,8 @@ class Suite:
     dataset: dict[str, Any] | None = field(default=None, hash=False)
     path: str = ""
     teacher: str | None = None
+    datasets: tuple[str, ...] = ()
+    """Public test sets (``RealVQA-v0``) this suite reads from ``--data-dir``."""
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -100,6 +111,21 @@ class Suite:
         _check_int("episodes", episodes, 1, where="--episodes")
         return replace(self, episodes=int(episodes))
 
+    def with_data_dir(self, data_dir: str | os.PathLike[str] | None) -> Suite:
+        """This suite reading its public data sets from ``data_dir`` (``--data-dir``); a suite without data
+        sets is returned as it is. Raises :class:`SuiteError` when the suite needs a folder and none is given."""
+        if not self.datasets:
+            return self
+        if data_dir is None:
+            raise SuiteError(f"suite {self.name!r} reads local copies of public test sets ({', '.join(self.datasets)}): "
+                             f"give --data-dir DIR (data_dir=), the folder you unpacked them into (see the README, "
+                             f"'Public test sets')")
+        folder = Path(data_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise SuiteError(f"--data-dir {str(data_dir)!r} is not a folder; give the folder you unpacked the data sets into")
+        tasks = tuple(replace(t, env_kwargs={**t.env_kwargs, "data_dir": str(folder)}) for t in self.tasks)
+        return replace(self, tasks=tasks)
+
     def fingerprint(self) -> dict[str, Any]:
         """Everything that decides which items are played and how (not the seeds: more seeds only add cells).
 
@@ -115,25 +141,28 @@ class Suite:
             "budget": self.budget,
             "families": list(self.families),
             "dataset": self.dataset,
+            **({"datasets": list(self.datasets)} if self.datasets else {}),
             **({"teacher": self.teacher} if self.teacher else {}),
         }
 
     def items(self, family: str, seed: int, id_range: tuple[int, int]) -> list[int]:
-        """The item (scene) ids of cell (``family``, ``seed``): ``episodes`` distinct ids in ``id_range``.
+        """The item (scene) ids of cell (``family``, ``seed``): ``episodes`` distinct ids in ``id_range`` (all of
+        them, shuffled, when ``episodes`` is ``None``).
 
         A NumPy generator seeded with ``(seed, crc32(family))`` draws them; both rules keep the first ``k``
         items of a longer cell equal to a shorter cell's, so adding episodes only adds items.
         """
         lo, hi = id_range
         n = hi - lo
-        if n < self.episodes:
+        episodes = n if self.episodes is None else self.episodes
+        if n < episodes:
             raise SuiteError(f"suite {self.name!r}: family {family!r} has only {n} items; episodes is {self.episodes}")
         rng = np.random.default_rng([int(seed), zlib.crc32(family.encode("utf-8"))])
         if n <= SMALL_RANGE:
-            return [lo + int(i) for i in rng.permutation(n)[: self.episodes]]
+            return [lo + int(i) for i in rng.permutation(n)[:episodes]]
         out: list[int] = []
         seen: set[int] = set()
-        while len(out) < self.episodes:
+        while len(out) < episodes:
             item = int(rng.integers(lo, hi))
             if item not in seen:
                 seen.add(item)
@@ -196,7 +225,7 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
         if key not in raw:
             raise SuiteError(f"{where}: missing key {key!r} (for example seeds: [0, 1, 2] and episodes: 20)")
     seeds = check_seeds(raw["seeds"], where=f"{where}: 'seeds'")
-    episodes = _check_int("episodes", raw["episodes"], 1, where=where)
+    episodes = None if raw["episodes"] == "all" else _check_int("episodes", raw["episodes"], 1, where=where)
     difficulty = _check_int("difficulty", raw.get("difficulty", 1), 0, 2, where=where)
     view_size = _check_int("view_size", raw.get("view_size", 128), 16, where=where)
     budget = raw.get("budget")
@@ -217,12 +246,17 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
         except UntrustedCodeError as exc:
             raise SuiteError(str(exc)) from None
 
-    has_families, has_dataset = "families" in raw, "dataset" in raw
-    if has_families == has_dataset:
-        raise SuiteError(f"{where}: give exactly one of 'families' (a list like [HBar, TableQA]) or 'dataset' "
-                         f"(like {{source: easy-vqa, split: test}})")
+    given = [k for k in ("families", "dataset", "datasets") if k in raw]
+    if len(given) != 1:
+        raise SuiteError(f"{where}: give exactly one of 'families' (a list like [HBar, TableQA]), 'dataset' "
+                         f"(like {{source: easy-vqa, split: test}}) or 'datasets' (public sets like [refocus-hbar, charxiv])")
+    if episodes is None and "datasets" not in raw:
+        raise SuiteError(f"{where}: 'episodes: all' applies to public data sets ('datasets'); give a number of episodes")
     dataset: dict[str, Any] | None = None
-    if has_families:
+    datasets: tuple[str, ...] = ()
+    if "datasets" in raw:
+        datasets, tasks = _real_tasks(raw["datasets"], common, where)
+    elif "families" in raw:
         fams = raw["families"]
         if not isinstance(fams, list) or not fams:
             raise SuiteError(f"{where}: 'families' must be a non-empty list of family names from {', '.join(FAMILIES)}; got {fams!r}")
@@ -237,7 +271,26 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
         tasks = (task,)
     return Suite(name=name, description=description.strip(), seeds=seeds, episodes=episodes, difficulty=difficulty,
                  ocr=ocr, view_size=view_size, tasks=tasks, budget=budget, dataset=dataset, path=str(path),
-                 teacher=teacher)
+                 teacher=teacher, datasets=datasets)
+
+
+def _real_tasks(spec: Any, common: dict[str, Any], where: str) -> tuple[tuple[str, ...], tuple[Task, ...]]:
+    """One ``RealVQA-v0`` task per public set named ``NAME`` or ``NAME:SPLIT`` (``data_dir`` comes later,
+    from :meth:`Suite.with_data_dir`)."""
+    if not isinstance(spec, list) or not spec or not all(isinstance(x, str) and x.strip() for x in spec):
+        raise SuiteError(f"{where}: 'datasets' must be a non-empty list of public set names from {', '.join(DATASETS)}; got {spec!r}")
+    if len(set(spec)) != len(spec):
+        raise SuiteError(f"{where}: 'datasets' lists a set twice: {spec!r}")
+    kwargs = {k: v for k, v in common.items() if k != "difficulty"}
+    tasks = []
+    for entry in spec:
+        name, _, split = entry.partition(":")
+        if name not in DATASETS:
+            raise SuiteError(f"{where}: unknown public set {name!r}; known: {', '.join(DATASETS)}")
+        if split and split not in DATASETS[name].files:
+            raise SuiteError(f"{where}: set {name!r} has no split {split!r}; its splits: {', '.join(DATASETS[name].files)}")
+        tasks.append(Task(entry, "RealVQA-v0", {"dataset": name, **({"split": split} if split else {}), **kwargs}))
+    return tuple(spec), tuple(tasks)
 
 
 def _dataset_task(spec: Any, path: Path, common: dict[str, Any], where: str) -> tuple[dict[str, Any], Task]:

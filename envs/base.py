@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from iapo_gym.answers import is_correct
+from iapo_gym.scoring import scorer_accepts
 from iapo_gym.scene import Box, Scene
 from iapo_gym.text import TextSpace, clean_text
 from iapo_gym.toolcall import ToolCallError, parse_tool_call
@@ -58,12 +59,14 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
 
     ## Info
     ``family``, ``scene_id``, ``tool`` (name called, or ``None``), ``error``, ``reward_terms``, ``correct``,
-    and ``scene``: the privileged :class:`~iapo_gym.scene.Scene` (evidence, layout, answers), for oracles,
+    ``scored`` (false for an item without a published answer: its ``correct`` means nothing), and ``scene``: the privileged :class:`~iapo_gym.scene.Scene` (evidence, layout, answers), for oracles,
     teachers and tests; a learning agent must not read it.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
     family: ClassVar[str] = ""
+    question_length: ClassVar[int] = QUESTION_LENGTH
+    """Characters of the question kept in the observation (the ``question`` space's length)."""
 
     def __init__(
         self,
@@ -98,7 +101,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
             {
                 "image": image,
                 "crop": spaces.Box(0, 255, (view_size, view_size, 3), np.uint8),
-                "question": TextSpace(QUESTION_LENGTH),
+                "question": TextSpace(self.question_length),
                 "tool_output": TextSpace(TOOL_OUTPUT_LENGTH),
                 "view_box": spaces.Box(0.0, 1.0, (4,), np.float32),
                 "budget": spaces.Discrete(budget + 1),
@@ -152,7 +155,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         entry = self._scene_entry(self.scene_id)
         self.scene, self._glance = entry.episode_scene(), entry.glance(self.view_size)
         self.ctx = ToolContext(self.scene, self.scene.image, self.view_size, self.ocr_backend, ink=entry.ink)
-        self._question = clean_text(self.scene.question, QUESTION_LENGTH)
+        self._question = clean_text(self.scene.question, self.question_length)
         self._crop = self._blank  # read-only zeros; _obs hands out copies
         self._view_box = np.zeros(4, dtype=np.float32)
         self._tool_output = ""
@@ -191,8 +194,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
                 self._view_box = np.asarray(result.view_box or FULL_BOX, dtype=np.float32)
             if result.answer is not None:
                 terminated = True
-                tol = self.relaxed_tolerance if self.relaxed_tolerance is not None else self.scene.relaxed_tolerance
-                correct = is_correct(result.answer, self.scene.answers, tol)
+                correct = self._judge(result.answer)
                 terms["outcome"] = 1.0 if correct else 0.0
         truncated = not terminated and self._budget <= 0
         reward = float(sum(terms.values()))
@@ -209,6 +211,18 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         return frame
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _judge(self, answer: str) -> bool:
+        """Whether ``answer`` is accepted: by the scene's named scorer, else exact match after normalisation
+        (within ``relaxed_tolerance`` for numbers). A scene without accepted answers accepts nothing."""
+        scene = self.scene
+        assert scene is not None
+        if not scene.answers:
+            return False
+        if scene.scorer is not None:
+            return scorer_accepts(scene.scorer, answer, scene.answers, scene.meta.get("context"))
+        tol = self.relaxed_tolerance if self.relaxed_tolerance is not None else scene.relaxed_tolerance
+        return is_correct(answer, scene.answers, tol)
+
     def _obs(self) -> dict[str, Any]:
         assert self.scene is not None
         return {  # copies: check_env (and any buffer) must not see later steps through shared arrays
@@ -229,5 +243,6 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
             "error": error,
             "reward_terms": dict(terms),
             "correct": correct,
+            "scored": bool(self.scene.answers),
             "scene": self.scene,
         }

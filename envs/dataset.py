@@ -28,13 +28,12 @@ from iapo_gym.io import atomic_write_text
 from iapo_gym.scene import Box, Program, Region, Scene
 
 from .base import ToolVQAEnv
+from .images import load_image
 
 DEFAULT_FAMILY = "Dataset"
 EASY_VQA_FAMILY = "EasyVQA"
 SOURCES = ("easy-vqa",)
 """Built-in data sets that need no file (``DatasetVQAEnv(source=...)``)."""
-IMAGE_CACHE_SIZE = 64
-"""Decoded images kept in memory (least recently used are dropped first)."""
 
 _RESERVED = ("image", "question", "answers", "evidence", "family")
 _EXAMPLE = '{"image": "images/0001.png", "question": "What is shown?", "answers": ["a cat"]}'
@@ -182,43 +181,6 @@ def write_jsonl(records: Iterable[DatasetRecord], path: str | os.PathLike[str]) 
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-# -- images ------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=IMAGE_CACHE_SIZE)
-def load_image(path: str) -> np.ndarray:
-    """Decode an image file to a read-only uint8 HxWx3 RGB array (cached: the least recently used
-    :data:`IMAGE_CACHE_SIZE` images stay decoded; a file changed on disk is not re-read).
-
-    Grayscale becomes RGB, transparency is composited over white, 16-bit and float images are scaled to
-    8 bits. Raises ``ValueError`` naming the path if the file cannot be read or decoded.
-    """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # imdecode, unlike imread, also takes non-ASCII paths on Windows
-    except OSError as exc:
-        raise ValueError(f"cannot read image {path!r}: {exc}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ValueError(f"cannot decode image {path!r}: the file is empty, corrupt or not an image format OpenCV reads (PNG, JPEG, ...)")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype.kind == "f":
-        img = (np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise ValueError(f"cannot use image {path!r}: pixel type {img.dtype} is not supported; save it as 8-bit PNG or JPEG")
-    if img.ndim == 2 or img.shape[2] == 1:
-        rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 3:
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.shape[2] == 4:  # composite over white: transparent backgrounds are meant to look blank, not black
-        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
-        rgb_f = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB).astype(np.float32)
-        rgb = (rgb_f * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
-    else:
-        raise ValueError(f"cannot use image {path!r}: {img.shape[2]} channels; expected 1 (gray), 3 (colour) or 4 (with alpha)")
-    rgb = np.ascontiguousarray(rgb)
-    rgb.setflags(write=False)  # shared by the cache: writers must copy (ToolContext.editable_image does)
-    return rgb
-
-
 # -- easy-VQA ----------------------------------------------------------------------------------------------
 def _shape_box(path: str) -> Box:
     """The box of the one shape in an easy-VQA image. Backgrounds are light pastels (every channel >= 180
@@ -274,7 +236,7 @@ class DatasetVQAEnv(ToolVQAEnv):
     ``source`` (``"easy-vqa"``) or ``records`` (a sequence of :class:`DatasetRecord`) gives the items; with
     none, ``source="easy-vqa"`` (so ``gym.make("DatasetVQA-v0")`` works out of the box). The whole file
     is validated at construction; images are decoded lazily at ``reset`` (and cached, see
-    :func:`load_image`), so a corrupt image raises ``ValueError`` at the ``reset`` that draws it, naming the
+    :func:`~iapo_gym.envs.images.load_image`, with its pixel limit), so a corrupt or oversized image raises ``ValueError`` at the ``reset`` that draws it, naming the
     image and the JSONL line.
 
     Scene ids are item indices, ``[0, number of items)``: ``reset(options={"scene_id": i})`` shows item

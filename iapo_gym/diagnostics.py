@@ -9,7 +9,9 @@ the benchmark store, the leaderboard and the learning benchmark report the same 
 - **read**: some tool output contains an accepted answer, matched the way the env scores answers
   (:func:`iapo_gym.answers.is_correct`: normalised exact match, or the relaxed numeric tolerance) on a
   window of the output's words. ``None`` when no accepted answer is printed anywhere in the scene (a
-  computed answer — a difference, a sum, a true/false verdict — cannot be read off the image).
+  computed answer — a difference, a sum, a true/false verdict — cannot be read off the image). On a real
+  data set's item (a named scorer, no word list: where the answer is printed is unknown) the windows are
+  matched by the set's scorer and every item counts, so the rate is a lower bound of the printed case.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 
 from .answers import is_correct
 from .scene import Box, Scene, box_area, box_intersection
+from .scoring import scorer_accepts
 
 HIT_COVER = 0.5
 """The share of an evidence box's area that one chosen region must cover to count as a hit."""
@@ -71,6 +74,12 @@ def evidence_read(scene: Scene, trajectory: TrajectoryLike, relaxed_tolerance: f
 
     ``relaxed_tolerance`` is the env's override of the scene's own tolerance, as the env scores answers.
     """
+    if scene.scorer is not None and not scene.texts:
+        if not scene.answers:
+            return None
+        sizes = sorted({max(1, len(str(a).split())) for a in scene.answers})
+        return any(scorer_accepts(scene.scorer, w, scene.answers, scene.meta.get("context"))
+                   for step in trajectory.steps for w in _windows(str(step.output).split(), sizes))
     tol = relaxed_tolerance if relaxed_tolerance is not None else scene.relaxed_tolerance
     printed = " ".join(t.text for t in scene.texts)
     if not scene.answers or not text_contains_answer(printed, scene.answers, tol):

@@ -15,6 +15,7 @@ ENV_TABLE: dict[str, tuple[str, dict[str, Any]]] = {
     "VisualToolVQA-v0": ("iapo_gym.envs.mixture:VisualToolVQAEnv", {}),
     **{f"VisualToolVQA-{f}-v0": (f"iapo_gym.envs.families:{f}Env", {}) for f in FAMILIES},
     "DatasetVQA-v0": ("iapo_gym.envs.dataset:DatasetVQAEnv", {}),
+    "RealVQA-v0": ("iapo_gym.envs.real:RealVQAEnv", {}),
 }
 
 

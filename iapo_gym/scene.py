@@ -36,7 +36,7 @@ class Region:
     value: str = ""
 
 
-Op = Literal["read", "color", "argmax", "argmin", "diff", "sum", "compare", "equals"]
+Op = Literal["read", "color", "argmax", "argmin", "diff", "sum", "compare", "equals", "open"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class Program:
     ``op`` is applied to the values read from ``Scene.evidence`` (in order): ``read``/``color`` take the
     first reading, ``argmax``/``argmin`` return the label of the largest/smallest number, ``diff`` is
     first minus second, ``sum`` adds them, ``compare`` answers "yes" when the first is larger than the
-    second, ``equals`` answers "true" when the first reading equals ``claim``.
+    second, ``equals`` answers "true" when the first reading equals ``claim``. ``open`` (a real data set's
+    item) says nothing of how: :func:`solve` gives ``None`` and an oracle must search (see the oracle agent).
     """
 
     op: Op
@@ -60,7 +61,10 @@ class Scene:
     ``image`` is the full-resolution canvas; ``evidence`` the regions the answer depends on (in the order
     ``program`` reads them); ``layout`` every labelled region (used by the ``focus`` tool);
     ``texts`` every rendered word (used by the ``scene`` OCR backend); ``key_tokens`` the question words
-    that the answer depends on (used by the oracle teacher).
+    that the answer depends on (used by the oracle teacher). ``scorer`` names the scorer of
+    :mod:`iapo_gym.scoring` that judges answers (``None``: exact match, or ``relaxed_tolerance``);
+    ``focus_inset`` is how many pixels the ``focus`` edits stay inside each layout region (2 for published
+    label bands, ReFocus's rule; 0 for the procedural families' tight boxes).
     """
 
     family: str
@@ -74,12 +78,14 @@ class Scene:
     key_tokens: tuple[str, ...] = ()
     relaxed_tolerance: float | None = None
     meta: dict[str, object] = field(default_factory=dict)
+    scorer: str | None = None
+    focus_inset: int = 0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Scene):
             return NotImplemented
         fields = ("family", "question", "answers", "evidence", "program", "layout", "texts", "key_tokens",
-                  "relaxed_tolerance", "meta")
+                  "relaxed_tolerance", "meta", "scorer", "focus_inset")
         return all(getattr(self, f) == getattr(other, f) for f in fields) and np.array_equal(self.image, other.image)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
@@ -152,7 +158,7 @@ def solve(program: Program, readings: list[str | None], labels: list[str]) -> st
 
     ``readings[i]`` is the text read at evidence region ``i`` (``None``: unreadable), ``labels[i]`` its label.
     """
-    if not readings or any(r is None or not r.strip() for r in readings):
+    if program.op == "open" or not readings or any(r is None or not r.strip() for r in readings):
         return None
     if program.op in ("read", "color"):
         return readings[0].strip()  # type: ignore[union-attr]

@@ -21,7 +21,7 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-PROCEDURAL_IDS = [i for i in iapo_gym.ENV_TABLE if i != "DatasetVQA-v0"]
+PROCEDURAL_IDS = [i for i in iapo_gym.ENV_TABLE if i not in ("DatasetVQA-v0", "RealVQA-v0")]
 
 
 def run_episode(env: gym.Env, agent: Any, seed: int) -> tuple[dict[str, Any], list[str], float]:

@@ -56,16 +56,19 @@ def _hint(schema: Mapping[str, Any]) -> Any:
                      f"{', '.join(_JSON_TYPES)} (or an enum) to become a chat tool definition")
 
 
-def tool_function(name: str, call: Callable[[str, dict[str, Any]], Any] | None = None) -> Callable[..., Any]:
+def tool_function(name: str, call: Callable[[str, dict[str, Any]], Any] | None = None,
+                  parameters: Mapping[str, Any] | None = None) -> Callable[..., Any]:
     """The registered tool ``name`` as a function ``f(self, **arguments)`` with a signature, type hints and a
     Google-style docstring built from its JSON schema (what TRL and ``apply_chat_template`` read).
 
     ``call(name, arguments)`` does the work (an environment's dispatch); without it the function only
-    describes the tool.
+    describes the tool. ``parameters`` replaces the registered schema (an item's own, e.g. ``focus`` with
+    the labels of a real chart as the allowed values: ``info["tools"]`` of ``RealVQA-v0``).
     """
     tool = get_tool(name)
-    props: Mapping[str, Any] = dict(tool.parameters).get("properties", {})
-    required = set(dict(tool.parameters).get("required", []))
+    schema = dict(tool.parameters if parameters is None else parameters)
+    props: Mapping[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     annotations: dict[str, Any] = {}
     lines = []
@@ -89,11 +92,14 @@ def tool_function(name: str, call: Callable[[str, dict[str, Any]], Any] | None =
     return method
 
 
-def tool_schemas(tools: Sequence[str] = BUILTIN_TOOLS) -> list[dict[str, Any]]:
-    """The chat tool definitions of the named tools, exactly as TRL renders an environment's tool methods."""
+def tool_schemas(tools: Sequence[str] = BUILTIN_TOOLS,
+                 parameters: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The chat tool definitions of the named tools, exactly as TRL renders an environment's tool methods;
+    ``parameters`` gives some of them an item's own schema (see :func:`tool_function`)."""
     from transformers.utils import get_json_schema
 
-    return [get_json_schema(tool_function(t)) for t in tools]
+    given = parameters or {}
+    return [get_json_schema(tool_function(t, parameters=given.get(t))) for t in tools]
 
 
 def tool_functions(tools: Sequence[str], call: Callable[[str, dict[str, Any]], Any]) -> dict[str, Callable[..., Any]]:

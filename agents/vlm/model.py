@@ -371,7 +371,7 @@ class VLM:
     def render(self, dialogue: Dialogue) -> str:
         """The prompt text of ``dialogue`` from the model's chat template with the tools, ending with the
         assistant header (one ``<|image_pad|>`` per image, expanded by :meth:`encode`)."""
-        return self.processor.apply_chat_template(chat_messages(dialogue), tools=tool_definitions(dialogue.tools),
+        return self.processor.apply_chat_template(chat_messages(dialogue), tools=tool_definitions(dialogue.tools, dialogue.tool_specs),
                                                   tokenize=False, add_generation_prompt=True)
 
     def encode(self, dialogue: Dialogue, action: str | None = None, action_ids: Sequence[int] | None = None) -> Encoded:

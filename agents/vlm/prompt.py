@@ -39,12 +39,13 @@ def clean(text: str) -> str:
     return _SPECIAL.sub("< |", text)
 
 
-def tool_definitions(tools: Sequence[str] = BUILTIN_TOOLS) -> list[dict[str, Any]]:
+def tool_definitions(tools: Sequence[str] = BUILTIN_TOOLS,
+                     parameters: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The chat tool definitions of the named registered tools (as TRL renders an environment's tool methods:
-    :func:`~iapo_gym.agents.vlm.chat.tool_schemas`)."""
+    :func:`~iapo_gym.agents.vlm.chat.tool_schemas`), with an item's own schemas where ``parameters`` has them."""
     from .chat import tool_schemas
 
-    return tool_schemas(tools)
+    return tool_schemas(tools, parameters)
 
 
 @dataclass
@@ -76,6 +77,8 @@ class Dialogue:
         system: the instructions text (the system message).
         source_hw: ``(height, width)`` of the original image in pixels (for mapping views onto image cells;
             ``None``: assume a square image).
+        tool_specs: the item's own JSON schemas of some tools (``info["tools"]`` of an env that narrows them
+            per item, e.g. ``RealVQA-v0`` listing a chart's labels), shown instead of the registered ones.
     """
 
     image: np.ndarray
@@ -84,6 +87,7 @@ class Dialogue:
     tools: tuple[str, ...] = BUILTIN_TOOLS
     system: str = DEFAULT_SYSTEM
     source_hw: tuple[int, int] | None = None
+    tool_specs: Mapping[str, Mapping[str, Any]] | None = None
 
     def copy(self) -> Dialogue:
         return replace(self, turns=list(self.turns))
@@ -162,7 +166,10 @@ def dialogue_from_observation(
 ) -> Dialogue:
     """A one-step dialogue from a bare observation (no history): the glance and the question, and when the
     observation carries a tool result (a crop or a tool output), one turn with it (its action unknown)."""
-    d = Dialogue(np.asarray(obs["image"]), str(obs["question"]), [], tuple(tools), system, source_hw_of(info))
+    offered = info.get("tools") if info else None
+    specs = {k: dict(v) for k, v in offered.items()} if isinstance(offered, Mapping) else None
+    d = Dialogue(np.asarray(obs["image"]), str(obs["question"]), [], tuple(offered) if specs else tuple(tools), system,
+                 source_hw_of(info), specs)
     box = _box(obs.get("view_box", np.zeros(4)))
     has_crop = box[2] > box[0] and box[3] > box[1] and np.asarray(obs.get("crop", 0)).any()
     text = str(obs.get("tool_output", "") or "")
@@ -201,8 +208,12 @@ class DialogueTracker:
         crop = np.asarray(obs.get("crop"))
         box = _box(obs.get("view_box", np.zeros(4)))
         if new_episode:
-            self.dialogue = Dialogue(np.asarray(obs["image"]).copy(), str(obs["question"]), [], self.tools,
-                                     self.system, source_hw_of(info))
+            tools, specs = self.tools, None
+            offered = info.get("tools") if info else None
+            if isinstance(offered, Mapping):  # the env offers this item's own tools (and schemas)
+                tools, specs = tuple(offered), {k: dict(v) for k, v in offered.items()}
+            self.dialogue = Dialogue(np.asarray(obs["image"]).copy(), str(obs["question"]), [], tools,
+                                     self.system, source_hw_of(info), specs)
         else:
             assert self.dialogue is not None
             error = bool(info.get("error")) if info else str(obs.get("tool_output", "")).startswith("error:")

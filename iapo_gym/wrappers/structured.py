@@ -21,7 +21,6 @@ from ..answers import normalize_answer
 from ..scene import Box
 from ..toolcall import ToolCall, parse_box, parse_tool_call
 from ..tools import get_tool
-from ..tools.builtin import FOCUS_AXES, FOCUS_MODES
 from ..validation import check_int
 from ..vocab import (
     ANSWER_VOCAB,
@@ -40,6 +39,11 @@ FOCUS_LABELS: tuple[str, ...] = tuple(
 )
 """Labels the ``focus`` component can name, spelled as the families render them."""
 
+STRUCTURED_AXES: tuple[str, ...] = ("rows", "columns", "bars", "series")
+"""The focus axes of the structured action space: the procedural families' (the ``focus`` tool also takes
+``x_values`` and ``y_values``, the label bands of real charts, which this action space does not emit)."""
+STRUCTURED_MODES: tuple[str, ...] = ("highlight", "mask")
+"""The focus modes of the structured action space (the tool also takes ``draw``)."""
 COMPONENTS: tuple[str, ...] = ("tool", "cell", "size", "axis", "label", "mode", "answer")
 """Names of the action components, in the order of the ``MultiDiscrete`` vector."""
 
@@ -109,8 +113,8 @@ class ActionCodec:
 
         self.grid = int(grid)
         self.sizes: tuple[float, ...] = tuple(sorted(float(s) for s in sizes))  # ascending: encode picks the smallest
-        self.axes: tuple[str, ...] = tuple(FOCUS_AXES)
-        self.modes: tuple[str, ...] = tuple(FOCUS_MODES)
+        self.axes: tuple[str, ...] = STRUCTURED_AXES
+        self.modes: tuple[str, ...] = STRUCTURED_MODES
         self.focus_labels: tuple[str, ...] = tuple(focus_labels)
         self.answers: tuple[str, ...] = tuple(answers)
         self.components: tuple[str, ...] = COMPONENTS
