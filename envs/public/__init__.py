@@ -113,5 +113,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], split: str | None 
     return loaded
 
 
-__all__ = ["AXES", "DATASETS", "PAPER_SIX", "Band", "DataError", "LoadedSet", "PublicSet", "RealItem", "dataset_file",
+def clear_loaded() -> None:
+    """Forget every loaded set (the next :func:`load_dataset` reads its file again)."""
+    _LOADED.clear()
+
+
+__all__ = ["AXES", "DATASETS", "PAPER_SIX", "Band", "DataError", "LoadedSet", "PublicSet", "RealItem", "clear_loaded", "dataset_file",
            "load_dataset", "public_set"]

@@ -225,14 +225,18 @@ def parse_box(raw: Any, unit: str, size: tuple[int, int]) -> Box | str:
     return (max(0.0, x1), max(0.0, y1), min(1.0, x2), min(1.0, y2))
 
 
+PIXEL_EVIDENCE = 2.0
+"""A coordinate above this is a pixel (no fraction of the image comes near it; a 2-pixel box is no label)."""
+
+
 def box_unit(boxes: Sequence[Any]) -> str:
-    """``"pixel"`` when any coordinate of the item's boxes is clearly above 1 (a pixel box where fractions
-    are published), else ``"fraction"``: the unit is detected per item, not trusted."""
+    """``"pixel"`` when any coordinate of the item's boxes is above :data:`PIXEL_EVIDENCE` (a pixel box where
+    fractions are published), else ``"fraction"``: the unit is detected per item, not trusted."""
     for raw in boxes:
         values = raw.values() if isinstance(raw, Mapping) else raw if isinstance(raw, (list, tuple)) else ()
         for v in values:
             try:
-                if float(v) > 1.0 + EDGE_SLACK + 1e-9:
+                if float(v) > PIXEL_EVIDENCE:
                     return "pixel"
             except (TypeError, ValueError):
                 continue
