@@ -6,8 +6,9 @@ much the tools are needed. This is the ceiling of the leaderboard, not a learner
 
 On a real data set's item (program ``open``: the item does not say how the answer follows from what the
 evidence shows) it reads each evidence region (the whole image when the question names no label), then
-answers the first of a fixed list of candidates that the set's scorer accepts: each reading, its words and
-numbers, the labels read, and the differences, sums, ratios, extremes and comparisons of the numbers read.
+answers the first of a fixed list of candidates that the set's scorer accepts: each reading, its lines, words
+and numbers, the labels read (and those of the largest and smallest values), and the differences, sums,
+ratios, extremes and threshold counts of the numbers read (see :func:`candidates`).
 The answers are used only to choose among what the tools returned, so the oracle is right exactly when the
 answer is readable through the tools (plainly or by one such operation): the ceiling of the tool pipeline
 on real pixels. A yes/no or true/false answer counts only when something was read at the evidence.
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from iapo_gym.answers import to_number
-from iapo_gym.scene import Region, Scene, solve
+from iapo_gym.scene import Region, Scene, pad_box, solve
 from iapo_gym.scoring import scorer_accepts
 from iapo_gym.toolcall import ToolCall
 from iapo_gym.tools import SceneOCR
@@ -55,6 +56,7 @@ class OracleAgent:
     name = "oracle"
 
     def __init__(self, use_tools: bool = True, margin: float = 0.0) -> None:
+        """``margin``: how much (normalised) each region read is grown on every side."""
         self.use_tools = use_tools
         self.margin = margin
         self.reset()
@@ -78,7 +80,8 @@ class OracleAgent:
             region = self._targets(scene)[len(self._readings)]
             self._pending = region
             tool = "zoom" if scene.program.op == "color" else "ocr"
-            return ToolCall(tool, {"box": list(region.box)}).to_json()
+            box = pad_box(region.box, self.margin) if self.margin else region.box
+            return ToolCall(tool, {"box": list(box)}).to_json()
         if scene.program.op == "open":
             answer = open_answer(scene, self._readings)
         else:
@@ -113,7 +116,7 @@ class OracleAgent:
         return " ".join(w.text for w in words) or None
 
 
-_BINARY = ("yes", "no", "true", "false")
+_BINARY = ("yes", "no", "true", "false", "1", "0")
 
 
 def _fmt(value: float) -> str:
@@ -124,16 +127,25 @@ PAIRED_NUMBERS = 12
 """Numbers (the first read) whose pairwise differences, sums and ratios are candidates."""
 
 
-def candidates(readings: list[str | None], labels: list[str], binary: bool = True) -> list[str]:
+def candidates(readings: list[str | None], labels: list[str], binary: bool = True, question: str = "") -> list[str]:
     """What an open item's answer may be, given the texts read at its evidence (see the module docstring),
-    in a fixed order: readings, words, numbers, labels, then derived values, and (with ``binary``, when
-    something was read) yes/no/true/false."""
+    in a fixed order: readings, lines, words, labels, the labels of the largest and smallest values read,
+    derived values (differences, sums, ratios, mean, extremes, and how many values lie above or below each
+    number of the ``question``), and (with ``binary``, when something was read) yes/no/true/false/1/0."""
     texts = [r for r in readings if r]
     out: list[str] = list(texts)
-    words = [w.strip(".,:;()") for t in texts for w in t.split()]
-    out += [w for w in words if w]
+    lines = [ln.strip() for t in texts for ln in t.splitlines() if ln.strip()]
+    words = [w.strip(".,:;()") for ln in lines for w in ln.split()]
+    out += lines + [w for w in words if w]
     nums = [n for n in (to_number(w) for w in words) if n is not None]
     out += labels
+    # "Label 42.5" lines (a bar's label and its value, a table row): the labels, and those of the extremes
+    pairs = [(" ".join(w for w in ln.split() if to_number(w) is None), v) for ln in lines
+             for v in [next((n for n in map(to_number, reversed(ln.split())) if n is not None), None)] if v is not None]
+    pairs = [(lab, v) for lab, v in pairs if lab]
+    out += [lab for lab, _ in pairs]
+    if pairs:
+        out += [max(pairs, key=lambda p: p[1])[0], min(pairs, key=lambda p: p[1])[0]]
     paired = nums[:PAIRED_NUMBERS]
     for i, a in enumerate(paired):
         for b in paired[i + 1 :]:
@@ -144,6 +156,8 @@ def candidates(readings: list[str | None], labels: list[str], binary: bool = Tru
                 out.append(_fmt(b / a))
     if nums:
         out += [_fmt(sum(nums)), _fmt(sum(nums) / len(nums)), _fmt(max(nums)), _fmt(min(nums))]
+        for t in (n for n in map(to_number, question.replace("?", " ").split()) if n is not None):
+            out += [str(sum(v > t for v in nums)), str(sum(v < t for v in nums))]
     if texts and binary:
         out += list(_BINARY)
     return list(dict.fromkeys(out))
@@ -151,7 +165,8 @@ def candidates(readings: list[str | None], labels: list[str], binary: bool = Tru
 
 def open_answer(scene: Scene, readings: list[str | None]) -> str:
     """The first candidate the scene's scorer accepts (else the first reading, or ``"0"``)."""
-    found = candidates(readings, [r.label for r in scene.evidence if r.label], binary=bool(scene.evidence))
+    found = candidates(readings, [r.label for r in scene.evidence if r.label], binary=bool(scene.evidence),
+                       question=scene.question)
     if scene.answers and scene.scorer is not None:
         for cand in found:
             if scorer_accepts(scene.scorer, cand, scene.answers, scene.meta.get("context")):

@@ -18,6 +18,7 @@ examples:
   iapo-bench report results/six                      # re-render the leaderboard from results/six/results.sqlite
   iapo-bench show results/six --agent oracle --family HBar --episode 0 --out ep.png   # draw one stored episode
   iapo-bench suites                                  # list the built-in suites and their seeds
+  iapo-bench fixtures --out data/fixtures            # small copies of the public test sets, published formats
 
 An agent is a built-in name (random, no-tool, oracle, ...), a checkpoint folder (config.json +
 model.safetensors, loaded with iapo_gym.agents.checkpoint.load_agent; its hash is recorded), a
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark tool-using VQA agents on iapo-gym suites: agents x suite x seeds -> a SQLite "
                     "results store -> a leaderboard (Markdown, CSV, JSON, PNG) with 95% bootstrap CIs.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{run,report,show,suites}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,report,show,suites,fixtures}")
     sub.required = True
 
     run = sub.add_parser("run", help="run agents on a suite (resumes an interrupted run)", formatter_class=fmt,
@@ -119,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", required=True, metavar="PNG", help="where to write the picture")
 
     sub.add_parser("suites", help="list the built-in suites", description="List the built-in suites with their seeds and settings.")
+
+    fx = sub.add_parser("fixtures", help="build small local copies of the public test sets, in their published formats",
+                        description="Build small sets in the published formats of ReFocus, VTool-R1 and CharXiv from real data "
+                                    "shipped in vega_datasets, drawn with matplotlib (pip install 'iapo-gym[fixtures]'), for "
+                                    "--data-dir: iapo-bench run --suite paper-six --data-dir OUT.")
+    fx.add_argument("--out", required=True, metavar="DIR", help="folder to create (or an earlier fixtures build to replace)")
+    fx.add_argument("--items", type=int, default=12, metavar="N", help="items per set (default 12)")
+    fx.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fx.add_argument("--sets", metavar="A,B", help="comma-separated subset of the sets (default: all)")
     return parser
 
 
@@ -147,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise BenchmarkError(f"--out {args.out!r}: episode pictures are PNG files; give a path ending in .png")
             draw_stored_episode(args.dir, args.agent, args.family, args.episode, suite=args.suite, seed=args.seed, out=args.out)
             print(f"episode picture: {args.out}")
+        elif args.command == "fixtures":
+            from . import fixtures
+
+            return fixtures.main(["--out", args.out, "--items", str(args.items), "--seed", str(args.seed),
+                                  *(["--sets", args.sets] if args.sets else [])])
         else:
             for name in builtin_suites():
                 s = load_suite(name)

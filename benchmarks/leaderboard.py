@@ -414,7 +414,8 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
         fams = list(cfg.get("families") or []) or sorted({e.family for e in eps})
         entries[suite] = compute_entries(suite, fams, eps, [c for c in cells_all if c.suite == suite], agents)
         board["suites"][suite] = {"config": cfg, "families": fams, "seeds": sorted({e.seed for e in eps}),
-                                  "data": data.get(suite, {}), "description": _description(suite, cfg),
+                                  "data": {f: data[suite][f] for f in fams if f in data.get(suite, {})},
+                                  "description": _description(suite, cfg),
                                   "command": _command(suite, cfg, entries[suite], agents),
                                   "entries": [_entry_json(e) for e in entries[suite]]}
     if not entries:
