@@ -10,6 +10,7 @@ from .base import (
                    make_agent,
                    register_agent,
                    run_episode,
+                   run_episode_async,
 )
 from .oracle import OracleAgent
 from .simple import NoToolAgent, RandomAgent
@@ -24,5 +25,5 @@ register_agent("vlm", "iapo_gym.agents.vlm:VLMAgent", overwrite=True)
 
 __all__ = [
     "Agent", "EpisodeResult", "Learner", "NoToolAgent", "OracleAgent", "RandomAgent", "agent_names",
-    "evaluate_agent", "load_class", "make_agent", "register_agent", "run_episode",
+    "evaluate_agent", "load_class", "make_agent", "register_agent", "run_episode", "run_episode_async",
 ]

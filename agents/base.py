@@ -88,6 +88,8 @@ def registered_specs() -> tuple[str, ...]:
 
 VLM_PREFIX = "vlm:"
 VLM_AGENT = "iapo_gym.agents.vlm.agent:VLMAgent"
+SERVED_PREFIX = "openai:"
+SERVED_AGENT = "iapo_gym.agents.served:OpenAIAgent"
 
 
 def is_vlm_folder(path: str | Path) -> bool:
@@ -104,10 +106,12 @@ def is_vlm_folder(path: str | Path) -> bool:
 
 def make_agent(spec: str, **kwargs: Any) -> Agent:
     """An agent from a registered name, ``"vlm:PATH"`` (a local VLM folder; a plain Hugging Face model folder
-    path works too) or a ``"module:Class"`` / ``"file.py:Class"`` spec; keyword arguments go to its
-    constructor. The spec is the caller's own (typed in code or on a command line), so it is imported as
+    path works too), ``"openai:MODEL@URL"`` (a model served behind an OpenAI-compatible chat API) or a
+    ``"module:Class"`` / ``"file.py:Class"`` spec; keyword arguments go to its constructor. The spec is the caller's own (typed in code or on a command line), so it is imported as
     given; a class named inside a file goes through :func:`~iapo_gym.specs.check_trusted`."""
-    if spec.startswith(VLM_PREFIX) or (spec not in _AGENTS and is_vlm_folder(spec)):
+    if spec.startswith(SERVED_PREFIX):
+        agent = load_class(SERVED_AGENT).from_spec(spec, **kwargs)
+    elif spec.startswith(VLM_PREFIX) or (spec not in _AGENTS and is_vlm_folder(spec)):
         path = spec[len(VLM_PREFIX):] if spec.startswith(VLM_PREFIX) else spec
         if not Path(path).expanduser().is_dir():
             raise ValueError(f"agent {spec!r}: no folder {path!r}; 'vlm:PATH' needs a local VLM checkpoint folder")
@@ -140,16 +144,46 @@ class EpisodeResult:
     when the env carries ``info["teacher_attribution"]`` and the agent has ``alignment(obs, info, action)``."""
     scored: bool = True
     """False when the item has no published answer (``info["scored"]``): ``correct`` means nothing then."""
+    error: str | None = None
+    """Why the agent could not go on (a served model's request that failed for good); the episode ended there."""
+    usage: dict[str, Any] | None = None
+    """A served agent's tokens, requests and cost for this episode (``None`` for in-process agents)."""
+
+
+class EpisodeTally:
+    """Adds up one episode's steps: the tool calls per tool, invalid calls, reward and its named terms."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.calls: dict[str, int] = {}
+        self.terms: dict[str, float] = {}
+        self.invalid = self.steps = 0
+        self.total = 0.0
+
+    def step(self, reward: float, info: dict[str, Any]) -> None:
+        self.info = info
+        self.steps += 1
+        self.total += float(reward)
+        if info.get("error"):
+            self.invalid += 1
+        elif info.get("tool"):
+            self.calls[info["tool"]] = self.calls.get(info["tool"], 0) + 1
+        for k, v in info.get("reward_terms", {}).items():
+            self.terms[k] = self.terms.get(k, 0.0) + float(v)
+
+    def result(self, alignments: list[float] | None = None, error: str | None = None,
+               usage: dict[str, Any] | None = None) -> EpisodeResult:
+        info = self.info
+        return EpisodeResult(info["family"], int(info["scene_id"]), bool(info.get("correct", False)) and error is None,
+                             self.total, self.calls, self.invalid, self.steps, self.terms,
+                             float(np.mean(alignments)) if alignments else None, bool(info.get("scored", True)), error, usage)
 
 
 def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: dict[str, Any] | None = None) -> EpisodeResult:
     """Play one episode of ``agent`` in ``env`` and tally its tool use."""
     obs, info = env.reset(seed=seed, options=options)
     agent.reset()
-    calls: dict[str, int] = {}
-    terms: dict[str, float] = {}
-    invalid = steps = 0
-    total = 0.0
+    tally = EpisodeTally(info)
     done = False
     aligner = getattr(agent, "alignment", None)
     alignments: list[float] = []
@@ -159,18 +193,40 @@ def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: di
         obs, reward, terminated, truncated, info = env.step(action)
         if callable(aligner) and "teacher_attribution" in info:  # the teacher's attribution of this action
             alignments.append(float(aligner(chosen_on, info, action)))
-        steps += 1
-        total += float(reward)
-        if info.get("error"):
-            invalid += 1
-        elif info.get("tool"):
-            calls[info["tool"]] = calls.get(info["tool"], 0) + 1
-        for k, v in info.get("reward_terms", {}).items():
-            terms[k] = terms.get(k, 0.0) + float(v)
+        tally.step(reward, info)
         done = terminated or truncated
-    return EpisodeResult(info["family"], int(info["scene_id"]), bool(info.get("correct", False)), total, calls,
-                         invalid, steps, terms, float(np.mean(alignments)) if alignments else None,
-                         bool(info.get("scored", True)))
+    return tally.result(alignments)
+
+
+@runtime_checkable
+class Session(Protocol):
+    """One episode of an agent that waits on I/O (a served model): ``await act(observation, info)``."""
+
+    usage: Any
+
+    async def act(self, observation: dict[str, Any], info: dict[str, Any]) -> str: ...
+
+
+async def run_episode_async(env: gym.Env, session: Session, seed: int | None = None,
+                            options: dict[str, Any] | None = None, *, errors: tuple[type[BaseException], ...] = ()) -> EpisodeResult:
+    """:func:`run_episode` for a session whose ``act`` is a coroutine, so that many episodes (each with its own
+    env and session) run concurrently in one event loop. An exception of a type in ``errors`` (a request
+    that failed for good) ends the episode: it is returned as ``error``, never scored as an answer."""
+    obs, info = env.reset(seed=seed, options=options)
+    tally = EpisodeTally(info)
+    done = False
+    error: str | None = None
+    while not done:
+        try:
+            action = await session.act(obs, info)
+        except errors as exc:
+            error = str(exc)
+            break
+        obs, reward, terminated, truncated, info = env.step(action)
+        tally.step(reward, info)
+        done = terminated or truncated
+    usage = session.usage.to_json() if hasattr(session.usage, "to_json") else None
+    return tally.result(error=error, usage=usage)
 
 
 def evaluate_agent(agent: Agent, env: gym.Env, n_episodes: int = 20, seed: int = 0) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import BenchmarkError
 from .leaderboard import PICTURES_PER_FAMILY
@@ -98,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder holding local copies of the public test sets a suite reads (paper-six, refocus-hbar, "
                           "charxiv...), in their published layout")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    served = run.add_argument_group("served models (agents given as openai:MODEL@URL, and --judge)")
+    served.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key (default OPENAI_API_KEY; "
+                        "the key is never written anywhere)")
+    served.add_argument("--temperature", type=float, help="sampling temperature (default 0)")
+    served.add_argument("--max-tokens", type=int, metavar="N", help="completion tokens per request (default 512)")
+    served.add_argument("--gen-seed", type=int, metavar="S", help="the seed sent to servers that take one")
+    served.add_argument("--max-in-flight", type=int, metavar="N", help="requests in flight at once (default 8)")
+    served.add_argument("--request-timeout", type=float, metavar="SEC", help="seconds per request before a retry (default 60)")
+    served.add_argument("--retries", type=int, metavar="N", help="retries of a failed request (default 4)")
+    served.add_argument("--prices", type=float, nargs=2, metavar=("IN", "OUT"), help="USD per 1M input and output tokens (shows a cost)")
+    served.add_argument("--no-function-calling", action="store_true",
+                        help="for servers without tool calling: the tools go in the system prompt and the reply text is the action")
+    served.add_argument("--judge", metavar="openai:MODEL@URL",
+                        help="score every answer of the suite with an LLM judge and the set's published judging rules")
     run.add_argument("--trust-remote-code", action="store_true",
                      help="allow a checkpoint's config or the suite file to name a class outside iapo_gym (its code "
                           "runs); classes you name in --agents are always allowed")
@@ -132,14 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SERVED_FLAGS = {"api_key_env": "api_key_env", "temperature": "temperature", "max_tokens": "max_tokens", "gen_seed": "seed",
+                 "max_in_flight": "max_in_flight", "request_timeout": "timeout", "retries": "retries", "prices": "prices"}
+
+
+def served_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The served-model flags given on the command line, as ``OpenAIAgent`` keyword arguments."""
+    options = {key: getattr(args, flag) for flag, key in _SERVED_FLAGS.items() if getattr(args, flag) is not None}
+    if args.no_function_calling:
+        options["function_calling"] = False
+    if "prices" in options:
+        options["prices"] = tuple(options["prices"])
+    return options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             out = run_benchmark(args.agents, args.suite, args.seeds, args.out, backend=args.backend, workers=args.workers,
-                                episodes=args.episodes, data_dir=args.data_dir, progress=not args.quiet,
-                                trust_remote_code=args.trust_remote_code)
+                                episodes=args.episodes, data_dir=args.data_dir, served=served_options(args), judge=args.judge,
+                                progress=not args.quiet, trust_remote_code=args.trust_remote_code)
             if not args.quiet:
                 print(f"leaderboard: {out / 'leaderboard.md'}")
         elif args.command == "report":

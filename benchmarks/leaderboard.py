@@ -75,6 +75,16 @@ class Usage:
     """Share of episodes where a chosen region covered half an evidence box (``None``: none recorded)."""
     evidence_read_rate: float | None = None
     """Share of episodes where a tool output held an accepted answer, among those whose answer is printed."""
+    errors: int = 0
+    """Episodes a served model could not finish (a request failed for good); they count as wrong."""
+    tokens_in: float | None = None
+    """A served model's prompt tokens per episode (``None``: not a served model)."""
+    tokens_out: float | None = None
+    """A served model's completion tokens per episode."""
+    cost: float | None = None
+    """A served model's cost in USD over these episodes, when prices were given."""
+    unscored: int = 0
+    """Episodes on items without a published answer (played, not counted in accuracy)."""
 
 
 @dataclass
@@ -147,6 +157,7 @@ def usage(rows: Sequence[EpisodeRow]) -> Usage:
     steps = sum(r.steps for r in rows)
     aligned = [r.alignment for r in rows if r.alignment is not None]
     wall = sum(r.wall_time for r in rows)
+    served = [r.usage for r in rows if r.usage is not None]
     return Usage(
         episodes=n,
         tool_calls_per_episode=sum(v for r in rows for t, v in r.tool_calls.items() if t != "answer") / n,
@@ -157,7 +168,16 @@ def usage(rows: Sequence[EpisodeRow]) -> Usage:
         episodes_per_s=n / wall if wall > 0 else float("inf"),
         evidence_hit_rate=rate(r.evidence_hit for r in rows),
         evidence_read_rate=rate(r.evidence_read for r in rows),
+        errors=sum(1 for r in rows if r.error),
+        tokens_in=_per_episode(served, "prompt_tokens"),
+        tokens_out=_per_episode(served, "completion_tokens"),
+        cost=sum(float(u["cost"]) for u in served) if served and all(u.get("cost") is not None for u in served) else None,
+        unscored=sum(1 for r in rows if not r.scored),
     )
+
+
+def _per_episode(usages: Sequence[dict[str, Any]], key: str) -> float | None:
+    return float(np.mean([float(u.get(key) or 0) for u in usages])) if usages else None
 
 
 def compute_entries(suite: str, families: Sequence[str], episodes: Sequence[EpisodeRow], cells: Sequence[CellRow],
@@ -246,6 +266,17 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
                       "| agent | " + " | ".join(tools) + " |", "|---|" + "---:|" * len(tools)]
             for e in entries[suite]:
                 lines.append(f"| `{_md_cell(e.agent)}` | " + " | ".join(f"{e.usage.tool_usage.get(t, 0.0):.2f}" for t in tools) + " |")
+        served = [e for e in entries[suite] if e.usage.tokens_in is not None]
+        if served:
+            lines += ["", "Served models (tokens per episode, cost, episodes that failed for good and count as wrong):", "",
+                      "| agent | model | URL | tokens in/ep | tokens out/ep | cost (USD) | errors |", "|---|---|---|---:|---:|---:|---:|"]
+            for e in served:
+                c = board.get("agents", {}).get(e.agent) or {}
+                lines.append(f"| `{_md_cell(e.agent)}` | `{_md_cell(str(c.get('model', '')))}` | {_md_cell(str(c.get('url', '')))} | "
+                             f"{e.usage.tokens_in:.0f} | {e.usage.tokens_out:.0f} | {_num(e.usage.cost, '{:.4f}')} | {e.usage.errors} |")
+        if info.get("judge"):
+            lines += ["", "LLM judge (the set's published judging rules as a prompt) beside the rule scorer, on the same "
+                      "episodes; unjudged: the verdict could not be had (never counted as wrong):", "", judge_table(info["judge"])]
         if info.get("data"):
             lines += ["", "Data (each set's published file, its scorer, and what it held):", "", data_table(info["data"])]
     return "\n".join(lines) + "\n"
@@ -253,6 +284,39 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
 
 def _reasons(counts: dict[str, int]) -> str:
     return "; ".join(f"{n} {r}" for r, n in counts.items()) or "0"
+
+
+def judge_summary(episodes: Sequence[EpisodeRow], judged: dict[tuple[str, str, str, int, int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (agent, judge): episodes judged and unjudged, the judge's accuracy and the rule scorer's on the judged
+    episodes (pooled over families and seeds), and how often the two agree."""
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in episodes:
+        if not e.scored:
+            continue
+        for judge, j in judged.get((e.agent, e.suite, e.family, e.seed, e.episode), {}).items():
+            t = table.setdefault((e.agent, judge), {"agent": e.agent, "judge": judge, "judged": 0, "unjudged": 0,
+                                                     "judge_correct": 0, "rule_correct": 0, "agree": 0})
+            if j.verdict is None:
+                t["unjudged"] += 1
+                continue
+            t["judged"] += 1
+            t["judge_correct"] += int(j.verdict)
+            t["rule_correct"] += int(e.correct)
+            t["agree"] += int(j.verdict == e.correct)
+    out = []
+    for t in table.values():
+        n = t["judged"]
+        out.append({**t, "judge_accuracy": t["judge_correct"] / n if n else None,
+                    "rule_accuracy": t["rule_correct"] / n if n else None, "agreement": t["agree"] / n if n else None})
+    return out
+
+
+def judge_table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| agent | judge | judged | unjudged | judge accuracy % | rule accuracy % | agreement % |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| `{_md_cell(r['agent'])}` | `{_md_cell(r['judge'])}` | {r['judged']} | {r['unjudged']} | "
+                     f"{_rate(r['judge_accuracy'])} | {_rate(r['rule_accuracy'])} | {_rate(r['agreement'])} |")
+    return "\n".join(lines)
 
 
 def data_table(data: dict[str, dict[str, Any]]) -> str:
@@ -399,12 +463,14 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
     with ResultsStore(out / DB_NAME, readonly=True) as store:
         configs, agents, cells_all = store.suites(), store.agents(), store.cells()
         data = {suite: store.task_data(suite) for suite in configs}
+        judged = store.judgements()
         episodes_all = store.episodes()
         chosen = _choose_pictures(store, episodes_all, pictures)
     board: dict[str, Any] = {
         "bootstrap": {"method": "two-stage percentile bootstrap over seeds, then items", "replicates": BOOTSTRAP_REPLICATES,
                       "seed": BOOTSTRAP_SEED, "confidence": CONFIDENCE},
         "suites": {},
+        "agents": {a.agent: a.config for a in agents if a.config},
     }
     entries: dict[str, list[Entry]] = {}
     for suite, cfg in configs.items():
@@ -415,6 +481,7 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
         entries[suite] = compute_entries(suite, fams, eps, [c for c in cells_all if c.suite == suite], agents)
         board["suites"][suite] = {"config": cfg, "families": fams, "seeds": sorted({e.seed for e in eps}),
                                   "data": {f: data[suite][f] for f in fams if f in data.get(suite, {})},
+                                  "judge": judge_summary(eps, judged),
                                   "description": _description(suite, cfg),
                                   "command": _command(suite, cfg, entries[suite], agents),
                                   "entries": [_entry_json(e) for e in entries[suite]]}
@@ -522,4 +589,4 @@ def _entry_json(e: Entry) -> dict[str, Any]:
 
 
 __all__ = ["AVERAGE", "BOOTSTRAP_REPLICATES", "BOOTSTRAP_SEED", "Entry", "FILES", "Score", "Usage", "accuracy_scores",
-           "compute_entries", "data_table", "render_csv", "render_leaderboard", "render_markdown", "render_png", "submission", "usage"]
+           "compute_entries", "data_table", "judge_summary", "judge_table", "render_csv", "render_leaderboard", "render_markdown", "render_png", "submission", "usage"]

@@ -9,6 +9,7 @@ parent alone writes to SQLite, one transaction per finished cell.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import json
 import os
@@ -19,7 +20,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from iapo_gym.agents import Agent, make_agent, run_episode
-from iapo_gym.agents.base import VLM_PREFIX, is_vlm_folder
+from iapo_gym.agents.base import SERVED_PREFIX, VLM_PREFIX, EpisodeResult, is_vlm_folder, run_episode_async
 from iapo_gym.agents.checkpoint import checkpoint_hash, folder_hash, load_agent, read_config
 
 import iapo_gym
@@ -36,7 +37,8 @@ from iapo_gym.trajectory import Trajectory, TrajectoryRecorder
 from iapo_gym.validation import check_int
 
 from .errors import BenchmarkError
-from .store import DB_NAME, CellRow, EpisodeRow, ResultsStore, StoreError, check_store
+from .judge import judge_suite
+from .store import DB_NAME, CellRow, EpisodeRow, RequestCache, ResultsStore, StoreError, check_store
 from .suites import Suite, SuiteError, check_seeds, load_suite
 
 BACKENDS = ("local", "ray")
@@ -54,15 +56,20 @@ class AgentSpec:
     source: str
     checkpoint_hash: str | None = None
     trust_remote_code: bool = False
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Keyword arguments of the agent's constructor (a served model's generation settings)."""
+    config: dict[str, Any] | None = field(default=None, hash=False)
+    """A served model's settings as stored with the results (``OpenAIAgent.config()``: never its key)."""
 
 
 def _looks_like_path(text: str) -> bool:
     return text.startswith((".", "/", "~")) or os.sep in text or "/" in text
 
 
-def resolve_agent(text: str, *, trust_remote_code: bool = False) -> AgentSpec:
-    """Parse ``[NAME=]AGENT`` where AGENT is a registered name, a checkpoint folder, ``module:Class`` or
-    ``path/file.py:Class``; build the agent once, so a bad one fails here, before any result is written.
+def resolve_agent(text: str, *, trust_remote_code: bool = False, served: dict[str, Any] | None = None) -> AgentSpec:
+    """Parse ``[NAME=]AGENT`` where AGENT is a registered name, a checkpoint folder, ``openai:MODEL@URL`` (a
+    served model; ``served`` holds its settings), ``module:Class`` or ``path/file.py:Class``; build the agent
+    once, so a bad one fails here, before any result is written (a served model is not asked anything).
 
     A class typed here is the user's and is imported; a class that a checkpoint's config names is imported
     only if it is inside ``iapo_gym`` or registered, or with ``trust_remote_code=True``."""
@@ -72,6 +79,14 @@ def resolve_agent(text: str, *, trust_remote_code: bool = False) -> AgentSpec:
         label, text = head, tail
     if not text:
         raise BenchmarkError("empty agent name; give a built-in name (random, no-tool, oracle), a checkpoint folder or 'module:Class'")
+    if text.startswith(SERVED_PREFIX):  # a model behind an OpenAI-compatible API: its settings are stored
+        options = dict(served or {})
+        agent = _build(AgentSpec(text, "spec", text, options=options), text)
+        config = agent.config()  # type: ignore[attr-defined]
+        close = getattr(agent, "close", None)
+        if callable(close):
+            close()
+        return AgentSpec(label or f"{SERVED_PREFIX}{config['model']}", "spec", text, options=options, config=config)
     path = recover_dir(Path(text).expanduser())  # a save killed half-way is finished first
     if text.startswith(VLM_PREFIX) or (path.is_dir() and is_vlm_folder(path)):  # a local VLM folder
         folder = Path(text[len(VLM_PREFIX):] if text.startswith(VLM_PREFIX) else text).expanduser()
@@ -111,7 +126,7 @@ def _build(spec: AgentSpec, shown: str | None = None) -> Agent:
     try:
         if spec.kind == "checkpoint":
             return load_agent(spec.source, trust_remote_code=spec.trust_remote_code)
-        return make_agent(spec.source)
+        return make_agent(spec.source, **spec.options)
     except (ValueError, TypeError, ImportError) as exc:
         msg = str(exc)
         if spec.kind == "name" and msg.startswith("unknown agent"):
@@ -138,6 +153,8 @@ class CellTask:
     items: tuple[int, ...] = ()
     backend: str = "local"
     teacher: str | None = None
+    store: str | None = None
+    """The results store, for a served model's request cache (each answer is stored as it arrives)."""
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -167,13 +184,14 @@ class _InfoTap(gym.Wrapper):
         return out
 
 
-_ENVS: dict[tuple[str, str], gym.Env] = {}
+_ENVS: dict[tuple[str, str, str | None, int], gym.Env] = {}
 
 
-def _env(env_id: str, kwargs: dict[str, Any], teacher: str | None = None) -> gym.Env:
-    """One env per (id, settings, teacher) per process: construction (easy-VQA's records, OCR engines,
-    teachers) is the slow part. With a teacher, the env is wrapped so agents can report their alignment."""
-    key = (env_id, json.dumps(kwargs, sort_keys=True), teacher)
+def _env(env_id: str, kwargs: dict[str, Any], teacher: str | None = None, lane: int = 0) -> gym.Env:
+    """One env per (id, settings, teacher, lane) per process: construction (easy-VQA's records, OCR engines,
+    teachers) is the slow part; ``lane`` tells apart the envs of concurrent episodes. With a teacher, the env is
+    wrapped so agents can report their alignment."""
+    key = (env_id, json.dumps(kwargs, sort_keys=True), teacher, lane)
     if key not in _ENVS:
         env = gym.make(env_id, **kwargs)
         if teacher:
@@ -194,37 +212,87 @@ def _seed_globals(task: CellTask) -> None:
 
 
 def run_cell(task: CellTask) -> CellResult:
-    """Play every episode of one cell and return its rows (no I/O: the parent stores them)."""
+    """Play every episode of one cell and return its rows (no I/O: the parent stores them; a served model's
+    answers go to the store's request cache as they arrive).
+
+    A served model (an agent with ``session()``) plays the cell's episodes concurrently, each on its own env,
+    at most its ``max_in_flight`` requests at a time; an episode whose request fails for good is returned with
+    its error (the next run replays the cell). When every episode of the cell failed so, the server is taken
+    to be down and the cell fails, which stops the run with that message."""
     t0 = time.perf_counter()
     _seed_globals(task)
     agent = build_agent(task.agent)  # fresh per cell: no state leaks between cells, whatever the schedule
-    env = _env(task.env_id, task.env_kwargs, task.teacher)
-    rows: list[EpisodeRow] = []
-    trajectories: list[Trajectory] = []
-    # with a teacher, the agent's own attribution of each decision is recorded beside the teacher's
-    attribute = getattr(agent, "attribute", None) if task.teacher else None
-    recorder = TrajectoryRecorder(env, attribute=attribute if callable(attribute) else None)
-    for k, item in enumerate(task.items):
-        e0 = time.perf_counter()
-        result = run_episode(recorder, agent, seed=item, options={"scene_id": item})
-        wall = time.perf_counter() - e0
-        trajectories.append(recorder.trajectory)
-        align = getattr(result, "alignment", None)  # an EpisodeResult may carry it; else the infos did
-        if align is None and env.alignments:
-            align = float(np.mean(env.alignments))
-        rows.append(EpisodeRow(
-            agent=task.agent.label, checkpoint_hash=task.agent.checkpoint_hash, suite=task.suite, family=task.family,
-            seed=task.seed, episode=k, item=int(item), correct=bool(result.correct), reward=float(result.reward),
-            reward_terms={str(n): float(v) for n, v in result.reward_terms.items()},
-            tool_calls={str(n): int(v) for n, v in result.tool_calls.items()}, invalid_calls=int(result.invalid_calls),
-            steps=int(result.steps), alignment=None if align is None else float(align), wall_time=wall,
-            ocr=str(task.env_kwargs.get("ocr", "")),
-            evidence_hit=trajectories[-1].evidence_hit, evidence_read=trajectories[-1].evidence_read,
-            scored=bool(result.scored),
-        ))
+    if callable(getattr(agent, "session", None)):
+        rows, trajectories = _play_served(task, agent)
+    else:
+        env = _env(task.env_id, task.env_kwargs, task.teacher)
+        # with a teacher, the agent's own attribution of each decision is recorded beside the teacher's
+        attribute = getattr(agent, "attribute", None) if task.teacher else None
+        recorder = TrajectoryRecorder(env, attribute=attribute if callable(attribute) else None)
+        rows, trajectories = [], []
+        for k, item in enumerate(task.items):
+            e0 = time.perf_counter()
+            result = run_episode(recorder, agent, seed=item, options={"scene_id": item})
+            trajectories.append(recorder.trajectory)
+            align = getattr(result, "alignment", None)  # an EpisodeResult may carry it; else the infos did
+            if align is None and env.alignments:
+                align = float(np.mean(env.alignments))
+            rows.append(_row(task, k, item, result, recorder.trajectory, time.perf_counter() - e0, align))
     cell = CellRow(task.agent.label, task.suite, task.family, task.seed, len(rows), time.perf_counter() - t0,
                    task.backend, iapo_gym.__version__, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     return CellResult(cell, rows, trajectories)
+
+
+def _row(task: CellTask, k: int, item: int, result: EpisodeResult, trajectory: Trajectory, wall: float,
+         alignment: float | None = None) -> EpisodeRow:
+    return EpisodeRow(
+        agent=task.agent.label, checkpoint_hash=task.agent.checkpoint_hash, suite=task.suite, family=task.family,
+        seed=task.seed, episode=k, item=int(item), correct=bool(result.correct), reward=float(result.reward),
+        reward_terms={str(n): float(v) for n, v in result.reward_terms.items()},
+        tool_calls={str(n): int(v) for n, v in result.tool_calls.items()}, invalid_calls=int(result.invalid_calls),
+        steps=int(result.steps), alignment=None if alignment is None else float(alignment), wall_time=wall,
+        ocr=str(task.env_kwargs.get("ocr", "")), evidence_hit=trajectory.evidence_hit, evidence_read=trajectory.evidence_read,
+        scored=bool(result.scored), error=result.error, usage=result.usage,
+    )
+
+
+def _play_served(task: CellTask, agent: Any) -> tuple[list[EpisodeRow], list[Trajectory]]:
+    """The cell's episodes, concurrently in one event loop (see :func:`run_cell`)."""
+    from iapo_gym.agents.served import ServedError
+
+    cache = RequestCache(task.store) if task.store else None
+    if cache is not None:
+        agent.client.cache = cache
+    lanes = max(1, min(len(task.items), int(getattr(agent.client, "max_in_flight", 1))))
+    recorders = [TrajectoryRecorder(_env(task.env_id, task.env_kwargs, None, lane)) for lane in range(lanes)]
+    results: list[tuple[EpisodeResult, Trajectory, float] | None] = [None] * len(task.items)
+    queue = list(enumerate(task.items))[::-1]
+
+    async def lane(recorder: TrajectoryRecorder) -> None:
+        while queue:
+            k, item = queue.pop()
+            e0 = time.perf_counter()
+            result = await run_episode_async(recorder, agent.session(), seed=item, options={"scene_id": item},
+                                             errors=(ServedError,))
+            results[k] = (result, recorder.trajectory, time.perf_counter() - e0)
+
+    async def play() -> None:
+        try:
+            await asyncio.gather(*(lane(r) for r in recorders))
+        finally:
+            await agent.client.aclose()
+
+    try:
+        asyncio.run(play())
+    finally:
+        if cache is not None:
+            cache.close()
+    done = [r for r in results if r is not None]
+    failed = [r for r, _, _ in done if r.error]
+    if done and len(failed) == len(done):
+        raise ServedError(f"every episode of the cell failed; the server did not answer: {failed[0].error}")
+    rows = [_row(task, k, item, r, t, wall) for k, (item, (r, t, wall)) in enumerate(zip(task.items, done))]
+    return rows, [t for _, t, _ in done]
 
 
 # -- backends -----------------------------------------------------------------------------------------------
@@ -358,6 +426,8 @@ def run_benchmark(
     episodes: int | None = None,
     *,
     data_dir: str | os.PathLike[str] | None = None,
+    served: dict[str, Any] | None = None,
+    judge: str | None = None,
     progress: bool = True,
     render: bool = True,
     trust_remote_code: bool = False,
@@ -365,7 +435,12 @@ def run_benchmark(
     """Run ``agents`` on ``suite`` for ``seeds`` (default: the suite's published seeds) into ``out``.
 
     A suite of public test sets (``datasets:``, e.g. ``paper-six``) reads them from ``data_dir``, the folder
-    holding local copies in their published layout. Finished cells already in ``out`` are skipped, so
+    holding local copies in their published layout. ``served`` are the settings of every ``openai:MODEL@URL``
+    agent (``OpenAIAgent`` keyword arguments: ``temperature``, ``max_tokens``, ``seed``, ``max_in_flight``,
+    ``timeout``, ``retries``, ``api_key_env``, ``prices``, ``function_calling``), stored with the results;
+    their answered requests are kept in the store, so a rerun asks nothing twice. ``judge`` (an
+    ``openai:MODEL@URL`` spec) then scores every stored answer of the suite with the set's published judging
+    rules (:mod:`iapo_gym.benchmarks.judge`); the leaderboard shows its accuracy beside the rule scorer's. Finished cells already in ``out`` are skipped, so
     rerunning an interrupted command resumes it. Returns
     the output folder, which holds ``results.sqlite`` and (with ``render``) the leaderboard files. Classes
     named inside files (a checkpoint's ``agent_class``, a suite file's ``teacher``) are imported only when
@@ -380,7 +455,7 @@ def run_benchmark(
     check_int("workers", workers, 1, error=BenchmarkError)
     if isinstance(agents, str) or not agents:
         raise BenchmarkError("give at least one agent, as a list: e.g. ['random', 'oracle']")
-    specs = [resolve_agent(str(a), trust_remote_code=trust_remote_code) for a in agents]
+    specs = [resolve_agent(str(a), trust_remote_code=trust_remote_code, served=served) for a in agents]
     labels = [s.label for s in specs]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
@@ -389,14 +464,14 @@ def run_benchmark(
     if extra and progress:
         print(f"note: seeds {extra} are not in suite {suite_obj.name!r}'s published seeds {list(suite_obj.seeds)}; "
               f"results will not be comparable with published ones", file=sys.stderr)
-    tasks = plan_cells(suite_obj, seed_list, specs, backend)
     reports = data_reports(suite_obj)
     out_path = prepare_out(out)
+    tasks = [replace(t, store=str((out_path / DB_NAME).resolve())) for t in plan_cells(suite_obj, seed_list, specs, backend)]
     with ResultsStore(out_path / DB_NAME) as store:
         store.register_suite(suite_obj.name, suite_obj.fingerprint())
         store.register_tasks(suite_obj.name, {t.family: (t.env_id, dict(t.env_kwargs)) for t in suite_obj.tasks}, reports)
         for s in specs:
-            store.register_agent(s.label, s.kind, s.source, s.checkpoint_hash)
+            store.register_agent(s.label, s.kind, s.config["spec"] if s.config else s.source, s.checkpoint_hash, s.config)
         finished = store.finished_cells()
         todo = [t for t in tasks if t.key not in finished]
         bar = None
@@ -426,6 +501,9 @@ def run_benchmark(
             rate = f", {n_eps / wall:.0f} episodes/s with {workers} {backend} worker(s)" if n_eps and wall > 0 else ""
             print(f"iapo-bench: {len(todo)} cell(s) run, {len(tasks) - len(todo)} already finished; {n_eps} episodes in "
                   f"{wall:.1f} s{rate}; results in {out_path / DB_NAME}", file=sys.stderr)
+    if judge:  # every stored answer of the suite not yet judged by this judge (a rerun resumes)
+        judge_options = {k: v for k, v in (served or {}).items() if k in ("api_key_env", "timeout", "retries", "max_in_flight")}
+        judge_suite(out_path / DB_NAME, suite_obj.name, judge, progress=progress, **judge_options)
     if render:
         from .leaderboard import render_leaderboard
 

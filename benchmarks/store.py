@@ -14,9 +14,13 @@ store is migrated in place when it is opened for writing (its rows are kept; the
 NULL: "not recorded"), and read as it is when opened read-only.
 
 Schema version 3 adds ``episodes.scored`` (0 for an item without a published answer, such as CharXiv's test
-split: it is stored and shown, and left out of accuracy; NULL in older rows means scored) and
+split: it is stored and shown, and left out of accuracy; NULL in older rows means scored),
 ``suite_tasks.data`` (JSON: a public data set's scorer and load report: usable items, skips and dropped
-metadata by reason, items without evidence or answers). Older stores are migrated in place the same way.
+metadata by reason, items without evidence or answers), and for served models ``episodes.error`` (why the
+agent could not go on: a request that failed for good; such a cell is replayed by the next run),
+``episodes.usage`` (JSON: tokens, requests, cost), ``agents.config`` (JSON: the served model's settings, never
+its key), the table ``requests`` (every answered request, by the hash of what was asked: a rerun asks nothing
+twice) and the table ``judgements`` (an LLM judge's verdict per episode). Older stores are migrated in place.
 
 A file written with another schema version (or that is not a results store at all) is refused with a
 clear error and left untouched: it is first opened read-only to check.
@@ -24,6 +28,7 @@ clear error and left untouched: it is first opened read-only to check.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import sqlite3
@@ -61,7 +66,23 @@ CREATE TABLE trajectories (
 
 _V3_COLUMNS = """
 ALTER TABLE episodes ADD COLUMN scored INTEGER;
+ALTER TABLE episodes ADD COLUMN error TEXT;
+ALTER TABLE episodes ADD COLUMN usage TEXT;
 ALTER TABLE suite_tasks ADD COLUMN data TEXT;
+ALTER TABLE agents ADD COLUMN config TEXT;
+CREATE TABLE requests (
+    key TEXT PRIMARY KEY,                -- sha256 of (model, generation settings, messages, tools)
+    response TEXT NOT NULL,              -- JSON: the answered response
+    created TEXT NOT NULL
+);
+CREATE TABLE judgements (
+    agent TEXT NOT NULL, suite TEXT NOT NULL, family TEXT NOT NULL, seed INTEGER NOT NULL, episode INTEGER NOT NULL,
+    judge TEXT NOT NULL,                 -- the judge's name (openai:MODEL)
+    verdict INTEGER,                     -- 1 correct, 0 wrong, NULL unjudged (the request failed or the reply was unreadable)
+    extracted TEXT, error TEXT,
+    usage TEXT,                          -- JSON: tokens of the verdict
+    PRIMARY KEY (agent, suite, family, seed, episode, judge)
+);
 """
 
 _SCHEMA = f"""
@@ -147,6 +168,21 @@ class EpisodeRow:
     """A tool output held an accepted answer (``None``: the answer is not printed, or not recorded)."""
     scored: bool = True
     """False for an item without a published answer: stored, not counted in accuracy."""
+    error: str | None = None
+    """Why a served agent could not go on (the episode ended there and counts as wrong)."""
+    usage: dict[str, Any] | None = None
+    """A served agent's tokens, requests and cost for the episode."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """An LLM judge's verdict on one stored episode: ``verdict`` is ``None`` when it could not be had (the
+    request failed for good, or the reply was unreadable): unjudged, never counted as wrong."""
+
+    verdict: bool | None
+    extracted: str = ""
+    error: str | None = None
+    usage: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +207,8 @@ class AgentRow:
     source: str
     checkpoint_hash: str | None
     position: int
+    config: dict[str, Any] | None = None
+    """A served model's settings (model, URL, temperature, ...; never its key)."""
 
 
 def _uri(path: Path, mode: str) -> str:
@@ -319,13 +357,17 @@ class ResultsStore:
         rows = self.conn.execute("SELECT family, data FROM suite_tasks WHERE suite = ? AND data IS NOT NULL", (suite,))
         return {fam: json.loads(d) for fam, d in rows}
 
-    def register_agent(self, agent: str, kind: str, source: str, checkpoint_hash: str | None) -> None:
-        """Remember an agent; refuse the same leaderboard name for a different checkpoint."""
+    def register_agent(self, agent: str, kind: str, source: str, checkpoint_hash: str | None,
+                       config: dict[str, Any] | None = None) -> None:
+        """Remember an agent (and a served model's settings, ``config``); refuse the same leaderboard name for
+        a different checkpoint."""
         row = self.conn.execute("SELECT checkpoint_hash FROM agents WHERE agent = ?", (agent,)).fetchone()
         if row is None:
             with self.conn:
                 pos = self.conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM agents").fetchone()[0]
-                self.conn.execute("INSERT OR IGNORE INTO agents VALUES (?, ?, ?, ?, ?)", (agent, kind, source, checkpoint_hash, pos))
+                self.conn.execute("INSERT OR IGNORE INTO agents (agent, kind, source, checkpoint_hash, position, config) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)", (agent, kind, source, checkpoint_hash, pos,
+                                                                None if config is None else json.dumps(config, sort_keys=True)))
             return
         if row[0] != checkpoint_hash:
             raise StoreError(f"{self.path} already has results for agent {agent!r} from checkpoint {row[0] or '(none)'}; "
@@ -334,8 +376,16 @@ class ResultsStore:
 
     # -- cells ---------------------------------------------------------------------------------------------
     def finished_cells(self) -> set[tuple[str, str, str, int]]:
-        """Keys (agent, suite, family, seed) of every finished cell."""
-        return {(a, s, f, int(sd)) for a, s, f, sd in self.conn.execute("SELECT agent, suite, family, seed FROM cells")}
+        """Keys (agent, suite, family, seed) of every finished cell; a cell with an errored episode (a served
+        model's request that failed for good) is not finished: the next run replays it."""
+        cells = {(a, s, f, int(sd)) for a, s, f, sd in self.conn.execute("SELECT agent, suite, family, seed FROM cells")}
+        return cells - self._errored_cells()
+
+    def _errored_cells(self) -> set[tuple[str, str, str, int]]:
+        if self.version < 3:
+            return set()
+        return {(a, s, f, int(sd)) for a, s, f, sd in self.conn.execute(
+            "SELECT DISTINCT agent, suite, family, seed FROM episodes WHERE error IS NOT NULL")}
 
     def insert_cell(self, cell: CellRow, episodes: Sequence[EpisodeRow],
                     trajectories: Sequence[Trajectory | None] | None = None) -> bool:
@@ -350,15 +400,20 @@ class ResultsStore:
         if trajectories is not None and len(trajectories) != len(episodes):
             raise ValueError(f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(trajectories)} trajectories for {len(episodes)} episodes")
         traj = [(e, t) for e, t in zip(episodes, trajectories or ()) if t is not None]
+        key = (cell.agent, cell.suite, cell.family, cell.seed)
         try:
             with self.conn:  # one transaction: commit on success, roll back on any error
+                if key in self._errored_cells():  # a replay of a cell that errored: it replaces the old rows
+                    for table in ("judgements", "trajectories", "episodes", "cells"):
+                        self.conn.execute(f"DELETE FROM {table} WHERE agent = ? AND suite = ? AND family = ? AND seed = ?", key)
                 self.conn.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(cell).values()))
                 self.conn.executemany(
                     f"INSERT INTO episodes ({', '.join(_EPISODE_COLUMNS)}) VALUES ({', '.join('?' * len(_EPISODE_COLUMNS))})",
                     [(e.agent, e.checkpoint_hash, e.suite, e.family, e.seed, e.episode, e.item, int(e.correct), e.reward,
                       json.dumps(e.reward_terms, sort_keys=True), json.dumps(e.tool_calls, sort_keys=True), e.invalid_calls,
                       e.steps, e.alignment, e.wall_time, e.ocr, _flag(e.evidence_hit), _flag(e.evidence_read),
-                      int(e.scored)) for e in episodes],
+                      int(e.scored), e.error, None if e.usage is None else json.dumps(e.usage, sort_keys=True))
+                     for e in episodes],
                 )
                 self.conn.executemany(
                     "INSERT INTO trajectories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -377,7 +432,30 @@ class ResultsStore:
         return {s: json.loads(c) for s, c in self.conn.execute("SELECT suite, config FROM suites ORDER BY suite")}
 
     def agents(self) -> list[AgentRow]:
-        return [AgentRow(*r) for r in self.conn.execute("SELECT agent, kind, source, checkpoint_hash, position FROM agents ORDER BY position")]
+        config = "config" if self.version >= 3 else "NULL"
+        return [AgentRow(*r[:5], None if r[5] is None else json.loads(r[5])) for r in self.conn.execute(
+            f"SELECT agent, kind, source, checkpoint_hash, position, {config} FROM agents ORDER BY position")]
+
+    # -- judgements -----------------------------------------------------------------------------------------
+    def insert_judgements(self, judge: str, rows: Sequence[tuple[EpisodeRow, Judgement]]) -> None:
+        """Store a judge's verdicts (one transaction); a later verdict of the same judge replaces an earlier one."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*_key(e), judge, None if j.verdict is None else int(j.verdict), j.extracted, j.error,
+                  None if j.usage is None else json.dumps(j.usage, sort_keys=True)) for e, j in rows])
+
+    def judgements(self, suite: str | None = None) -> dict[tuple[str, str, str, int, int], dict[str, Judgement]]:
+        """Episode key -> judge -> its verdict (empty for stores before version 3)."""
+        if self.version < 3:
+            return {}
+        q = "SELECT agent, suite, family, seed, episode, judge, verdict, extracted, error, usage FROM judgements"
+        out: dict[tuple[str, str, str, int, int], dict[str, Judgement]] = {}
+        for a, s, f, sd, ep, judge, verdict, extracted, error, usage in self.conn.execute(
+                q + (" WHERE suite = ?" if suite else ""), (suite,) if suite else ()):
+            out.setdefault((a, s, f, int(sd), int(ep)), {})[judge] = Judgement(
+                None if verdict is None else bool(verdict), extracted or "", error, None if usage is None else json.loads(usage))
+        return out
 
     def cells(self, suite: str | None = None) -> list[CellRow]:
         q = "SELECT * FROM cells" + (" WHERE suite = ?" if suite else "") + " ORDER BY agent, suite, family, seed"
@@ -390,8 +468,8 @@ class ResultsStore:
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
-        cols = (*_EPISODE_COLUMNS[:-3], *(_EPISODE_COLUMNS[-3:-1] if self.version >= 2 else ("NULL", "NULL")),
-                _EPISODE_COLUMNS[-1] if self.version >= 3 else "NULL")
+        cols = (*_EPISODE_COLUMNS[:-5], *(_EPISODE_COLUMNS[-5:-3] if self.version >= 2 else ("NULL", "NULL")),
+                *(_EPISODE_COLUMNS[-3:] if self.version >= 3 else ("NULL", "NULL", "NULL")))
         q = (f"SELECT {', '.join(cols)} FROM episodes" + (" WHERE " + " AND ".join(where) if where else "")
              + " ORDER BY agent, suite, family, seed, episode")
         return [_episode(r) for r in self.conn.execute(q, args)]
@@ -434,7 +512,7 @@ class ResultsStore:
 
 _EPISODE_COLUMNS = ("agent", "checkpoint_hash", "suite", "family", "seed", "episode", "item", "correct", "reward", "reward_terms",
                     "tool_calls", "invalid_calls", "steps", "alignment", "wall_time", "ocr", "evidence_hit", "evidence_read",
-                    "scored")
+                    "scored", "error", "usage")
 
 
 def _key(e: EpisodeRow) -> tuple[str, str, str, int, int]:
@@ -447,12 +525,44 @@ def _flag(value: bool | None) -> int | None:
 
 def _episode(r: Iterable[Any]) -> EpisodeRow:
     (agent, ckpt, suite, family, seed, episode, item, correct, reward, terms, calls, invalid, steps, align, wall, ocr, hit, read,
-     scored) = r
+     scored, error, usage) = r
     return EpisodeRow(agent, ckpt, suite, family, int(seed), int(episode), int(item), bool(correct), float(reward),
                       json.loads(terms), json.loads(calls), int(invalid), int(steps),
                       None if align is None else float(align), float(wall), ocr,
                       None if hit is None else bool(hit), None if read is None else bool(read),
-                      scored is None or bool(scored))
+                      scored is None or bool(scored), error, None if usage is None else json.loads(usage))
 
 
-__all__ = ["DB_NAME", "READABLE_VERSIONS", "SCHEMA_VERSION", "AgentRow", "CellRow", "EpisodeRow", "ResultsStore", "StoreError", "check_store"]
+__all__ = ["DB_NAME", "READABLE_VERSIONS", "SCHEMA_VERSION", "AgentRow", "CellRow", "EpisodeRow", "Judgement", "RequestCache",
+           "ResultsStore", "StoreError", "check_store"]
+
+
+class RequestCache:
+    """Answered requests of served models, in the results store's ``requests`` table, on a connection of its own:
+    a worker puts each answer as it arrives (committed at once), so a run killed half-way through a cell asks
+    nothing twice when it is rerun. ``get`` / ``put`` are the :class:`~iapo_gym.agents.served.ResponseCache`
+    protocol; keys are hashes of what was asked (the model, its settings and the messages: never the API key)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self.hits = self.puts = 0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT response FROM requests WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        self.hits += 1
+        return dict(json.loads(row[0]))
+
+    def put(self, key: str, response: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR IGNORE INTO requests VALUES (?, ?, ?)",
+                              (key, json.dumps(response, sort_keys=True), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")))
+        self.puts += 1
+
+    def __len__(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()

@@ -208,8 +208,9 @@ store = ResultsStore(sys.argv[1])
 store.conn.execute("PRAGMA cache_size = 1")  # spill pages into the file mid-transaction: the journal is hot
 store.conn.execute("BEGIN")
 store.conn.execute("INSERT INTO cells VALUES ('a', 's', 'F', 0, 20000, 0.0, 'local', '0', 'x')")
-store.conn.executemany("INSERT INTO episodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       [("a", None, "s", "F", 0, k, k, 1, 1.0, "{}", "{}", 0, 1, None, 0.0, "scene", None, None, 1) for k in range(20000)])
+store.conn.executemany("INSERT INTO episodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       [("a", None, "s", "F", 0, k, k, 1, 1.0, "{}", "{}", 0, 1, None, 0.0, "scene", None, None, 1, None, None)
+                        for k in range(20000)])
 os._exit(0)  # dies inside the transaction, like a SIGKILL
 """
 

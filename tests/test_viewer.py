@@ -210,7 +210,7 @@ def test_a_version_1_store_is_read_untouched_then_migrated_in_place_without_losi
     assert raw.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     kept = raw.execute("SELECT * FROM episodes WHERE agent != 'random' ORDER BY agent, family, seed, episode").fetchall()
     raw.close()
-    assert [r[:16] for r in kept] == old_rows and all(r[16:] == (None, None, None) for r in kept)
+    assert [r[:16] for r in kept] == old_rows and all(r[16:] == (None,) * 5 for r in kept)
     with ResultsStore(db, readonly=True) as store:
         assert len(store.episodes()) == 12 and store.count("trajectories") == 4
         assert all(store.trajectory(e) is None for e in store.episodes() if e.agent != "random")

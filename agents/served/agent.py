@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 
 from iapo_gym.tools import BUILTIN_TOOLS
 
+from ..base import SERVED_PREFIX as SPEC_PREFIX
 from ..vlm.prompt import DEFAULT_SYSTEM, Dialogue, DialogueTracker, Turn, clean
 from .client import ChatClient, ChatResult, ChatSettings, ResponseCache, ServedError, canonical_json, check_base_url
 from .messages import action_of, assistant_message, first_message, function_specs, image_part, text_system
 
-SPEC_PREFIX = "openai:"
 """Agent specs ``openai:MODEL@URL`` name a served model."""
 
 AGENT_NAME = "openai"
