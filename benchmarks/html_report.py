@@ -225,8 +225,10 @@ def render_html(board: dict[str, Any], pictures: dict[str, dict[str, list[Pictur
         if not es:
             continue
         cfg = info["config"]
-        settings = [f"seeds {', '.join(map(str, info['seeds']))}", f"{cfg.get('episodes')} episodes per seed per family",
-                    f"difficulty {cfg.get('difficulty')}", f"OCR {cfg.get('ocr')}", f"view {cfg.get('view_size')} px"]
+        episodes = "every usable item" if cfg.get("episodes") is None else f"{cfg.get('episodes')} episodes"
+        settings = [f"seeds {', '.join(map(str, info['seeds']))}", f"{episodes} per seed per family",
+                    *([] if cfg.get("datasets") else [f"difficulty {cfg.get('difficulty')}"]),
+                    f"OCR {cfg.get('ocr')}", f"view {cfg.get('view_size')} px"]
         if cfg.get("budget"):
             settings.append(f"budget {cfg['budget']}")
         if cfg.get("teacher"):
@@ -242,6 +244,7 @@ def render_html(board: dict[str, Any], pictures: dict[str, dict[str, list[Pictur
             + '</figure><figure><figcaption>Tool calls per episode, by tool</figcaption>' + tools_svg(es, colors)
             + "</figure></div>"
             + f'<p class="note">Reproduce: <code>{_e(info["command"])}</code></p>'
+            + _extras(info, es, board.get("agents", {}))
             + _gallery(suite, es, pics, colors) + "</section>")
     boot = board["bootstrap"]
     return _PAGE.format(
@@ -251,6 +254,45 @@ def render_html(board: dict[str, Any], pictures: dict[str, dict[str, list[Pictur
                  f"click again to reverse. Tool calls exclude the final answer. Evidence hit: a zoom/ocr/focus region covered "
                  f"half an evidence box; read: a tool output held an accepted answer (among questions whose answer is "
                  f"printed in the image). Alignment: divergence from the teacher's attribution, lower is closer."))
+
+
+def _plain_table(caption: str, head: list[str], rows: list[list[Any]]) -> str:
+    cells = "".join("<tr>" + "".join(f"<td>{_e('—' if v is None else v)}</td>" for v in row) + "</tr>" for row in rows)
+    return (f'<figure class="extra"><figcaption>{_e(caption)}</figcaption><table><thead><tr>'
+            + "".join(f"<th>{_e(h)}</th>" for h in head) + f"</tr></thead><tbody>{cells}</tbody></table></figure>")
+
+
+def _pct_or_none(x: float | None) -> str | None:
+    return None if x is None else f"{100 * x:.0f}"
+
+
+def _extras(info: dict[str, Any], entries: list[dict[str, Any]], configs: dict[str, Any]) -> str:
+    """The served models' usage, the LLM judge beside the rule scorer, and each public set's data report."""
+    out = []
+    served = [e for e in entries if e["usage"].get("tokens_in") is not None]
+    if served:
+        out.append(_plain_table(
+            "Served models: tokens per episode, cost, episodes that failed for good (counted as wrong)",
+            ["agent", "model", "URL", "tokens in/ep", "tokens out/ep", "cost (USD)", "errors"],
+            [[e["agent"], (configs.get(e["agent"]) or {}).get("model"), (configs.get(e["agent"]) or {}).get("url"),
+              f"{e['usage']['tokens_in']:.0f}", f"{e['usage']['tokens_out']:.0f}",
+              None if e["usage"].get("cost") is None else f"{e['usage']['cost']:.4f}", e["usage"].get("errors", 0)] for e in served]))
+    if info.get("judge"):
+        out.append(_plain_table(
+            "LLM judge (the set's published rules as a prompt) beside the rule scorer, on the same episodes",
+            ["agent", "judge", "judged", "unjudged", "judge accuracy %", "rule accuracy %", "agreement %"],
+            [[r["agent"], r["judge"], r["judged"], r["unjudged"], _pct_or_none(r["judge_accuracy"]),
+              _pct_or_none(r["rule_accuracy"]), _pct_or_none(r["agreement"])] for r in info["judge"]]))
+    if info.get("data"):
+        def reasons(counts: dict[str, int]) -> str:
+            return "; ".join(f"{n} {r}" for r, n in counts.items()) or "0"
+
+        out.append(_plain_table(
+            "Data: each public set's published file, its scorer, and what it held",
+            ["set", "scorer", "usable items", "skipped", "metadata dropped", "no evidence", "unscored"],
+            [[fam, d.get("scorer"), d.get("usable"), reasons(d.get("skipped", {})), reasons(d.get("metadata_dropped", {})),
+              d.get("no_evidence"), d.get("unscored")] for fam, d in info["data"].items()]))
+    return "".join(out)
 
 
 _PAGE = """<!DOCTYPE html>
