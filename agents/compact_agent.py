@@ -16,8 +16,6 @@ from .compact import CompactConfig, CompactPolicy, observations_to_batch
 from .trainer import GroupTrainer, TrainConfig, write_curves
 
 AGENT_CLASS = "iapo_gym.agents.compact_agent:CompactAgent"
-DEFAULT_GRID = 16
-"""Image cells per side of :meth:`CompactAgent.attribute` without a teacher (the teacher wrapper's default)."""
 
 
 class CompactAgent:

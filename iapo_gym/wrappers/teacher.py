@@ -18,9 +18,6 @@ from ..trajectory import chosen_regions
 SHAPINGS = ("novel", "potential", "raw")
 
 
-SHAPINGS = ("novel", "potential", "raw")
-
-
 class TeacherAttributionWrapper(gym.Wrapper[dict[str, Any], str, dict[str, Any], str], gym.utils.RecordConstructorArgs):
     """Adds the teacher's attribution of every decision and a dense reward term for looking where it looks.
 
@@ -102,13 +99,6 @@ class TeacherAttributionWrapper(gym.Wrapper[dict[str, Any], str, dict[str, Any],
             return chosen_regions(parse_tool_call(action), info["scene"])
         except ToolCallError:
             return []
-
-    def cover(self, boxes: list[Box]) -> np.ndarray:
-        """Per cell, the share of it that ``boxes`` see (a box inside a cell sees all of it)."""
-        cell_area = 1.0 / self.grid**2
-        if not boxes:
-            return np.zeros(self.grid * self.grid)
-        return np.clip(sum(cells_of_box(b, self.grid) * max(1.0, cell_area / max(box_area(b), 1e-12)) for b in boxes), 0.0, 1.0)
 
     def cover(self, boxes: list[Box]) -> np.ndarray:
         """Per cell, the share of it that ``boxes`` see (a box inside a cell sees all of it)."""
