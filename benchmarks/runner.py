@@ -197,7 +197,7 @@ def _env(env_id: str, kwargs: dict[str, Any], teacher: str | None = None, lane: 
         if teacher:
             from iapo_gym.wrappers import TeacherAttributionWrapper
 
-            env = TeacherAttributionWrapper(env, teacher=teacher)
+            env = TeacherAttributionWrapper(env, teacher=teacher, coef=0.0)  # attribution only: the stored reward is the env's
         _ENVS[key] = _InfoTap(env)
     return _ENVS[key]
 

@@ -274,3 +274,14 @@ def test_leaderboard_page_in_headless_chromium(teacher_run: dict[str, Any]) -> N
         assert driver.current_url.endswith(".png")
         width = driver.execute_script("var i = document.images[0]; return i && i.complete ? i.naturalWidth : 0;")
         assert width > 0
+
+
+def test_a_teacher_suite_stores_the_envs_reward_without_shaping(teacher_run: dict[str, Any]) -> None:
+    """The suite asks for the teacher's attribution, not for a shaping reward: every stored reward is the
+    env's own (outcome + format), with no teacher term in it."""
+    with ResultsStore(teacher_run["out"] / DB_NAME, readonly=True) as store:
+        episodes = store.episodes()
+    assert episodes
+    for e in episodes:
+        assert e.reward_terms.get("teacher", 0.0) == 0.0
+        assert e.reward == pytest.approx(e.reward_terms["outcome"] + e.reward_terms["format"])
