@@ -14,7 +14,8 @@ from iapo_gym.answers import is_correct
 from iapo_gym.scoring import scorer_accepts
 from iapo_gym.scene import Box, Scene
 from iapo_gym.text import TextSpace, clean_text
-from iapo_gym.toolcall import ToolCallError, parse_tool_call
+from iapo_gym.toolcall import ToolCall, ToolCallError, parse_tool_call
+from iapo_gym.trajectory import chosen_regions
 from iapo_gym.tools import BUILTIN_TOOLS, ToolContext, check_args, get_tool, make_ocr
 from iapo_gym.validation import check_int
 
@@ -59,6 +60,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
 
     ## Info
     ``family``, ``scene_id``, ``tool`` (name called, or ``None``), ``error``, ``reward_terms``, ``correct``,
+    after a step ``call`` (the action parsed: a :class:`~iapo_gym.toolcall.ToolCall`, ``None`` when it did not
+    parse) and ``regions`` (the image boxes a valid call chose: its ``box``, or the regions a ``focus`` named),
     ``scored`` (false for an item without a published answer: its ``correct`` means nothing), and ``scene``: the privileged :class:`~iapo_gym.scene.Scene` (evidence, layout, answers), for oracles,
     teachers and tests; a learning agent must not read it.
     """
@@ -169,6 +172,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         terms = {"outcome": 0.0, "format": 0.0}
         error: str | None = None
         name: str | None = None
+        call: ToolCall | None = None
         terminated = correct = False
         try:
             call = parse_tool_call(action)
@@ -198,7 +202,10 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
                 terms["outcome"] = 1.0 if correct else 0.0
         truncated = not terminated and self._budget <= 0
         reward = float(sum(terms.values()))
-        return self._obs(), reward, terminated, truncated, self._info(name, error, terms, correct)
+        info = self._info(name, error, terms, correct)
+        info["call"] = call  # parsed once, here: wrappers, teachers and recorders read it instead of parsing again
+        info["regions"] = [] if error is not None or call is None or call.name == "answer" else chosen_regions(call, self.scene)
+        return self._obs(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         """The full image with the last viewed box outlined (``render_mode="rgb_array"``)."""

@@ -212,7 +212,7 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
         before_crop, before_box = self._obs.get("crop"), self._obs.get("view_box")
         obs, reward, terminated, truncated, info = self.env.step(action)
         teacher = info.get("teacher_attribution")  # the teacher wrapper's attribution of this very action
-        call = _parse(action)
+        call = info["call"] if "call" in info else _parse(action)  # the env's parse, when it gives it
         error = info.get("error")
         new_crop = not error and (
             (call is not None and call.name in ("zoom", "ocr", "focus"))
@@ -220,7 +220,8 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
         view_box = tuple(float(v) for v in obs["view_box"]) if new_crop and np.any(obs["view_box"]) else None
         self._steps.append(Step(
             action=str(action), tool=info.get("tool"), args=dict(call.args) if call is not None else {},
-            boxes=tuple(chosen_regions(call, self.scene)) if not error and call is not None and call.name != "answer" else (),
+            boxes=tuple(info["regions"]) if "regions" in info else tuple(chosen_regions(call, self.scene))
+            if not error and call is not None and call.name != "answer" else (),
             output=cut(obs["tool_output"]), error=error,
             reward_terms={str(k): float(v) for k, v in info.get("reward_terms", {}).items()},
             view_box=view_box,  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ class OracleTeacher:
     ) -> Attribution:
         parts = self.parts(info["scene"], layout)
         read = bool(parts["tool_outputs"].any())
-        if not read and action is not None and _is_answer(action) and layout.output_length:
+        if not read and action is not None and _is_answer(action, info) and layout.output_length:
             parts["tool_outputs"] = np.full(layout.output_length, 1.0 / layout.output_length)
             read = True
         weights = self.read if read else self.look
@@ -58,7 +58,10 @@ class OracleTeacher:
         return Attribution.from_parts(layout, scored)
 
 
-def _is_answer(action: str) -> bool:
+def _is_answer(action: str, info: dict[str, Any]) -> bool:
+    """Whether ``action`` answers: from ``info["call"]`` when the env parsed it already, else parsed here."""
+    if "call" in info:
+        return info["call"] is not None and info["call"].name == "answer"
     try:
         return parse_tool_call(action).name == "answer"
     except ToolCallError:

@@ -94,7 +94,8 @@ class TeacherAttributionWrapper(gym.Wrapper[dict[str, Any], str, dict[str, Any],
         return obs, info
 
     def region(self, action: str, info: dict[str, Any]) -> list[Box]:
-        """The image regions a tool call chose (empty for answers, invalid calls and tools without one)."""
+        """The image regions a tool call chose (empty for answers, invalid calls and tools without one), for an
+        env that does not give them in ``info["regions"]`` as :class:`~iapo_gym.envs.ToolVQAEnv` does."""
         try:
             return chosen_regions(parse_tool_call(action), info["scene"])
         except ToolCallError:
@@ -137,10 +138,11 @@ class TeacherAttributionWrapper(gym.Wrapper[dict[str, Any], str, dict[str, Any],
         if self._last is None:
             raise RuntimeError("call reset() before step()")
         prev_obs, prev_info = self._last
-        # the teacher's attribution of this very action, in the layout of the observation it was chosen on
-        attribution = self.teacher.attribute(prev_obs, prev_info, self.layout(prev_obs), action)
         obs, reward, terminated, truncated, info = self.env.step(action)
-        boxes = [] if info.get("error") else self.region(action, info)
+        # the teacher's attribution of this very action (parsed once, by the env), in the layout of the
+        # observation it was chosen on
+        attribution = self.teacher.attribute(prev_obs, {**prev_info, "call": info.get("call")}, self.layout(prev_obs), action)
+        boxes = [] if info.get("error") else list(info["regions"]) if "regions" in info else self.region(action, info)
         term = self._shaped(boxes, attribution, terminated or truncated)
         info["reward_terms"] = {**info.get("reward_terms", {}), "teacher": term}
         info["teacher_attribution"] = attribution

@@ -1,0 +1,33 @@
+"""Each step is computed once: during a benchmark episode on a teacher suite, the action is parsed once per
+step (by the env; the teacher wrapper, the oracle teacher and the recorder read ``info["call"]``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from iapo_gym import toolcall
+from iapo_gym.benchmarks.runner import run_benchmark
+
+SUITE = "name: once\nseeds: [0]\nepisodes: 3\ndifficulty: 0\nteacher: oracle\nfamilies: [HBar, TableQA]\n"
+
+
+def test_an_action_is_parsed_once_per_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    original = toolcall.parse_tool_call
+
+    def counting(action: str) -> toolcall.ToolCall:
+        calls["n"] += 1
+        return original(action)
+
+    for name, module in list(sys.modules.items()):  # every module that imported the parser by name
+        if name.startswith("iapo_gym") and getattr(module, "parse_tool_call", None) is original:
+            monkeypatch.setattr(module, "parse_tool_call", counting)
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    out = run_benchmark(["oracle", "random"], str(tmp_path / "suite.yaml"), out=tmp_path / "out", progress=False, render=False)
+    from iapo_gym.benchmarks.store import DB_NAME, ResultsStore
+
+    with ResultsStore(out / DB_NAME, readonly=True) as store:
+        steps = sum(e.steps for e in store.episodes())
+    assert steps > 0 and calls["n"] == steps
