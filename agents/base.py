@@ -179,13 +179,16 @@ class EpisodeTally:
                              float(np.mean(alignments)) if alignments else None, bool(info.get("scored", True)), error, usage)
 
 
-def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: dict[str, Any] | None = None) -> EpisodeResult:
-    """Play one episode of ``agent`` in ``env`` and tally its tool use."""
+def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: dict[str, Any] | None = None,
+                *, align: bool = True) -> EpisodeResult:
+    """Play one episode of ``agent`` in ``env`` and tally its tool use; with ``align`` (and a teacher wrapper
+    on the env, and an agent with ``alignment(obs, info, action)``) also its mean alignment with the teacher.
+    The benchmark runner passes ``align=False``: it measures alignment once, from the recorded trajectory."""
     obs, info = env.reset(seed=seed, options=options)
     agent.reset()
     tally = EpisodeTally(info)
     done = False
-    aligner = getattr(agent, "alignment", None)
+    aligner = getattr(agent, "alignment", None) if align else None
     alignments: list[float] = []
     while not done:
         action = agent.act(obs, info)

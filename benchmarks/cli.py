@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     served.add_argument("--max-in-flight", type=int, metavar="N", help="requests in flight at once (default 8)")
     served.add_argument("--request-timeout", type=float, metavar="SEC", help="seconds per request before a retry (default 60)")
     served.add_argument("--retries", type=int, metavar="N", help="retries of a failed request (default 4)")
+    served.add_argument("--backoff", type=float, metavar="SEC",
+                        help="base of the exponential backoff between retries, in seconds (default 0.5; a server's Retry-After wins)")
     served.add_argument("--prices", type=float, nargs=2, metavar=("IN", "OUT"), help="USD per 1M input and output tokens (shows a cost)")
     served.add_argument("--no-function-calling", action="store_true",
                         help="for servers without tool calling: the tools go in the system prompt and the reply text is the action")
@@ -148,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _SERVED_FLAGS = {"api_key_env": "api_key_env", "temperature": "temperature", "max_tokens": "max_tokens", "gen_seed": "seed",
-                 "max_in_flight": "max_in_flight", "request_timeout": "timeout", "retries": "retries", "prices": "prices"}
+                 "max_in_flight": "max_in_flight", "request_timeout": "timeout", "retries": "retries", "backoff": "backoff",
+                 "prices": "prices"}
 
 
 def served_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -155,6 +155,8 @@ class CellTask:
     teacher: str | None = None
     store: str | None = None
     """The results store, for a served model's request cache (each answer is stored as it arrives)."""
+    alignment: dict[str, str] | None = field(default=None, hash=False)
+    """With a teacher: the suite's alignment measure (:meth:`~iapo_gym.trajectory.Trajectory.alignment`)."""
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -169,28 +171,13 @@ class CellResult:
     """One per episode, in order (what each step sent and got back, for drawing it later)."""
 
 
-class _InfoTap(gym.Wrapper):
-    """Collects the alignment an agent/wrapper reports in ``info["alignment"]`` (absent for most agents)."""
-
-    def reset(self, **kwargs: Any) -> Any:
-        self.alignments: list[float] = []
-        return self.env.reset(**kwargs)
-
-    def step(self, action: Any) -> Any:
-        out = self.env.step(action)
-        value = out[-1].get("alignment")
-        if isinstance(value, (int, float, np.floating)) and np.isfinite(value):
-            self.alignments.append(float(value))
-        return out
-
-
 _ENVS: dict[tuple[str, str, str | None, int], gym.Env] = {}
 
 
 def _env(env_id: str, kwargs: dict[str, Any], teacher: str | None = None, lane: int = 0) -> gym.Env:
     """One env per (id, settings, teacher, lane) per process: construction (easy-VQA's records, OCR engines,
     teachers) is the slow part; ``lane`` tells apart the envs of concurrent episodes. With a teacher, the env is
-    wrapped so agents can report their alignment."""
+    wrapped so each step carries the teacher's attribution of the action taken."""
     key = (env_id, json.dumps(kwargs, sort_keys=True), teacher, lane)
     if key not in _ENVS:
         env = gym.make(env_id, **kwargs)
@@ -198,7 +185,7 @@ def _env(env_id: str, kwargs: dict[str, Any], teacher: str | None = None, lane: 
             from iapo_gym.wrappers import TeacherAttributionWrapper
 
             env = TeacherAttributionWrapper(env, teacher=teacher, coef=0.0)  # attribution only: the stored reward is the env's
-        _ENVS[key] = _InfoTap(env)
+        _ENVS[key] = env
     return _ENVS[key]
 
 
@@ -217,8 +204,9 @@ def run_cell(task: CellTask) -> CellResult:
 
     A served model (an agent with ``session()``) plays the cell's episodes concurrently, each on its own env,
     at most its ``max_in_flight`` requests at a time; an episode whose request fails for good is returned with
-    its error (the next run replays the cell). When every episode of the cell failed so, the server is taken
-    to be down and the cell fails, which stops the run with that message."""
+    its error (the next run replays the cell). When every episode of the cell failed so, and for a reason every
+    request would meet (no response: the server is down; HTTP 401/403/404: the key, URL or model name), the
+    cell fails, which stops the run with that message."""
     t0 = time.perf_counter()
     _seed_globals(task)
     agent = build_agent(task.agent)  # fresh per cell: no state leaks between cells, whatever the schedule
@@ -232,12 +220,12 @@ def run_cell(task: CellTask) -> CellResult:
         rows, trajectories = [], []
         for k, item in enumerate(task.items):
             e0 = time.perf_counter()
-            result = run_episode(recorder, agent, seed=item, options={"scene_id": item})
-            trajectories.append(recorder.trajectory)
-            align = getattr(result, "alignment", None)  # an EpisodeResult may carry it; else the infos did
-            if align is None and env.alignments:
-                align = float(np.mean(env.alignments))
-            rows.append(_row(task, k, item, result, recorder.trajectory, time.perf_counter() - e0, align))
+            # each decision attributed once (by the recorder); the alignment is measured from that record
+            result = run_episode(recorder, agent, seed=item, options={"scene_id": item}, align=False)
+            trajectory = recorder.trajectory
+            trajectories.append(trajectory)
+            align = trajectory.alignment(**task.alignment) if task.alignment else None
+            rows.append(_row(task, k, item, result, trajectory, time.perf_counter() - e0, align))
     cell = CellRow(task.agent.label, task.suite, task.family, task.seed, len(rows), time.perf_counter() - t0,
                    task.backend, iapo_gym.__version__, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     return CellResult(cell, rows, trajectories)
@@ -256,6 +244,11 @@ def _row(task: CellTask, k: int, item: int, result: EpisodeResult, trajectory: T
     )
 
 
+_DOWN = {None, 401, 403, 404}
+"""Failures of a served model's request that every request would meet: no HTTP response (the server is down
+or unreachable), a refused key, a wrong URL or model name."""
+
+
 def _play_served(task: CellTask, agent: Any) -> tuple[list[EpisodeRow], list[Trajectory]]:
     """The cell's episodes, concurrently in one event loop (see :func:`run_cell`)."""
     from iapo_gym.agents.served import ServedError
@@ -266,15 +259,18 @@ def _play_served(task: CellTask, agent: Any) -> tuple[list[EpisodeRow], list[Tra
     lanes = max(1, min(len(task.items), int(getattr(agent.client, "max_in_flight", 1))))
     recorders = [TrajectoryRecorder(_env(task.env_id, task.env_kwargs, None, lane)) for lane in range(lanes)]
     results: list[tuple[EpisodeResult, Trajectory, float] | None] = [None] * len(task.items)
+    failures: list[BaseException | None] = [None] * len(task.items)
     queue = list(enumerate(task.items))[::-1]
 
     async def lane(recorder: TrajectoryRecorder) -> None:
         while queue:
             k, item = queue.pop()
             e0 = time.perf_counter()
-            result = await run_episode_async(recorder, agent.session(), seed=item, options={"scene_id": item},
+            session = agent.session()
+            result = await run_episode_async(recorder, session, seed=item, options={"scene_id": item},
                                              errors=(ServedError,))
             results[k] = (result, recorder.trajectory, time.perf_counter() - e0)
+            failures[k] = getattr(session, "failure", None)
 
     async def play() -> None:
         try:
@@ -290,7 +286,13 @@ def _play_served(task: CellTask, agent: Any) -> tuple[list[EpisodeRow], list[Tra
     done = [r for r in results if r is not None]
     failed = [r for r, _, _ in done if r.error]
     if done and len(failed) == len(done):
-        raise ServedError(f"every episode of the cell failed; the server did not answer: {failed[0].error}")
+        # the server is down, or refuses every request (key, URL, model name): stop the run. A server that
+        # answers this cell's requests with 429/5xx/400 while it answers others is not: its episodes are stored
+        # with their errors and the next run replays the cell.
+        statuses = {getattr(f, "status", None) for f in failures if f is not None} or {None}
+        if statuses <= _DOWN:
+            why = "the server did not answer" if statuses == {None} else "the server refused every request"
+            raise ServedError(f"every episode of the cell failed; {why}: {failed[0].error}")
     rows = [_row(task, k, item, r, t, wall) for k, (item, (r, t, wall)) in enumerate(zip(task.items, done))]
     return rows, [t for _, t, _ in done]
 
@@ -399,8 +401,8 @@ def plan_cells(suite: Suite, seeds: Sequence[int], agents: Sequence[AgentSpec], 
         ranges[task.family] = env.unwrapped.scene_id_range()
         env.close()
     items = {(t.family, s): tuple(suite.items(t.family, s, ranges[t.family])) for t in suite.tasks for s in seeds}
-    return [CellTask(a, suite.name, t.family, s, t.env_id, dict(t.env_kwargs), items[t.family, s], backend, suite.teacher)
-            for a in agents for t in suite.tasks for s in seeds]
+    return [CellTask(a, suite.name, t.family, s, t.env_id, dict(t.env_kwargs), items[t.family, s], backend, suite.teacher,
+                     alignment=suite.alignment) for a in agents for t in suite.tasks for s in seeds]
 
 
 def data_reports(suite: Suite) -> dict[str, dict[str, Any]]:
@@ -502,7 +504,7 @@ def run_benchmark(
             print(f"iapo-bench: {len(todo)} cell(s) run, {len(tasks) - len(todo)} already finished; {n_eps} episodes in "
                   f"{wall:.1f} s{rate}; results in {out_path / DB_NAME}", file=sys.stderr)
     if judge:  # every stored answer of the suite not yet judged by this judge (a rerun resumes)
-        judge_options = {k: v for k, v in (served or {}).items() if k in ("api_key_env", "timeout", "retries", "max_in_flight")}
+        judge_options = {k: v for k, v in (served or {}).items() if k in ("api_key_env", "timeout", "retries", "backoff", "max_in_flight")}
         judge_suite(out_path / DB_NAME, suite_obj.name, judge, progress=progress, **judge_options)
     if render:
         from .leaderboard import render_leaderboard

@@ -11,6 +11,7 @@ A suite file (``benchmarks/suites/<name>.yaml``, or any path) looks like::
     view_size: 128                  # pixels of the agent's glance and crop images
     budget: 6                       # optional: tool calls per episode (default: the env's own)
     teacher: oracle                 # optional: a teacher spec; agents that can attribute report alignment
+    alignment: {divergence: kl, over: blocks}   # with a teacher: the one alignment measure of every agent
     families: [HBar, VBar, SciChart, TableQA, TableSynth, TableFact]
 
 or, instead of ``families``, a data set served by ``DatasetVQA-v0``::
@@ -45,6 +46,8 @@ from iapo_gym.registration import FAMILIES
 from iapo_gym.specs import UntrustedCodeError
 from iapo_gym.teachers import check_teacher_spec
 from iapo_gym.tools import OCR_BACKENDS
+from iapo_gym.attribution.metrics import DIVERGENCES
+from iapo_gym.trajectory import ALIGNMENT_OVER
 from iapo_gym.validation import check_int
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -57,7 +60,7 @@ SMALL_RANGE = 1 << 24
 (procedural scene ids) are sampled, where a repeat is astronomically unlikely and is redrawn anyway."""
 
 _KEYS = ("name", "description", "seeds", "episodes", "difficulty", "ocr", "view_size", "budget", "families", "dataset",
-         "datasets", "teacher")
+         "datasets", "teacher", "alignment")
 _DATASET_KEYS = ("source", "split", "path", "family")
 
 
@@ -93,6 +96,9 @@ class Suite:
     teacher: str | None = None
     datasets: tuple[str, ...] = ()
     """Public test sets (``RealVQA-v0``) this suite reads from ``--data-dir``."""
+    alignment: dict[str, str] | None = field(default=None, hash=False)
+    """With a teacher: how the alignment column is measured, the same for every agent
+    (:meth:`~iapo_gym.trajectory.Trajectory.alignment`: ``divergence`` and ``over``); default KL over blocks."""
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -142,7 +148,7 @@ class Suite:
             "families": list(self.families),
             "dataset": self.dataset,
             **({"datasets": list(self.datasets)} if self.datasets else {}),
-            **({"teacher": self.teacher} if self.teacher else {}),
+            **({"teacher": self.teacher, "alignment": self.alignment} if self.teacher else {}),
         }
 
     def items(self, family: str, seed: int, id_range: tuple[int, int]) -> list[int]:
@@ -246,6 +252,7 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
         except UntrustedCodeError as exc:
             raise SuiteError(str(exc)) from None
 
+    alignment = _alignment(raw.get("alignment"), teacher, where)
     given = [k for k in ("families", "dataset", "datasets") if k in raw]
     if len(given) != 1:
         raise SuiteError(f"{where}: give exactly one of 'families' (a list like [HBar, TableQA]), 'dataset' "
@@ -271,7 +278,26 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
         tasks = (task,)
     return Suite(name=name, description=description.strip(), seeds=seeds, episodes=episodes, difficulty=difficulty,
                  ocr=ocr, view_size=view_size, tasks=tasks, budget=budget, dataset=dataset, path=str(path),
-                 teacher=teacher, datasets=datasets)
+                 teacher=teacher, datasets=datasets, alignment=alignment)
+
+
+DEFAULT_ALIGNMENT = {"divergence": "kl", "over": "blocks"}
+
+
+def _alignment(spec: Any, teacher: str | None, where: str) -> dict[str, str] | None:
+    """The suite's alignment measure (``None`` without a teacher), checked."""
+    if spec is None:
+        return dict(DEFAULT_ALIGNMENT) if teacher else None
+    if not teacher:
+        raise SuiteError(f"{where}: 'alignment' needs a 'teacher' (it measures agents against the teacher's attribution)")
+    if not isinstance(spec, dict) or set(spec) - set(DEFAULT_ALIGNMENT):
+        raise SuiteError(f"{where}: 'alignment' must be a mapping like {{divergence: kl, over: blocks}}; got {spec!r}")
+    out = {**DEFAULT_ALIGNMENT, **{str(k): str(v) for k, v in spec.items()}}
+    if out["divergence"] not in DIVERGENCES:
+        raise SuiteError(f"{where}: alignment divergence must be one of {', '.join(DIVERGENCES)}; got {out['divergence']!r}")
+    if out["over"] not in ALIGNMENT_OVER:
+        raise SuiteError(f"{where}: alignment over must be one of {', '.join(ALIGNMENT_OVER)}; got {out['over']!r}")
+    return out
 
 
 def _real_tasks(spec: Any, common: dict[str, Any], where: str) -> tuple[tuple[str, ...], tuple[Task, ...]]:

@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from .attribution import Attribution
+from .attribution.metrics import divergence as metric
 from .diagnostics import evidence_hit, evidence_read
 from .scene import Box, Scene
 from .toolcall import ToolCall, ToolCallError, parse_box, parse_tool_call
@@ -60,6 +61,10 @@ def chosen_regions(call: ToolCall | None, scene: Scene) -> list[Box]:
     except (ToolCallError, TypeError):
         pass
     return []
+
+
+ALIGNMENT_OVER = ("blocks", "image")
+"""What :meth:`Trajectory.alignment` compares: the block masses, or the image cells."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,25 @@ class Trajectory:
     @property
     def has_attribution(self) -> bool:
         return any(s.agent_attribution is not None or s.teacher_attribution is not None for s in self.steps)
+
+    def alignment(self, divergence: str = "kl", over: str = "blocks") -> float | None:
+        """The mean divergence between the teacher's and the agent's attribution of each decision that has
+        both (lower is closer), over the attribution ``blocks`` or the ``image`` cells; ``None`` when no
+        decision has both. One measure for every agent: what the leaderboard's alignment column shows."""
+        if over not in ALIGNMENT_OVER:
+            raise ValueError(f"alignment over must be one of {', '.join(ALIGNMENT_OVER)}; got {over!r}")
+        fn = metric(divergence)
+        values = []
+        for step in self.steps:
+            t, a = step.teacher_attribution, step.agent_attribution
+            if t is None or a is None:
+                continue
+            if over == "blocks":
+                names = sorted(set(t.blocks) | set(a.blocks))
+                values.append(fn([t.blocks.get(n, 0.0) for n in names], [a.blocks.get(n, 0.0) for n in names]))
+            elif t.grid == a.grid and sum(t.image) > 0 and sum(a.image) > 0:
+                values.append(fn(list(t.image), list(a.image)))
+        return float(np.mean(values)) if values else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "scene_id": self.scene_id, "question": self.question, "answers": list(self.answers),

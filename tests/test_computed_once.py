@@ -31,3 +31,39 @@ def test_an_action_is_parsed_once_per_step(tmp_path: Path, monkeypatch: pytest.M
     with ResultsStore(out / DB_NAME, readonly=True) as store:
         steps = sum(e.steps for e in store.episodes())
     assert steps > 0 and calls["n"] == steps
+
+
+PAPER_AGENT = """
+from iapo_gym.agents.compact_agent import CompactAgent
+
+class Paper(CompactAgent):
+    def __init__(self):
+        super().__init__(train={"preset": "paper"})
+"""
+
+
+def test_each_decision_is_attributed_once_and_every_agent_is_aligned_by_the_suites_one_measure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from iapo_gym.agents.compact_agent import CompactAgent
+    from iapo_gym.benchmarks.store import DB_NAME, ResultsStore
+
+    calls = {"n": 0}
+    original = CompactAgent.attribute
+
+    def counting(self: CompactAgent, *args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CompactAgent, "attribute", counting)
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    (tmp_path / "paper.py").write_text(PAPER_AGENT)
+    out = run_benchmark(["iapo", f"paper={tmp_path / 'paper.py'}:Paper"], str(tmp_path / "suite.yaml"), out=tmp_path / "out",
+                        progress=False, render=False)
+    with ResultsStore(out / DB_NAME, readonly=True) as store:
+        episodes = store.episodes()
+        trajectories = [store.trajectory(e) for e in episodes]
+    assert calls["n"] == sum(e.steps for e in episodes)  # once per decision, by the recorder only
+    assert {e.agent for e in episodes} == {"iapo", "paper"}
+    for e, t in zip(episodes, trajectories):
+        assert t is not None and e.alignment is not None
+        assert e.alignment == pytest.approx(t.alignment("kl", "blocks"))  # one measure, whatever the agent's objective

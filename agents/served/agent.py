@@ -118,6 +118,8 @@ class EpisodeSession:
         messages: the chat so far, as sent (the last request's messages plus the reply).
         usage: tokens, requests, cache hits and cost of this episode (:class:`Usage`).
         error: the message of the :class:`ServedError` that ended the episode, if one did.
+        failure: that :class:`ServedError` itself (its ``status``: the last HTTP status, ``None`` when no
+            response came back).
         actions: the actions returned, in order.
     """
 
@@ -130,6 +132,7 @@ class EpisodeSession:
         self.messages: list[dict[str, Any]] = []
         self.usage = Usage(cost=0.0 if agent.prices is not None else None)
         self.error: str | None = None
+        self.failure: ServedError | None = None
         self.actions: list[str] = []
 
     def __repr__(self) -> str:
@@ -190,6 +193,7 @@ class EpisodeSession:
             result = await agent.client.complete(self.messages, self._functions if agent.function_calling else None)
         except ServedError as exc:
             self.error = str(exc)
+            self.failure = exc
             raise
         self.usage.add(result, agent.prices)
         message = assistant_message(result.message, len(self.actions))
