@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ def _user_module_key(path: Path) -> str:
 def _already_loaded(spec: str) -> bool:
     """True for a ``file.py`` spec whose file :func:`load_class` has imported in this process already (the user
     named it, or opted in): letting it through runs nothing new, so a user's agent may re-read its own
-    checkpoint with :func:`~iapo_gym.agents.checkpoint.read_checkpoint`."""
+    checkpoint (the agents layer's ``read_checkpoint``)."""
     if not is_file_spec(spec):
         return False
     module_name, _ = split_spec(spec)
@@ -128,20 +127,5 @@ def load_class(spec: str) -> Any:
         raise ValueError(f"class spec {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
 
 
-def moved(old: str, new: str, names: Collection[str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` for a module ``old`` whose ``names`` now live in ``new`` (kept for one
-    release): each name is resolved from its new home with a DeprecationWarning. It resolves the string
-    ``"new:name"`` when asked, so a lower layer forwards to a higher one without importing it."""
-
-    def __getattr__(name: str) -> Any:
-        if name not in names:
-            raise AttributeError(f"module {old!r} has no attribute {name!r}")
-        warnings.warn(f"{old}.{name} moved to {new}.{name}; import it from there (the old path goes in the "
-                      "next release)", DeprecationWarning, stacklevel=2)
-        return load_class(f"{new}:{name}")
-
-    return __getattr__
-
-
 __all__ = ["OPT_IN", "PACKAGE", "USER_MODULE_PREFIX", "UntrustedCodeError", "check_env_id", "check_trusted", "is_file_spec",
-           "is_package_spec", "load_class", "moved", "normalise_spec", "split_spec"]
+           "is_package_spec", "load_class", "normalise_spec", "split_spec"]

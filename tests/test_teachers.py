@@ -161,7 +161,7 @@ def test_model_teacher_trains_saves_and_attributes(tmp_path) -> None:
 
 
 def test_the_model_teacher_sees_its_own_native_view_not_an_upsampled_glance() -> None:
-    from iapo_gym.teachers.model import native_view
+    from iapo_gym.agents.model_teacher import native_view
 
     small, large = (gym.make("VisualToolVQA-HBar-v0", view_size=v) for v in (64, 128))
     obs_s, info = small.reset(seed=4)

@@ -237,7 +237,7 @@ def test_attribution_is_a_distribution_over_blocks(agent, config):
 
 
 def test_teacher_layout_matches_the_students(agent, teacher_path):
-    from iapo_gym.teachers.vlm import VLMTeacher
+    from iapo_gym.agents.vlm.teacher import VLMTeacher
 
     teacher = VLMTeacher(teacher_path, device="cpu", attribution=FAST)
     assert len(teacher.vlm.tokenizer) != len(agent.vlm.tokenizer)  # another tokenizer...

@@ -117,6 +117,13 @@ class VLMTeacher:
         return f"VLMTeacher({self.path!r}, method={self.config.method!r}, image_input={self.config.image_input!r})"
 
 
+def make_vlm_teacher(path: str) -> VLMTeacher:
+    """The ``vlm:PATH`` teacher spec's factory (this package's ``iapo_gym.teachers`` entry point ``vlm``)."""
+    if not path:
+        raise ValueError("the vlm teacher needs a local model folder: 'vlm:PATH'")
+    return VLMTeacher(path)
+
+
 def project(attr: Attribution, layout: ComponentLayout) -> Attribution:
     """``attr`` expressed in ``layout``: blocks of the same size are copied, others dropped; renormalised."""
     parts = {}
