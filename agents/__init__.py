@@ -6,6 +6,7 @@ from .base import (
                    Learner,
                    agent_names,
                    evaluate_agent,
+                   evaluate_episodes,
                    load_class,
                    make_agent,
                    register_agent,
@@ -25,5 +26,5 @@ register_agent("vlm", "iapo_gym.agents.vlm:VLMAgent", overwrite=True)
 
 __all__ = [
     "Agent", "EpisodeResult", "Learner", "NoToolAgent", "OracleAgent", "RandomAgent", "agent_names",
-    "evaluate_agent", "load_class", "make_agent", "register_agent", "run_episode", "run_episode_async",
+    "evaluate_agent", "evaluate_episodes", "load_class", "make_agent", "register_agent", "run_episode", "run_episode_async",
 ]

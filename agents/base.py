@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -232,14 +232,35 @@ async def run_episode_async(env: gym.Env, session: Session, seed: int | None = N
     return tally.result(error=error, usage=usage)
 
 
-def evaluate_agent(agent: Agent, env: gym.Env, n_episodes: int = 20, seed: int = 0) -> dict[str, float]:
-    """Mean accuracy, return, tool calls and invalid calls per episode over ``n_episodes`` seeded episodes.
+def evaluate_episodes(agent: Agent, env: gym.Env, *, seeds: Sequence[int] | None = None,
+                      scene_ids: Sequence[int] | None = None) -> Iterator[EpisodeResult]:
+    """The one evaluation loop: ``agent`` plays one episode per seed (``reset(seed=s)``) or per scene id
+    (``options={"scene_id": i}``), and each result is yielded as it finishes (the env is as the episode left
+    it, so a wrapping :class:`~iapo_gym.trajectory.TrajectoryRecorder` holds that episode's trajectory).
+    :func:`evaluate_agent`, the trainer's evaluation and the learning benchmarks play through it."""
+    if (seeds is None) == (scene_ids is None):
+        raise ValueError("give exactly one of seeds= (reset seeds) or scene_ids= (items to play)")
+    if seeds is not None:
+        for seed in seeds:
+            yield run_episode(env, agent, seed=int(seed))
+    else:
+        for scene_id in scene_ids:  # type: ignore[union-attr]
+            yield run_episode(env, agent, options={"scene_id": int(scene_id)})
+
+
+def evaluate_agent(agent: Agent, env: gym.Env, n_episodes: int = 20, seed: int = 0, *,
+                   scene_ids: Sequence[int] | None = None) -> dict[str, float]:
+    """Mean accuracy, return, tool calls and invalid calls per episode over ``n_episodes`` seeded episodes
+    (seeds ``seed .. seed + n_episodes - 1``), or over the given ``scene_ids``.
 
     Accuracy counts the scored episodes only (items without a published answer are played, not scored; NaN
     when none is scored); ``scored`` is how many were."""
-    if n_episodes <= 0:
+    if scene_ids is None and n_episodes <= 0:
         raise ValueError(f"n_episodes must be positive; got {n_episodes}")
-    results = [run_episode(env, agent, seed=seed + i) for i in range(n_episodes)]
+    if scene_ids is not None:
+        results = list(evaluate_episodes(agent, env, scene_ids=scene_ids))
+    else:
+        results = list(evaluate_episodes(agent, env, seeds=range(seed, seed + n_episodes)))
     scored = [r.correct for r in results if r.scored]
     return {
         "accuracy": float(np.mean(scored)) if scored else float("nan"),

@@ -319,12 +319,11 @@ class GroupTrainer:
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Greedy accuracy on fixed test-split scenes (the same items at every evaluation)."""
-        from .base import run_episode
+        from .base import evaluate_agent
 
-        agent = GreedyPolicyAgent(self.policy)
         lo, hi = self.eval_env.unwrapped.scene_id_range()
         ids = np.random.default_rng(12345).integers(lo, hi, size=episodes or self.config.eval_episodes)
-        return float(np.mean([run_episode(self.eval_env, agent, options={"scene_id": int(s)}).correct for s in ids]))
+        return evaluate_agent(GreedyPolicyAgent(self.policy), self.eval_env, scene_ids=[int(s) for s in ids])["accuracy"]
 
     def train(self, on_update: Callable[[GroupTrainer, dict[str, float]], None] | None = None,
               progress: bool = True) -> list[dict[str, float]]:

@@ -41,6 +41,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from iapo_gym.agents.base import evaluate_episodes
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.imitation import imitate_oracle
@@ -48,7 +49,7 @@ from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from iapo_gym.trajectory import record_episode
+from iapo_gym.trajectory import TrajectoryRecorder
 from iapo_gym.viz import figure_png
 
 STARTS = {"weak": 100, "strong": 2000}
@@ -86,8 +87,10 @@ def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str,
         env = gym.make(f"VisualToolVQA-{family}-v0", split="test", difficulty=difficulty, view_size=policy.config.view_size)
         lo, hi = env.unwrapped.scene_id_range()
         rec: dict[str, list[Any]] = {"correct": [], "hit": [], "read": []}
-        for scene_id in np.random.default_rng(777).integers(lo, hi, size=episodes):
-            t = record_episode(env, agent, options={"scene_id": int(scene_id)}, attribution=False).trajectory
+        recorder = TrajectoryRecorder(env)
+        ids = [int(s) for s in np.random.default_rng(777).integers(lo, hi, size=episodes)]
+        for _ in evaluate_episodes(agent, recorder, scene_ids=ids):
+            t = recorder.trajectory
             rec["correct"].append(bool(t.correct))
             rec["hit"].append(t.evidence_hit)
             rec["read"].append(t.evidence_read)

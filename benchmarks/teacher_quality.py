@@ -16,7 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from iapo_gym.agents.base import run_episode
+from iapo_gym.agents.base import evaluate_agent
 from iapo_gym.agents.compact import CompactConfig, CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.imitation import imitate_oracle
@@ -50,7 +50,7 @@ def agreement(teacher: ModelTeacher, family: str, difficulty: int, decisions: in
 def accuracy(policy: CompactPolicy, family: str, difficulty: int, episodes: int) -> float:
     """Greedy test accuracy of a compact policy on its own view size."""
     env = gym.make(f"VisualToolVQA-{family}-v0", split="test", difficulty=difficulty, view_size=policy.config.view_size)
-    return float(np.mean([run_episode(env, CompactAgent(policy), seed=s).correct for s in range(episodes)]))
+    return evaluate_agent(CompactAgent(policy), env, n_episodes=episodes)["accuracy"]
 
 
 def main(argv: list[str] | None = None) -> None:
