@@ -37,7 +37,7 @@ from iapo_gym.viz import figure_png
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .compact import ObservationBatch, CompactConfig, CompactPolicy, observations_to_batch
-from .objectives import clipped_surrogate, kl_to_reference
+from .policy_gradient import clipped_surrogate, kl_to_reference
 
 REWARDS = ("grpo", "iapo")
 

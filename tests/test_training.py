@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from iapo_gym.agents import evaluate_agent, make_agent
 from iapo_gym.agents.cli import main as train_main
 from iapo_gym.agents.compact_agent import CompactAgent
-from iapo_gym.agents.objectives import group_advantages
+from iapo_gym.agents.policy_gradient import group_advantages
 from iapo_gym.agents.trainer import TrainConfig
 
 TINY = dict(env_id="VisualToolVQA-HBar-v0", questions=2, group_size=3, eval_every=100, eval_episodes=2,

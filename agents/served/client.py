@@ -388,6 +388,16 @@ class ChatClient:
                 text = text.replace(secret, "***")
         return text
 
+    def _redact_json(self, value: Any) -> Any:
+        """``value`` (a parsed response) with :meth:`_redact` applied to every string in it, keys included."""
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, dict):
+            return {self._redact(str(k)): self._redact_json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redact_json(v) for v in value]
+        return value
+
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key is not None:
@@ -505,6 +515,7 @@ class ChatClient:
                 self.requests += 1
                 outcome = await self._attempt(state.http, body)
             if not isinstance(outcome, _Failure):
+                outcome = self._redact_json(outcome)  # a server echoing the key: not into the cache, nor the result
                 if key is not None:
                     self.cache.put(key, outcome)  # type: ignore[union-attr]
                 return result_of(outcome, cached=False, attempts=attempt)
