@@ -327,16 +327,19 @@ class Judge:
 
 
 def judge_suite(store_path: str | Path, suite: str, spec: str, *, progress: bool = True, **options: Any) -> int:
-    """Judge every scored episode of ``suite`` in the results store that ``spec`` has not judged yet (so a rerun
-    resumes), with each set's published rules; returns how many verdicts were stored. ``options`` go to
+    """Judge every scored episode of ``suite`` in the results store that ``spec`` has not judged yet, or left
+    unjudged (so a rerun resumes, and asks again where a request failed), with each set's published rules;
+    returns how many verdicts were stored. ``options`` go to
     :class:`Judge` (``api_key_env``, ``timeout``, ``retries``, ``max_in_flight``...). Requests go through the
     store's request cache; verdicts are stored in one transaction at the end, and a verdict that could not be
     had is stored as unjudged."""
     with ResultsStore(store_path) as store:
         judged = store.judgements(suite)
         data = store.task_data(suite)
-        todo = [e for e in store.episodes(suite) if e.scored and spec_name(spec) not in judged.get(
-            (e.agent, e.suite, e.family, e.seed, e.episode), {})]
+        name = spec_name(spec)
+        # not judged yet, or unjudged (a failed request is asked again; an unreadable reply comes from the cache)
+        todo = [e for e in store.episodes(suite) if e.scored and getattr(judged.get(
+            (e.agent, e.suite, e.family, e.seed, e.episode), {}).get(name), "verdict", None) is None]
         work = [(e, store.trajectory(e), data.get(e.family, {}).get("scorer", "exact"), _context(store, e)) for e in todo]
     if not work:
         return 0

@@ -18,7 +18,6 @@ import ast
 import configparser
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS: tuple[str, ...] = ("iapo_gym", "iapo_gym.envs", "iapo_gym.agents", "iapo_gym.benchmarks")
