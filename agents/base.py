@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, SupportsFloat, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -160,7 +160,7 @@ class EpisodeTally:
         self.invalid = self.steps = 0
         self.total = 0.0
 
-    def step(self, reward: float, info: dict[str, Any]) -> None:
+    def step(self, reward: SupportsFloat, info: dict[str, Any]) -> None:
         self.info = info
         self.steps += 1
         self.total += float(reward)
@@ -243,8 +243,8 @@ def evaluate_episodes(agent: Agent, env: gym.Env, *, seeds: Sequence[int] | None
     if seeds is not None:
         for seed in seeds:
             yield run_episode(env, agent, seed=int(seed))
-    else:
-        for scene_id in scene_ids:  # type: ignore[union-attr]
+    elif scene_ids is not None:  # always (exactly one is given)
+        for scene_id in scene_ids:
             yield run_episode(env, agent, options={"scene_id": int(scene_id)})
 
 

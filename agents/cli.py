@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
     if args.agent == "ppo":
         from .ppo import PPOAgent
 
-        agent = PPOAgent(opts.get("env_id", "VisualToolVQA-HBar-v0"), env_kwargs=opts.get("env_kwargs"), seed=opts.get("seed", 0))
-        agent.learn(total_timesteps=opts.get("max_env_steps") or 2048, progress=not args.no_progress)
-        agent.save(args.out)
+        ppo = PPOAgent(opts.get("env_id", "VisualToolVQA-HBar-v0"), env_kwargs=opts.get("env_kwargs"), seed=opts.get("seed", 0))
+        ppo.learn(total_timesteps=opts.get("max_env_steps") or 2048, progress=not args.no_progress)
+        ppo.save(args.out)
         print(f"ppo: saved to {args.out}")
         return 0
     return run_vlm(args, opts)

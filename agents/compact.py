@@ -76,6 +76,9 @@ def _candidate_tokens(strings: Sequence[str], vocab_size: int) -> Tensor:
 class CompactPolicyNet(nn.Module):
     """Glance + crop CNN, question/tool-output token embeddings, one categorical head per action component."""
 
+    answer_tokens: Tensor  # buffers, registered in __init__
+    label_tokens: Tensor
+
     def __init__(self, config: CompactConfig, codec: ActionCodec) -> None:
         super().__init__()
         c, w, d = config, config.width, config.embed_dim
@@ -300,8 +303,8 @@ class CompactPolicy(nn.Module):
         v = self.config.view_size
         boxes = batch.aux[:, :4].numpy()
         hws = [tuple(int(x) for x in hw) for hw in source_hw]
-        glance = {hw: view_cell_weights((0.0, 0.0, 1.0, 1.0), grid, hw, v) for hw in set(hws)}  # type: ignore[arg-type]
-        crop = [view_cell_weights(tuple(box), grid, hw, v) for box, hw in zip(boxes, hws)]  # type: ignore[arg-type]
+        glance = {hw: view_cell_weights((0.0, 0.0, 1.0, 1.0), grid, hw, v) for hw in set(hws)}
+        crop = [view_cell_weights(tuple(box), grid, hw, v) for box, hw in zip(boxes, hws)]
 
         def to_cells(pixel_map: Tensor, weights: list[tuple[np.ndarray, np.ndarray]]) -> Tensor:
             rows, cols = (torch.from_numpy(np.stack([w[j] for w in weights])).to(pixel_map.dtype) for j in (0, 1))

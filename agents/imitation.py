@@ -3,7 +3,7 @@ VLM tool-use pipelines start from an SFT model) and the training of the ``model`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -73,11 +73,12 @@ def behaviour_cloning(policy: CompactPolicy, data: tuple[ObservationBatch, torch
             per = [F.cross_entropy(logits[name], acts[:, i], reduction="none") for i, name in enumerate(policy.codec.components)]
             lp = F.log_softmax(logits["cell"], dim=-1)
             per[cell] = -torch.logsumexp(lp.masked_fill(~cell_ok[idx], -torch.inf), dim=-1)
-            loss = sum((p * used[:, i]).sum() for i, p in enumerate(per)) / len(idx)
+            # a tensor: sum() of a non-empty sequence of tensors (typed as maybe its start, the int 0)
+            loss = cast(torch.Tensor, sum((p * used[:, i]).sum() for i, p in enumerate(per))) / len(idx)
             opt.zero_grad()
-            loss.backward()  # type: ignore[union-attr]
+            loss.backward()
             opt.step()
-            total.append(float(loss.detach()))  # type: ignore[union-attr]
+            total.append(float(loss.detach()))
         losses.append(float(np.mean(total)))
     return losses
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from iapo_gym.attribution import Attribution, ComponentLayout
-from iapo_gym.scene import Scene
+from iapo_gym.scene import Scene, as_box
 from iapo_gym.tools.base import ToolContext
 
 from .compact import CompactConfig, CompactPolicy, observations_to_batch
@@ -33,7 +33,7 @@ def native_view(observation: dict[str, Any], scene: Scene, view_size: int) -> di
     if observation["image"].shape[0] == view_size:
         return observation
     ctx = ToolContext(scene, scene.image, view_size, None)
-    box = tuple(float(v) for v in observation["view_box"])
+    box = as_box(observation["view_box"])
     crop = ctx.view(box) if box[2] > box[0] and box[3] > box[1] else np.zeros((view_size, view_size, 3), np.uint8)
     return {**observation, "image": ctx.view((0.0, 0.0, 1.0, 1.0)), "crop": crop}
 
@@ -70,7 +70,7 @@ class ModelTeacher:
         else:
             actions = pol.sample(batch, greedy=True)
         scene = info["scene"]
-        kw = {"n_steps": self.n_steps} if self.method == "integrated_gradients" else {}
+        kw: dict[str, Any] = {"n_steps": self.n_steps} if self.method == "integrated_gradients" else {}
         with torch.enable_grad():
             scores = pol.attribution(batch, actions, [(scene.height, scene.width)], layout.grid, self.method, **kw)[0]
         return Attribution.from_scores(layout, scores.detach().numpy(), allow_uniform=True)

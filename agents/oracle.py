@@ -82,6 +82,7 @@ class OracleAgent:
             tool = "zoom" if scene.program.op == "color" else "ocr"
             box = pad_box(region.box, self.margin) if self.margin else region.box
             return ToolCall(tool, {"box": list(box)}).to_json()
+        answer: str | None
         if scene.program.op == "open":
             answer = open_answer(scene, self._readings)
         else:

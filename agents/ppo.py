@@ -27,7 +27,7 @@ class PPOAgent:
         from iapo_gym.wrappers import make_sb3_env
 
         self.env_id, self.env_kwargs, self.seed = env_id, dict(env_kwargs or {}), seed
-        self.hparams = {"n_steps": n_steps, "batch_size": batch_size}
+        self.hparams: dict[str, Any] = {"n_steps": n_steps, "batch_size": batch_size}
         self.env = make_sb3_env(env_id, **self.env_kwargs)
         self.model = PPO("MultiInputPolicy", self.env, seed=seed, verbose=0, device="cpu", **self.hparams)
         self.deterministic = deterministic

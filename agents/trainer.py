@@ -20,11 +20,12 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -38,6 +39,9 @@ from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .compact import ObservationBatch, CompactConfig, CompactPolicy, observations_to_batch
 from .policy_gradient import clipped_surrogate, kl_to_reference
+
+if TYPE_CHECKING:
+    from iapo_gym.envs.base import ToolVQAEnv
 
 REWARDS = ("grpo", "iapo")
 
@@ -175,7 +179,7 @@ class GroupTrainer:
     # -- 1. rollouts ---------------------------------------------------------------------------------
     def collect(self) -> Rollouts:
         c, pol = self.config, self.policy
-        lo, hi = self.envs[0].unwrapped.scene_id_range()
+        lo, hi = cast("ToolVQAEnv", self.envs[0].unwrapped).scene_id_range()
         scene_ids = self.rng.integers(lo, hi, size=c.questions)
         obs, infos = [], []
         for i, env in enumerate(self.envs):
@@ -249,10 +253,10 @@ class GroupTrainer:
     def optimise(self, ro: Rollouts, adv: torch.Tensor, lam: float) -> dict[str, float]:
         c, pol, obj = self.config, self.policy, self.objective
         n = len(ro.actions)
-        use_loss = obj is not None and obj.form == "loss" and lam > 0
-        if use_loss:
-            weights = obj.loss_weights(adv, torch.from_numpy(ro.correct)[ro.episode],  # type: ignore[union-attr]
-                                       torch.from_numpy(obj.selects(ro.tools)))  # type: ignore[union-attr]
+        loss_obj = obj if obj is not None and obj.form == "loss" and lam > 0 else None  # the loss form is on
+        if loss_obj is not None:
+            weights = loss_obj.loss_weights(adv, torch.from_numpy(ro.correct)[ro.episode],
+                                            torch.from_numpy(loss_obj.selects(ro.tools)))
         losses, aligned = [], []
         for _ in range(c.epochs):
             order = torch.randperm(n, generator=self.sampler)
@@ -261,10 +265,10 @@ class GroupTrainer:
                 mb = ro.batch.index(idx)
                 logp, ent = pol.log_prob(mb, ro.actions[idx])
                 loss = clipped_surrogate(logp, ro.logp[idx], adv[idx], c.clip) - c.ent_coef * ent.mean()
-                if use_loss and bool(weights[idx].gt(0).any()):
+                if loss_obj is not None and bool(weights[idx].gt(0).any()):
                     sub = idx[weights[idx] > 0]  # attribute only the decisions the loss weighs
                     div = self.divergences(ro, sub, create_graph=True)
-                    loss = loss + obj.loss(div, weights[sub], lam)  # type: ignore[union-attr]
+                    loss = loss + loss_obj.loss(div, weights[sub], lam)
                     aligned.append(float(div.detach().mean()))
                 if self.reference is not None:
                     with torch.no_grad():
@@ -321,7 +325,7 @@ class GroupTrainer:
         """Greedy accuracy on fixed test-split scenes (the same items at every evaluation)."""
         from .base import evaluate_agent
 
-        lo, hi = self.eval_env.unwrapped.scene_id_range()
+        lo, hi = cast("ToolVQAEnv", self.eval_env.unwrapped).scene_id_range()
         ids = np.random.default_rng(12345).integers(lo, hi, size=episodes or self.config.eval_episodes)
         return evaluate_agent(GreedyPolicyAgent(self.policy), self.eval_env, scene_ids=[int(s) for s in ids])["accuracy"]
 
@@ -363,7 +367,7 @@ class GreedyPolicyAgent:
 
 
 # -- learning curves ----------------------------------------------------------------------------------
-def write_curves(history: list[dict[str, float]], out_dir: str | Path, title: str = "") -> tuple[Path, Path]:
+def write_curves(history: list[dict[str, float]], out_dir: str | os.PathLike[str], title: str = "") -> tuple[Path, Path]:
     """``curves.csv`` and ``curves.png`` (accuracy, reward terms, alignment, tool calls per tool)."""
     import matplotlib
 
@@ -380,7 +384,7 @@ def write_curves(history: list[dict[str, float]], out_dir: str | Path, title: st
 
     x = [r["env_steps"] for r in history]
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
-    panels = [
+    panels: list[tuple[str, list[str]]] = [
         ("accuracy", [k for k in ("accuracy", "eval_accuracy") if k in keys]),
         ("reward terms", [k for k in keys if k.startswith("reward")]),
         ("alignment (divergence, lower is better)", [k for k in ("alignment",) if k in keys]),

@@ -16,6 +16,7 @@ relative to one forward + backward pass of the same model (a training step's uni
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -134,9 +135,11 @@ def run_compact(view: int, batch: int, repeats: int) -> list[tuple[str, float, f
 
     base = _time(fwd_bwd, repeats)
     rows = [("forward+backward (reference)", base, 1.0)]
-    for method, kw in (("integrated_gradients", {"n_steps": 8}), ("integrated_gradients", {"n_steps": 32}),
-                       ("gradient_x_input", {}), ("occlusion", {"perturbations_per_eval": 32})):  # occlusion: 8x8 patches
-        t = _time(lambda method=method, kw=kw: policy.attribution(b, actions, hw, 4, method, **kw),
+    cases: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("integrated_gradients", {"n_steps": 8}), ("integrated_gradients", {"n_steps": 32}),
+        ("gradient_x_input", {}), ("occlusion", {"perturbations_per_eval": 32}))  # occlusion: 8x8 patches
+    for method, kw in cases:
+        t = _time(functools.partial(policy.attribution, b, actions, hw, 4, method, **kw),
                   max(1, repeats // 2) if method == "occlusion" else repeats)
         rows.append((method + "".join(f" {k}={v}" for k, v in kw.items() if k in ("n_steps", "grid")), t, t / base))
     return rows

@@ -15,7 +15,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 from iapo_gym import HEADLINE_FAMILIES
@@ -25,6 +25,9 @@ from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .browser import screenshot
 from .runner import run_benchmark
+
+if TYPE_CHECKING:
+    from iapo_gym.envs.base import ToolVQAEnv
 
 EPISODE_FAMILY = "TableQA"
 SUITE = "six-easy-teacher"
@@ -47,7 +50,7 @@ def episode_picture(checkpoint: Path, out: Path, family: str = EPISODE_FAMILY, t
 
     agent: Any = load_agent(checkpoint)
     env = TeacherAttributionWrapper(gym.make(f"VisualToolVQA-{family}-v0", difficulty=0, split="test"), teacher="oracle")
-    lo = env.unwrapped.scene_id_range()[0]
+    lo = cast("ToolVQAEnv", env.unwrapped).scene_id_range()[0]
     best = None
     for k in range(tries):
         rec = record_episode(env, agent, seed=k, options={"scene_id": lo + k})

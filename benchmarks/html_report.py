@@ -117,7 +117,7 @@ def tools_svg(entries: Sequence[Entry], colors: dict[str, str]) -> str:
     height = 24 + row * len(entries)
     out = [f'<svg class="chart" width="{left + w + 60}" height="{height}" viewBox="0 0 {left + w + 60} {height}" role="img" '
            f'aria-label="tool calls per episode">']
-    x = left
+    x: float = left
     for t in tools:  # legend
         out.append(f'<rect x="{x}" y="2" width="10" height="10" fill="{TOOL_COLORS.get(t, "#999")}"/>'
                    f'<text x="{x + 14}" y="11" class="tick">{_e(t)}</text>')

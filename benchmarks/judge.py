@@ -139,7 +139,7 @@ def judge_rules(scorer: str, context: Mapping[str, Any] | None = None) -> str:
         ValueError: an unknown scorer, or ``charxiv`` without ``context["inst_category"]`` in 1-4.
     """
     if scorer == "charxiv":
-        category = (context or {}).get("inst_category")
+        category: Any = (context or {}).get("inst_category")  # any JSON value: int() decides
         try:
             category = int(category) if not isinstance(category, bool) else None
         except (TypeError, ValueError):

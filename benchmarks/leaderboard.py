@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,9 +140,9 @@ def accuracy_scores(rows: Sequence[EpisodeRow], families: Sequence[str], rng_key
         if not seeds:
             continue
         cells = [np.array([e.correct for e in sorted(by_cell[fam, s], key=lambda e: e.episode)], dtype=float) for s in seeds]
-        r = _replicates(cells, rng, n_boot)
-        reps.append(r)
-        scores[fam] = _score(float(np.mean([c.mean() for c in cells])), r, sum(len(c) for c in cells), len(seeds))
+        rep = _replicates(cells, rng, n_boot)
+        reps.append(rep)
+        scores[fam] = _score(float(np.mean([c.mean() for c in cells])), rep, sum(len(c) for c in cells), len(seeds))
     if not scores:  # e.g. only CharXiv's test split, whose answers are not published
         nan = float("nan")
         return {}, Score(nan, nan, nan, 0.0, 0, 0)
@@ -360,7 +360,7 @@ def render_png(board: dict[str, Any], entries: dict[str, list[Entry]]) -> bytes:
     from matplotlib.backends.backend_agg import (
         FigureCanvasAgg,  # no pyplot: leaves the user's backend alone
     )
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, SubFigure
 
     agents = list(dict.fromkeys(e.agent for es in entries.values() for e in es))
     colors = {a: f"C{i % 10}" for i, a in enumerate(agents)}
@@ -372,7 +372,7 @@ def render_png(board: dict[str, Any], entries: dict[str, list[Entry]]) -> bytes:
     fig = Figure(figsize=(ncols * width + 0.5, 3.0 * max(sum(rows), 1) + 0.8 * len(suites) + 0.6), dpi=110,
                  layout="constrained")
     FigureCanvasAgg(fig)
-    subfigs = fig.subfigures(len(suites), 1, height_ratios=rows, squeeze=False)[:, 0] if suites else []
+    subfigs: Iterable[SubFigure] = fig.subfigures(len(suites), 1, height_ratios=rows, squeeze=False)[:, 0] if suites else []
     for sub, (suite, panels), nrow in zip(subfigs, layout, rows):
         sub.suptitle(f"suite {suite}: accuracy (%) with 95% bootstrap CI", fontsize=11, fontweight="bold")
         axes = sub.subplots(nrow, ncols, squeeze=False).ravel()
@@ -406,7 +406,7 @@ def _safe(name: str) -> str:
 
 def submission(agent: AgentRow, per_suite: dict[str, Entry], board: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(summary, metadata)`` of one agent for a shared leaderboard, after BALROG's ``summary.json``."""
-    suites = {}
+    suites: dict[str, dict[str, Any]] = {}
     for suite, e in per_suite.items():
         suites[suite] = {
             "accuracy_percentage": 100 * e.average.mean, "standard_error": 100 * e.average.se,

@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -51,6 +51,9 @@ from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from iapo_gym.trajectory import TrajectoryRecorder
 from iapo_gym.viz import figure_png
+
+if TYPE_CHECKING:
+    from iapo_gym.envs.base import ToolVQAEnv
 
 STARTS = {"weak": 100, "strong": 2000}
 """Starting point -> oracle episodes behaviour-cloned before RL."""
@@ -85,7 +88,7 @@ def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str,
     out: dict[str, dict[str, list[Any]]] = {}
     for family in HEADLINE_FAMILIES:
         env = gym.make(f"VisualToolVQA-{family}-v0", split="test", difficulty=difficulty, view_size=policy.config.view_size)
-        lo, hi = env.unwrapped.scene_id_range()
+        lo, hi = cast("ToolVQAEnv", env.unwrapped).scene_id_range()
         rec: dict[str, list[Any]] = {"correct": [], "hit": [], "read": []}
         recorder = TrajectoryRecorder(env)
         ids = [int(s) for s in np.random.default_rng(777).integers(lo, hi, size=episodes)]
@@ -236,7 +239,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
     starts = list(dict.fromkeys(r["start"] for r in rows))
     fig, axes = plt.subplots(len(starts), 3, figsize=(16, 4 * len(starts)), squeeze=False)
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "warm start"))
-    colors = dict(zip(methods, plt.cm.tab10.colors))
+    colors = dict(zip(methods, plt.cm.tab10.colors))  # type: ignore[attr-defined]  # a ListedColormap; the stub: Colormap
     for row_axes, start in zip(axes, starts):
         for method in methods:
             runs = [r for r in rows if r["start"] == start and r["method"] == method]
@@ -255,7 +258,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
                 if not curves:
                     continue
                 grid = np.linspace(max(p[0][0] for p in curves), min(p[-1][0] for p in curves), 40)  # no extrapolation
-                ys = np.array([np.interp(grid, *zip(*p)) for p in curves])
+                ys = np.array([np.interp(grid, [x for x, _ in p], [y for _, y in p]) for p in curves])
                 ax = row_axes[k]
                 ax.plot(grid, ys.mean(0), color=colors[method], label=method)
                 if len(ys) > 1:

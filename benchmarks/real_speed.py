@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import gymnasium as gym
@@ -34,6 +34,9 @@ from iapo_gym.envs.cache import scene_cache
 from iapo_gym.envs.public import clear_loaded, load_dataset
 from iapo_gym.io import atomic_write_json, atomic_write_text
 from iapo_gym.validation import check_int
+
+if TYPE_CHECKING:
+    from iapo_gym.envs.real import RealVQAEnv
 
 LABELS = ["Velvet", "Oak", "Pine", "Birch", "Maple"]
 
@@ -103,7 +106,8 @@ def measure(items: int = 2000, repeats: int = 5) -> dict[str, Any]:
         build(root, items)
         load = _times(lambda: load_dataset("refocus-hbar", root), _clear, repeats)
         env = gym.make("RealVQA-v0", dataset="refocus-hbar", data_dir=str(root), ocr="scene", view_size=448)
-        result: dict[str, Any] = {"items": items, "repeats": repeats, "load_s": load, "usable": len(env.unwrapped.items)}
+        usable = len(cast("RealVQAEnv", env.unwrapped).items)
+        result: dict[str, Any] = {"items": items, "repeats": repeats, "load_s": load, "usable": usable}
         for fmt, scene_id in (("png", 0), ("jpeg", 1)):
             def reset(i: int = scene_id) -> None:
                 env.reset(options={"scene_id": i})

@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -40,6 +40,11 @@ from .errors import BenchmarkError
 from .judge import judge_suite
 from .store import DB_NAME, CellRow, EpisodeRow, RequestCache, ResultsStore, StoreError, check_store
 from .suites import Suite, SuiteError, check_seeds, load_suite
+
+if TYPE_CHECKING:
+    from iapo_gym.envs.base import ToolVQAEnv
+    from iapo_gym.agents.served import OpenAIAgent
+    from iapo_gym.envs.real import RealVQAEnv
 
 BACKENDS = ("local", "ray")
 
@@ -82,7 +87,7 @@ def resolve_agent(text: str, *, trust_remote_code: bool = False, served: dict[st
     if text.startswith(SERVED_PREFIX):  # a model behind an OpenAI-compatible API: its settings are stored
         options = dict(served or {})
         agent = _build(AgentSpec(text, "spec", text, options=options), text)
-        config = agent.config()  # type: ignore[attr-defined]
+        config = cast("OpenAIAgent", agent).config()
         close = getattr(agent, "close", None)
         if callable(close):
             close()
@@ -398,7 +403,7 @@ def plan_cells(suite: Suite, seeds: Sequence[int], agents: Sequence[AgentSpec], 
         except Exception as exc:  # an env id not registered yet, a missing data file, a bad setting
             raise SuiteError(f"suite {suite.name!r}: cannot make env {task.env_id} for family {task.family!r} "
                              f"({type(exc).__name__}: {exc})") from None
-        ranges[task.family] = env.unwrapped.scene_id_range()
+        ranges[task.family] = cast("ToolVQAEnv", env.unwrapped).scene_id_range()
         env.close()
     items = {(t.family, s): tuple(suite.items(t.family, s, ranges[t.family])) for t in suite.tasks for s in seeds}
     return [CellTask(a, suite.name, t.family, s, t.env_id, dict(t.env_kwargs), items[t.family, s], backend, suite.teacher,
@@ -412,7 +417,7 @@ def data_reports(suite: Suite) -> dict[str, dict[str, Any]]:
     for task in suite.tasks:
         if task.env_id != "RealVQA-v0":
             continue
-        env = gym.make(task.env_id, **task.env_kwargs).unwrapped
+        env = cast("RealVQAEnv", gym.make(task.env_id, **task.env_kwargs).unwrapped)
         reports[task.family] = {"scorer": env.scorer, "split": env.split, **env.report}
         env.close()
     return reports

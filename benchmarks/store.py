@@ -433,7 +433,7 @@ class ResultsStore:
 
     def agents(self) -> list[AgentRow]:
         config = "config" if self.version >= 3 else "NULL"
-        return [AgentRow(*r[:5], None if r[5] is None else json.loads(r[5])) for r in self.conn.execute(
+        return [AgentRow(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5])) for r in self.conn.execute(
             f"SELECT agent, kind, source, checkpoint_hash, position, {config} FROM agents ORDER BY position")]
 
     # -- judgements -----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_json, atomic_write_text
 
-METHODS = {"grpo": {"reward": "grpo"}, "iapo (default)": {"reward": "iapo"}, "iapo (paper)": {"reward": "iapo", "preset": "paper"}}
+METHODS: dict[str, dict[str, Any]] = {
+    "grpo": {"reward": "grpo"}, "iapo (default)": {"reward": "iapo"}, "iapo (paper)": {"reward": "iapo", "preset": "paper"}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,8 +51,8 @@ def run(reward: str, student: Path, teacher: Path, args: argparse.Namespace, out
         script_first_turn(trainer)
         from transformers import TrainerCallback
 
-        class Times(TrainerCallback):  # type: ignore[misc]
-            def on_log(self, a: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+        class Times(TrainerCallback):
+            def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
                 if logs and "step_time" in logs:
                     times.append(float(logs["step_time"]))
 

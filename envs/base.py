@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from iapo_gym.answers import is_correct
 from iapo_gym.scoring import scorer_accepts
-from iapo_gym.scene import Box, Scene
+from iapo_gym.scene import Box, Scene, as_box
 from iapo_gym.text import TextSpace, clean_text
 from iapo_gym.toolcall import ToolCall, ToolCallError, parse_tool_call
 from iapo_gym.trajectory import chosen_regions
@@ -66,8 +66,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
     teachers and tests; a learning agent must not read it.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
-    family: ClassVar[str] = ""
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 2}  # gym.Env's, shared by the class
+    family: str = ""  # each class's; an instance may name its own (RealVQA: the dataset's)
     question_length: ClassVar[int] = QUESTION_LENGTH
     """Characters of the question kept in the observation (the ``question`` space's length)."""
 
@@ -213,7 +213,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
             return None
         frame = self.ctx.image.copy()
         if self._view_box.any():
-            x0, y0, x1, y1 = self.scene.to_pixels(tuple(float(v) for v in self._view_box))  # type: ignore[arg-type]
+            x0, y0, x1, y1 = self.scene.to_pixels(as_box(self._view_box))
             cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), (255, 0, 0), 3)
         return frame
 

@@ -130,7 +130,7 @@ class HBarEnv(ToolVQAEnv):
             q, answers, ev, program, keys = easy_bar_question(
                 cue, target, values, evidence, list(COLORS)[color_index], "longest"
             )
-            meta = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
+            meta: dict[str, object] = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
@@ -205,7 +205,7 @@ class VBarEnv(ToolVQAEnv):
             q, answers, ev, program, keys = easy_bar_question(
                 cue, target, values, evidence, list(COLORS)[picks[0]], "tallest"
             )
-            meta = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
+            meta: dict[str, object] = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}

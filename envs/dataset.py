@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from iapo_gym.io import atomic_write_text
-from iapo_gym.scene import Box, Program, Region, Scene
+from iapo_gym.scene import Box, Program, Region, Scene, as_box
 
 from .base import ToolVQAEnv
 from .images import load_image
@@ -97,7 +97,7 @@ def _to_record(obj: dict[str, Any], image: str, where: str) -> DatasetRecord:
         image=image,
         question=obj["question"],
         answers=tuple(obj["answers"]),
-        evidence=tuple(tuple(float(v) for v in box) for box in obj.get("evidence", [])),  # type: ignore[misc]
+        evidence=tuple(as_box(box) for box in obj.get("evidence", [])),
         family=obj.get("family", DEFAULT_FAMILY),
         extra={k: v for k, v in obj.items() if k not in _RESERVED},
         where=where,

@@ -121,7 +121,7 @@ def _decode(data: np.ndarray, where: str) -> np.ndarray:
     if img is None:
         raise ValueError(f"cannot decode {where}: the file is empty, corrupt or not an image format OpenCV reads (PNG, JPEG, ...)")
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+        img = np.right_shift(img, 8).astype(np.uint8)  # the ufunc of >>, which cv2's types (a float image too) reject
     elif img.dtype.kind == "f":
         img = (np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8)
     elif img.dtype != np.uint8:

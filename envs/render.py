@@ -23,7 +23,8 @@ MEDIUM = 0.55
 @functools.lru_cache(maxsize=4096)  # labels and numbers recur across scenes
 def text_size(text: str, scale: float, thickness: int = 1) -> tuple[tuple[int, int], int]:
     """``cv2.getTextSize`` of ``text`` in :data:`FONT`: ``((width, height), baseline)`` in pixels."""
-    return cv2.getTextSize(text, FONT, scale, thickness)
+    (width, height), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    return (width, height), baseline
 
 
 class Canvas:

@@ -192,6 +192,7 @@ class FineDetailEnv(ToolVQAEnv):
             layout.append(Region("object", box, tag, _COLOR_NAMES[color]))
         target = layout[0]
         evidence = Region("object", pad_box(target.box, _OBJECT_PAD / c.width), target.label, target.value)
+        keys: tuple[str, ...]
         if easy:
             q, keys = "What color is the small object inside the black frame?", ("black", "frame", "color")
             meta: dict[str, object] = {"cue": "frame", "frame_box": tuple(v / 1024 for v in frame)}
@@ -253,8 +254,8 @@ class TextReadEnv(ToolVQAEnv):
         cv2.rectangle(c.image, (0, 0), (c.width, _GROUND), _SKY, -1)  # cv2, not numpy broadcasting: 50x faster
         cv2.rectangle(c.image, (0, _GROUND), (c.width, c.height), (120, 120, 125), -1)
         c.rect(0, _GROUND, 1024, _GROUND + 14, (185, 185, 185))  # kerb
-        for x in range(20, 1024, 90):  # lane marks
-            c.rect(x, 950, x + 45, 956, (240, 240, 240))
+        for mark in range(20, 1024, 90):  # lane marks
+            c.rect(mark, 950, mark + 45, 956, (240, 240, 240))
         color_names = [str(v) for v in rng.choice(_COLOR_NAMES, size=n, replace=False)]
         words = [str(v) for v in rng.choice(WORDS, size=n, replace=False)]
         # heights at least 30 px apart, so "tallest"/"shortest" is plain at a glance
@@ -307,8 +308,8 @@ class TextReadEnv(ToolVQAEnv):
                 c.rect(lx - 8, _GROUND - 128, lx + 8, _GROUND - 118, (250, 240, 170))
             for slot in rng.choice(9, size=difficulty + 1, replace=False).tolist():
                 vx = 10 + 112 * slot + int(rng.integers(0, 20))
-                col = COLORS[str(rng.choice(_COLOR_NAMES))]
-                c.rect(vx, 900, vx + 80, 935, col)
+                car = COLORS[str(rng.choice(_COLOR_NAMES))]
+                c.rect(vx, 900, vx + 80, 935, car)
                 cv2.circle(c.image, (vx + 18, 937), 9, (30, 30, 30), -1)
                 cv2.circle(c.image, (vx + 62, 937), 9, (30, 30, 30), -1)
         i, phrase, keys = _describe(rng, color_names, heights)

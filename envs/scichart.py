@@ -205,7 +205,7 @@ class SciChartEnv(ToolVQAEnv):
         layout: list[Region] = []
         entry_w = [24 + 8 * len(name) + 22 for name in names]
         lx = x0 + w - sum(entry_w)
-        ly = y0 - 32
+        ly: float = y0 - 32
         legend = [] if easy else list(zip(names, color_names, colors, entry_w))
         for name, cname, col, ew in legend:
             c.line((lx, ly), (lx + 20, ly), col, 2)
@@ -216,8 +216,8 @@ class SciChartEnv(ToolVQAEnv):
         # series: lines first, then markers, then labels on a white patch (a line may pass behind a label)
         for m in range(s):
             pts = [(px(k), py(float(values[m, k]))) for k in range(n)]
-            for p, q in zip(pts, pts[1:]):
-                c.line(p, q, colors[m], thick)
+            for p0, p1 in zip(pts, pts[1:]):
+                c.line(p0, p1, colors[m], thick)
         for m in range(s):
             for k in range(n):
                 x, y = px(k), py(float(values[m, k]))
@@ -238,6 +238,9 @@ class SciChartEnv(ToolVQAEnv):
             evidence.append(row)
             layout.append(Region("series", union(*boxes), name, ""))
         meta: dict[str, object] = {"values": values.tolist(), "series": names, "colors": color_names}
+        answers: tuple[str, ...]
+        ev: tuple[Region, ...]
+        keys: tuple[str, ...]
         if easy:
             word = "highest" if highest else "lowest"
             q = f"What is the {word} value of the {names[target]} line?"

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, SupportsFloat, cast
 
 import numpy as np
 
 Box = tuple[float, float, float, float]
 """A box ``(x0, y0, x1, y1)`` in normalised ``[0, 1]`` coordinates of the original image."""
+
+
+def as_box(values: Iterable[SupportsFloat]) -> Box:
+    """Four numbers (an observation's ``view_box`` array, a JSON list) as a :data:`Box` of Python floats:
+    ``tuple(float(v) for v in values)``, its length taken on trust (nothing is checked; see
+    :func:`~iapo_gym.toolcall.parse_box` for an argument that must be checked)."""
+    return cast(Box, tuple(float(v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class Scene:
                   "relaxed_tolerance", "meta", "scorer", "focus_inset")
         return all(getattr(self, f) == getattr(other, f) for f in fields) and np.array_equal(self.image, other.image)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value (typeshed's object.__hash__ is a method)
 
     @property
     def height(self) -> int:
@@ -160,10 +168,11 @@ def solve(program: Program, readings: list[str | None], labels: list[str]) -> st
     """
     if program.op == "open" or not readings or any(r is None or not r.strip() for r in readings):
         return None
+    first = readings[0] or ""  # the same str (none is None or blank, checked above), typed as one
     if program.op in ("read", "color"):
-        return readings[0].strip()  # type: ignore[union-attr]
+        return first.strip()
     if program.op == "equals":
-        return "true" if readings[0].strip().lower() == program.claim.strip().lower() else "false"  # type: ignore[union-attr]
+        return "true" if first.strip().lower() == program.claim.strip().lower() else "false"
     nums = [_number(r) for r in readings]
     if any(n is None for n in nums):
         return None

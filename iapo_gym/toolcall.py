@@ -67,7 +67,7 @@ def _from_json(payload: str, name_keys: tuple[str, str], args_keys: tuple[str, s
     name = next((obj[k] for k in name_keys if k in obj), None)
     if not isinstance(name, str) or not name.strip():
         raise ToolCallError(f'tool call needs a string "{name_keys[0]}" naming the tool; got {_snippet(payload)}')
-    args = next((obj[k] for k in args_keys if k in obj), {})
+    args: object = next((obj[k] for k in args_keys if k in obj), {})
     if args is None:
         args = {}
     if not isinstance(args, dict):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from .attribution import Attribution
 from .attribution.metrics import divergence as metric
 from .diagnostics import evidence_hit, evidence_read
-from .scene import Box, Scene
+from .scene import Box, Scene, as_box
 from .toolcall import ToolCall, ToolCallError, parse_box, parse_tool_call
 from .tools.builtin import FOCUS_AXES
 
@@ -229,7 +229,7 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
         self._steps, self.crops, self._final = [], [], None
         return obs, info
 
-    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+    def step(self, action: str) -> tuple[dict[str, Any], SupportsFloat, bool, bool, dict[str, Any]]:
         if self.scene is None:
             raise RuntimeError("call reset() before step()")
         mine = self.attribute(self._obs, self._info, action) if self.attribute is not None else None
@@ -240,15 +240,16 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
         error = info.get("error")
         new_crop = not error and (
             (call is not None and call.name in ("zoom", "ocr", "focus"))
-            or not np.array_equal(obs["view_box"], before_box) or not np.array_equal(obs["crop"], before_crop))
-        view_box = tuple(float(v) for v in obs["view_box"]) if new_crop and np.any(obs["view_box"]) else None
+            or before_box is None or not np.array_equal(obs["view_box"], before_box)
+            or before_crop is None or not np.array_equal(obs["crop"], before_crop))
+        view_box = as_box(obs["view_box"]) if new_crop and np.any(obs["view_box"]) else None
         self._steps.append(Step(
             action=str(action), tool=info.get("tool"), args=dict(call.args) if call is not None else {},
             boxes=tuple(info["regions"]) if "regions" in info else tuple(chosen_regions(call, self.scene))
             if not error and call is not None and call.name != "answer" else (),
             output=cut(obs["tool_output"]), error=error,
             reward_terms={str(k): float(v) for k, v in info.get("reward_terms", {}).items()},
-            view_box=view_box,  # type: ignore[arg-type]
+            view_box=view_box,
             agent_attribution=DecisionAttribution.of(mine) if mine is not None else None,
             teacher_attribution=DecisionAttribution.of(teacher) if isinstance(teacher, Attribution) else None,
         ))

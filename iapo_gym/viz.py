@@ -138,7 +138,7 @@ def _heatmap(ax: Any, gray: np.ndarray, attr: DecisionAttribution | None, boxes:
 
 
 def _rgb(hex_color: str) -> tuple[float, float, float]:
-    return tuple(int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+    return int(hex_color[1:3], 16) / 255, int(hex_color[3:5], 16) / 255, int(hex_color[5:7], 16) / 255
 
 
 def _bars(ax: Any, agent: DecisionAttribution | None, teacher: DecisionAttribution | None, labels: bool) -> None:

@@ -482,8 +482,8 @@ class ChatClient:
         messages = list(messages)
         tools = list(tools) if tools else None
         key = request_key(self.settings, messages, tools) if self.cache is not None else None
-        if key is not None:
-            hit = self.cache.get(key)  # type: ignore[union-attr]
+        if key is not None and self.cache is not None:  # a key only with a cache
+            hit = self.cache.get(key)
             if hit is not None:
                 try:
                     result = result_of(hit, cached=True, attempts=0)
@@ -516,8 +516,8 @@ class ChatClient:
                 outcome = await self._attempt(state.http, body)
             if not isinstance(outcome, _Failure):
                 outcome = self._redact_json(outcome)  # a server echoing the key: not into the cache, nor the result
-                if key is not None:
-                    self.cache.put(key, outcome)  # type: ignore[union-attr]
+                if key is not None and self.cache is not None:
+                    self.cache.put(key, outcome)
                 return result_of(outcome, cached=False, attempts=attempt)
             failure = outcome
             if not failure.retryable:

@@ -114,7 +114,8 @@ def assistant_message(message: Mapping[str, Any], turn: int) -> dict[str, Any]:
         norm = []
         for i, call in enumerate(calls):
             call = call if isinstance(call, dict) else {}
-            fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+            fn = call.get("function")
+            fn = fn if isinstance(fn, dict) else {}
             args = fn.get("arguments")
             if args is None:
                 args = "{}"
@@ -140,7 +141,8 @@ def action_of(message: Mapping[str, Any]) -> str:
     if not isinstance(calls, list) or not calls:
         return content_text(message.get("content"))
     call = calls[0] if isinstance(calls[0], dict) else {}
-    fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+    fn = call.get("function")
+    fn = fn if isinstance(fn, dict) else {}
     name = str(fn.get("name") or "")
     raw = fn.get("arguments")
     if raw is None or isinstance(raw, dict):

@@ -95,9 +95,9 @@ class VLMAgent:
         max_pixels: int | None = None,
         chat_template: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._load_kw = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code,
-                         "attn_implementation": attn_implementation, "min_pixels": min_pixels, "max_pixels": max_pixels,
-                         "chat_template": chat_template}
+        self._load_kw: dict[str, Any] = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code,
+                                         "attn_implementation": attn_implementation, "min_pixels": min_pixels,
+                                         "max_pixels": max_pixels, "chat_template": chat_template}
         self.vlm = model if isinstance(model, VLM) else VLM(model, lora=lora, **self._load_kw)
         self.tools = tuple(tools)
         self.system = system
@@ -124,8 +124,8 @@ class VLMAgent:
     def generate(self, dialogues: Sequence[Dialogue], **kw: Any) -> list[tuple[str, list[int]]]:
         """Batched generation for ready dialogues: ``(text, token_ids)`` each (keyword arguments override the
         agent's sampling settings)."""
-        args = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample, "temperature": self.temperature,
-                "top_p": self.top_p}
+        args: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                                "temperature": self.temperature, "top_p": self.top_p}
         args.update(kw)
         return self.vlm.generate(dialogues, **args)
 

@@ -98,7 +98,7 @@ class VLMAttributionConfig:
     def of(cls, value: VLMAttributionConfig | Mapping[str, Any] | None) -> VLMAttributionConfig:
         if value is None:
             return cls()
-        if isinstance(value, cls):
+        if isinstance(value, VLMAttributionConfig):  # not cls: a type checker narrows on the class only
             return value
         return cls(**dict(value))
 

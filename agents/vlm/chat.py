@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -44,12 +45,12 @@ _JSON_TYPES: dict[str, type] = {"number": float, "integer": int, "string": str, 
 def _hint(schema: Mapping[str, Any]) -> Any:
     """A Python type hint whose JSON schema (``get_json_schema``) is ``schema``'s type."""
     if "enum" in schema:
-        return Literal[tuple(schema["enum"])]  # type: ignore[misc]
+        return Literal[tuple(schema["enum"])]
     kind = schema.get("type")
     if isinstance(kind, list) and kind and all(k in _JSON_TYPES for k in kind):  # e.g. ["string", "number"]
-        return Union[tuple(_JSON_TYPES[k] for k in kind)]  # type: ignore[return-value]
+        return Union[tuple(_JSON_TYPES[k] for k in kind)]
     if kind == "array":
-        return list[_hint(schema.get("items", {"type": "string"}))]  # type: ignore[misc]
+        return list[_hint(schema.get("items", {"type": "string"}))]  # type: ignore[misc]  # a hint built at run time
     if kind in _JSON_TYPES:
         return _JSON_TYPES[kind]
     raise ValueError(f"tool parameter schema {dict(schema)!r}: type must be one of array, "
@@ -86,7 +87,7 @@ def tool_function(name: str, call: Callable[[str, dict[str, Any]], Any] | None =
         return call(name, arguments)
 
     method.__name__ = method.__qualname__ = name
-    method.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    method.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # read by inspect; not in typeshed
     method.__annotations__ = annotations
     method.__doc__ = " ".join(tool.description.split()) + ("\n\nArgs:\n" + "\n".join(lines) if lines else "")
     return method
@@ -133,7 +134,7 @@ def renders_tools(processor: Any) -> bool:
     return all(s in text for s in ("probe_tool_x", "probe_call_y", "probe_result_z"))
 
 
-def ensure_tool_template(processor: Any, family: str, source: str, chat_template: str | Path | None = None) -> str:
+def ensure_tool_template(processor: Any, family: str, source: str, chat_template: str | os.PathLike[str] | None = None) -> str:
     """Make ``processor`` (and its tokenizer) render tools; returns where the template came from.
 
     Args:

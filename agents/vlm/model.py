@@ -253,6 +253,7 @@ class VLM:
         kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": self.trust_remote_code, "dtype": self.dtype}
         if attn_implementation:
             kw["attn_implementation"] = attn_implementation
+        model: Any  # the transformers model, then maybe the PEFT model wrapping it
         try:
             model = AutoModelForImageTextToText.from_pretrained(str(base_path), **kw)
         except (OSError, ValueError) as exc:
@@ -395,7 +396,9 @@ class VLM:
         kinds: list[str] = []
         words: list[int] = []
         image_index: list[int] = []
-        pixel_values, grids, images = [], [], []
+        pixel_values: list[torch.Tensor] = []
+        grids: list[torch.Tensor] = []
+        images: list[dict[str, Any]] = []
         block_words: dict[str, list[str]] = {k: [] for k in TEXT_BLOCKS}
         owners = _span_owners(spans)
         base_of: dict[int, int] = {}

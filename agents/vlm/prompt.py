@@ -168,7 +168,7 @@ def dialogue_from_observation(
     observation carries a tool result (a crop or a tool output), one turn with it (its action unknown)."""
     offered = info.get("tools") if info else None
     specs = {k: dict(v) for k, v in offered.items()} if isinstance(offered, Mapping) else None
-    d = Dialogue(np.asarray(obs["image"]), str(obs["question"]), [], tuple(offered) if specs else tuple(tools), system,
+    d = Dialogue(np.asarray(obs["image"]), str(obs["question"]), [], tuple(specs) if specs else tuple(tools), system,
                  source_hw_of(info), specs)
     box = _box(obs.get("view_box", np.zeros(4)))
     has_crop = box[2] > box[0] and box[3] > box[1] and np.asarray(obs.get("crop", 0)).any()

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 # The special tokens of Qwen2.5-VL's tokenizer that matter here (ids follow the BPE vocabulary).
 SPECIAL_TOKENS: tuple[str, ...] = (
@@ -170,6 +171,10 @@ def build_tiny_vlm(
               "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
               "tie_word_embeddings": False}
     patch = 16 if family == "qwen3_vl" else 14
+    config: Any  # the family's config class, which only its model class takes
+    model_cls: type[transformers.PreTrainedModel]
+    proc_cls: type[transformers.ProcessorMixin]
+    video_cls: type[transformers.BaseVideoProcessor]
     if family == "qwen3_vl":
         config = transformers.Qwen3VLConfig(
             text_config={**text, "head_dim": head_dim, "rope_parameters": {
@@ -192,7 +197,8 @@ def build_tiny_vlm(
         model_cls, proc_cls, video_cls = (transformers.Qwen2_5_VLForConditionalGeneration,
                                           transformers.Qwen2_5_VLProcessor, transformers.Qwen2VLVideoProcessor)
     torch.manual_seed(seed)
-    model = model_cls(config).to(torch.float32).eval()
+    # transformers wraps PreTrainedModel.to with functools.wraps, which typeshed types as an unbound function
+    model = model_cls(config).to(torch.float32).eval()  # type: ignore[arg-type]
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"], do_sample=True, temperature=1.0, top_p=1.0,

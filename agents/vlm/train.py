@@ -181,7 +181,7 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
         world = int(os.environ.get("WORLD_SIZE", "1"))
         episodes_per_step = c.batch_size * world
 
-        class Curves(TrainerCallback):  # type: ignore[misc]
+        class Curves(TrainerCallback):
             def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, float] | None = None, **_: Any) -> None:
                 if not logs or "loss" not in logs:
                     return
@@ -190,6 +190,7 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
                 history.append(_history_row(logs, state.global_step, state.global_step * episodes_per_step,
                                             int(prev + episodes_per_step * (1.0 + calls))))
 
+        trainer: GRPOTrainer
         if alignment is not None and obj.form == "loss":
             trainer = IAPOGRPOTrainer(**kwargs, alignment=alignment, callbacks=[Curves()])
         else:

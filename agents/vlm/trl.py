@@ -27,19 +27,23 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from iapo_gym.objective import IAPOObjective
+from iapo_gym.scene import as_box
 from iapo_gym.toolcall import ToolCallError, parse_tool_call
 
 from .attribution import VLMAttributionConfig, attribute_decision, differentiable_attribution, layout_of
 from .chat import tool_function
 from .model import VLM
 from .prompt import DEFAULT_SYSTEM, Dialogue, Turn, clean, source_hw_of
+
+if TYPE_CHECKING:
+    from iapo_gym.envs.base import ToolVQAEnv
 
 TRL_FORMS = ("reward", "loss")
 """Objective forms the TRL track runs. ``"credit"`` needs one advantage per decision; TRL has one per
@@ -94,7 +98,7 @@ class VQAToolEnvironment:
         self._env = self._make(str(split or self.env_kwargs.get("split", "train")))
         options = None if scene_id is None else {"scene_id": int(scene_id)}
         obs, info = self._env.reset(options=options)
-        tools = tuple(self._env.unwrapped.tools)
+        tools = tuple(cast("ToolVQAEnv", self._env.unwrapped).tools)
         self._dialogue = Dialogue(obs["image"], str(obs["question"]), [], tools, self.system, source_hw_of(info))
         return None
 
@@ -112,14 +116,15 @@ class VQAToolEnvironment:
         if self._done:
             return "error: the episode is over (an answer was given or the tool budget is spent)"
         info = self._step(json.dumps({"tool": name, "args": arguments}))
-        obs = self._env.unwrapped._obs()  # type: ignore[union-attr]
+        assert self._env is not None  # _step asserted it
+        obs = cast("ToolVQAEnv", self._env.unwrapped)._obs()
         text = str(obs["tool_output"])
         error = info.get("error")
         crop = None
-        box = tuple(float(v) for v in obs["view_box"])
+        box = as_box(obs["view_box"])
         if not error and name != "answer" and box[2] > box[0] and box[3] > box[1]:
             crop = np.asarray(obs["crop"]).copy()
-        self._results.append(Result(name, text, crop, box, error))  # type: ignore[arg-type]
+        self._results.append(Result(name, text, crop, box, error))
         if crop is None:
             return text
         from PIL import Image
@@ -174,7 +179,7 @@ def environment_class(env_id: str = "VisualToolVQA-v0", env_kwargs: Mapping[str,
                          + ", ".join(i for i in gym.registry if "VQA" in i))
     kwargs = {"view_size": 448, **dict(env_kwargs or {})}
     probe = gym.make(env_id, **kwargs)
-    tools = tuple(probe.unwrapped.tools)
+    tools = tuple(cast("ToolVQAEnv", probe.unwrapped).tools)
     probe.close()
     body: dict[str, Any] = {"env_id": env_id, "env_kwargs": kwargs, "system": system, "_tools": tools}
     body.update({name: _bound_tool(name) for name in tools})
@@ -231,7 +236,7 @@ def build_dataset(env_id: str = "VisualToolVQA-v0", n: int = 64, split: str = "t
     if n < 1:
         raise ValueError(f"the dataset needs n >= 1 scenes; got {n}")
     env = gym.make(env_id, **{"view_size": 448, **dict(env_kwargs or {}), "split": split})
-    lo, hi = env.unwrapped.scene_id_range()
+    lo, hi = cast("ToolVQAEnv", env.unwrapped).scene_id_range()
     ids = np.random.default_rng(seed).integers(lo, hi, size=n)
     rows: dict[str, list[Any]] = {"prompt": [], "images": [], "scene_id": [], "split": []}
     for sid in ids:
@@ -339,7 +344,13 @@ def _trainer_base() -> type:
     return GRPOTrainer
 
 
-class IAPOGRPOTrainer(_trainer_base()):  # type: ignore[misc]
+if TYPE_CHECKING:  # the class below subclasses TRL's GRPOTrainer; this names it for a type checker
+    from trl import GRPOTrainer as _GRPOTrainer
+else:
+    _GRPOTrainer = _trainer_base()
+
+
+class IAPOGRPOTrainer(_GRPOTrainer):
     """TRL's ``GRPOTrainer`` plus the objective's ``"loss"`` form: after each generation the teacher's
     attribution of every decision is computed (frozen, once); in every loss computation the student's
     attribution of the same decisions is built with ``create_graph=True`` (gradient x input over the input
@@ -367,7 +378,8 @@ class IAPOGRPOTrainer(_trainer_base()):  # type: ignore[misc]
         student = self._student()
         cfg = self.alignment.config
         records = []
-        for env, inp in zip(self.environments or [], inputs):
+        environments: list[Any] = self.environments or []  # trl types the attribute by its first value, None
+        for env, inp in zip(environments, inputs):
             decisions = env._decisions(env._completion) if env._completion is not None else []
             sel = self.alignment.objective.selects([t for _, _, t in decisions])
             rec = []

@@ -200,7 +200,7 @@ def parse_box(raw: Any, unit: str, size: tuple[int, int]) -> Box | str:
     if isinstance(raw, Mapping):
         if any(isinstance(v, str) and v.strip().lower() == "none" for v in raw.values()):
             return "bbox is the 'none' sentinel"
-        values = [raw.get(k) for k in ("x1", "y1", "x2", "y2")]
+        values: list[Any] = [raw.get(k) for k in ("x1", "y1", "x2", "y2")]
     elif isinstance(raw, (list, tuple)) and len(raw) == 4:
         values = list(raw)
     else:

@@ -191,7 +191,8 @@ class ComponentLayout:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComponentLayout:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 def _tokens(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -299,7 +300,7 @@ class Attribution:
             return NotImplemented
         return self.layout == other.layout and np.array_equal(self.values, other.values)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable (compared by value); typeshed's object.__hash__ is a method
 
     def blocks(self) -> dict[str, float]:
         """Block name -> its total mass (the values sum to 1)."""
@@ -412,7 +413,7 @@ def pixels_to_cells(
 
 
 def view_cell_weights(
-    view_box: Box | Sequence[float], grid: int, source_hw: tuple[int, int], view: int
+    view_box: Box | Sequence[float], grid: int, source_hw: Sequence[int], view: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The linear map from a letterboxed view's pixels to original-image cells, as two ``(view, grid)``
     matrices: cell scores are ``rows.T @ pixel_map @ cols`` (row-major ``(grid, grid)``).

@@ -42,6 +42,7 @@ class AttributionMethod(Protocol):
         baselines: tuple[Tensor, ...],
         target: Target,
         additional_forward_args: Any,
+        *args: Any,  # with **kw: any further options, so a method's own keyword parameters fit
         **kw: Any,
     ) -> tuple[Tensor, ...]: ...
 
@@ -446,7 +447,8 @@ def _attention(
     mass = attention_to_keys(attn, mode=mode, query_index=query_index, residual=residual, batched=True)
     if any(x.dim() == 4 for x in inputs) and (patch_grid is None or int(patch_grid) < 1):
         raise ValueError("image inputs (B, C, H, W) need patch_grid=<patches per side> to map keys to patches")
-    lengths = [int(patch_grid) ** 2 if x.dim() == 4 else int(x.shape[1]) if x.dim() > 1 else 1 for x in inputs]  # type: ignore[operator]
+    grid = 0 if patch_grid is None else patch_grid  # read only for image inputs, which have one (checked above)
+    lengths = [int(grid) ** 2 if x.dim() == 4 else int(x.shape[1]) if x.dim() > 1 else 1 for x in inputs]
     if key_slices is None:
         if sum(lengths) != mass.shape[1]:
             raise ValueError(
@@ -463,7 +465,7 @@ def _attention(
         if m.shape[1] != n:
             raise ValueError(f"key_slices[{i}] selects {m.shape[1]} keys but inputs[{i}] has {n} positions")
         if x.dim() == 4:
-            ids = default_feature_mask((x,), int(patch_grid))[0].reshape(-1)  # type: ignore[arg-type]
+            ids = default_feature_mask((x,), int(grid))[0].reshape(-1)
             per_patch = torch.bincount(ids, minlength=n).to(m) * x.shape[1]  # elements each key covers
             pixels = (m / per_patch)[:, ids].reshape(x.shape[0], 1, x.shape[2], x.shape[3])
             out.append(pixels.to(x).expand_as(x).clone())

@@ -142,9 +142,13 @@ class ToolContext:
 class Tool(Protocol):
     """A tool an agent can call by name. ``parameters`` is a JSON schema of its arguments (shown to VLMs)."""
 
-    name: str
-    description: str
-    parameters: Mapping[str, Any]
+    # read-only here: a frozen dataclass's fields, plain attributes and properties all fit
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
 
     def __call__(self, args: Mapping[str, Any], ctx: ToolContext) -> ToolResult: ...
 

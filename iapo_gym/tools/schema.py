@@ -63,8 +63,9 @@ def _compile(schema: Any) -> Check | None:  # noqa: C901  (one test per keyword)
     props_schema = schema.get("properties")
     if props_schema is not None and type(props_schema) is not dict:
         return None
-    props = {n: _compile(sub) for n, sub in (props_schema or {}).items()}
-    if any(c is None for c in props.values()):
+    compiled = {n: _compile(sub) for n, sub in (props_schema or {}).items()}
+    props = {n: c for n, c in compiled.items() if c is not None}
+    if len(props) != len(compiled):
         return None
 
     def check(x: Any) -> bool:
@@ -91,7 +92,7 @@ def _compile(schema: Any) -> Check | None:  # noqa: C901  (one test per keyword)
                     if n not in x:
                         return False
             for n, c in props.items():
-                if n in x and not c(x[n]):  # type: ignore[misc]
+                if n in x and not c(x[n]):
                     return False
         return True
 

@@ -1,0 +1,1 @@
+../../../iapo_gym/__init__.py
