@@ -1,17 +1,17 @@
 """Agents: the protocol, the registry, built-in agents and trainers."""
 
 from .base import (
-                   Agent,
-                   EpisodeResult,
-                   Learner,
-                   agent_names,
-                   evaluate_agent,
-                   evaluate_episodes,
-                   load_class,
-                   make_agent,
-                   register_agent,
-                   run_episode,
-                   run_episode_async,
+    Agent,
+    EpisodeResult,
+    Learner,
+    agent_names,
+    evaluate_agent,
+    evaluate_episodes,
+    load_class,
+    make_agent,
+    register_agent,
+    run_episode,
+    run_episode_async,
 )
 from .oracle import OracleAgent
 from .simple import NoToolAgent, RandomAgent
@@ -25,6 +25,18 @@ register_agent("ppo", "iapo_gym.agents.ppo:PPOAgent", overwrite=True)
 register_agent("vlm", "iapo_gym.agents.vlm:VLMAgent", overwrite=True)
 
 __all__ = [
-    "Agent", "EpisodeResult", "Learner", "NoToolAgent", "OracleAgent", "RandomAgent", "agent_names",
-    "evaluate_agent", "evaluate_episodes", "load_class", "make_agent", "register_agent", "run_episode", "run_episode_async",
+    "Agent",
+    "EpisodeResult",
+    "Learner",
+    "NoToolAgent",
+    "OracleAgent",
+    "RandomAgent",
+    "agent_names",
+    "evaluate_agent",
+    "evaluate_episodes",
+    "load_class",
+    "make_agent",
+    "register_agent",
+    "run_episode",
+    "run_episode_async",
 ]

@@ -112,7 +112,7 @@ def make_agent(spec: str, **kwargs: Any) -> Agent:
     if spec.startswith(SERVED_PREFIX):
         agent = load_class(SERVED_AGENT).from_spec(spec, **kwargs)
     elif spec.startswith(VLM_PREFIX) or (spec not in _AGENTS and is_vlm_folder(spec)):
-        path = spec[len(VLM_PREFIX):] if spec.startswith(VLM_PREFIX) else spec
+        path = spec[len(VLM_PREFIX) :] if spec.startswith(VLM_PREFIX) else spec
         if not Path(path).expanduser().is_dir():
             raise ValueError(f"agent {spec!r}: no folder {path!r}; 'vlm:PATH' needs a local VLM checkpoint folder")
         agent = load_class(VLM_AGENT).load_checkpoint(Path(path).expanduser(), **kwargs)
@@ -171,16 +171,29 @@ class EpisodeTally:
         for k, v in info.get("reward_terms", {}).items():
             self.terms[k] = self.terms.get(k, 0.0) + float(v)
 
-    def result(self, alignments: list[float] | None = None, error: str | None = None,
-               usage: dict[str, Any] | None = None) -> EpisodeResult:
+    def result(
+        self, alignments: list[float] | None = None, error: str | None = None, usage: dict[str, Any] | None = None
+    ) -> EpisodeResult:
         info = self.info
-        return EpisodeResult(info["family"], int(info["scene_id"]), bool(info.get("correct", False)) and error is None,
-                             self.total, self.calls, self.invalid, self.steps, self.terms,
-                             float(np.mean(alignments)) if alignments else None, bool(info.get("scored", True)), error, usage)
+        return EpisodeResult(
+            info["family"],
+            int(info["scene_id"]),
+            bool(info.get("correct", False)) and error is None,
+            self.total,
+            self.calls,
+            self.invalid,
+            self.steps,
+            self.terms,
+            float(np.mean(alignments)) if alignments else None,
+            bool(info.get("scored", True)),
+            error,
+            usage,
+        )
 
 
-def run_episode(env: gym.Env, agent: Agent, seed: int | None = None, options: dict[str, Any] | None = None,
-                *, align: bool = True) -> EpisodeResult:
+def run_episode(
+    env: gym.Env, agent: Agent, seed: int | None = None, options: dict[str, Any] | None = None, *, align: bool = True
+) -> EpisodeResult:
     """Play one episode of ``agent`` in ``env`` and tally its tool use; with ``align`` (and a teacher wrapper
     on the env, and an agent with ``alignment(obs, info, action)``) also its mean alignment with the teacher.
     The benchmark runner passes ``align=False``: it measures alignment once, from the recorded trajectory."""
@@ -210,8 +223,14 @@ class Session(Protocol):
     async def act(self, observation: dict[str, Any], info: dict[str, Any]) -> str: ...
 
 
-async def run_episode_async(env: gym.Env, session: Session, seed: int | None = None,
-                            options: dict[str, Any] | None = None, *, errors: tuple[type[BaseException], ...] = ()) -> EpisodeResult:
+async def run_episode_async(
+    env: gym.Env,
+    session: Session,
+    seed: int | None = None,
+    options: dict[str, Any] | None = None,
+    *,
+    errors: tuple[type[BaseException], ...] = (),
+) -> EpisodeResult:
     """:func:`run_episode` for a session whose ``act`` is a coroutine, so that many episodes (each with its own
     env and session) run concurrently in one event loop. An exception of a type in ``errors`` (a request
     that failed for good) ends the episode: it is returned as ``error``, never scored as an answer."""
@@ -232,8 +251,9 @@ async def run_episode_async(env: gym.Env, session: Session, seed: int | None = N
     return tally.result(error=error, usage=usage)
 
 
-def evaluate_episodes(agent: Agent, env: gym.Env, *, seeds: Sequence[int] | None = None,
-                      scene_ids: Sequence[int] | None = None) -> Iterator[EpisodeResult]:
+def evaluate_episodes(
+    agent: Agent, env: gym.Env, *, seeds: Sequence[int] | None = None, scene_ids: Sequence[int] | None = None
+) -> Iterator[EpisodeResult]:
     """The one evaluation loop: ``agent`` plays one episode per seed (``reset(seed=s)``) or per scene id
     (``options={"scene_id": i}``), and each result is yielded as it finishes (the env is as the episode left
     it, so a wrapping :class:`~iapo_gym.trajectory.TrajectoryRecorder` holds that episode's trajectory).
@@ -248,8 +268,9 @@ def evaluate_episodes(agent: Agent, env: gym.Env, *, seeds: Sequence[int] | None
             yield run_episode(env, agent, options={"scene_id": int(scene_id)})
 
 
-def evaluate_agent(agent: Agent, env: gym.Env, n_episodes: int = 20, seed: int = 0, *,
-                   scene_ids: Sequence[int] | None = None) -> dict[str, float]:
+def evaluate_agent(
+    agent: Agent, env: gym.Env, n_episodes: int = 20, seed: int = 0, *, scene_ids: Sequence[int] | None = None
+) -> dict[str, float]:
     """Mean accuracy, return, tool calls and invalid calls per episode over ``n_episodes`` seeded episodes
     (seeds ``seed .. seed + n_episodes - 1``), or over the given ``scene_ids``.
 

@@ -52,8 +52,9 @@ def check_config(config: Mapping[str, Any], where: str, *, trust_remote_code: bo
         if isinstance(value, Mapping):
             check_config(value, where, trust_remote_code=trust_remote_code)
         elif key == "agent_class":
-            check_trusted(str(value), where=here, what="agent class", trust_remote_code=trust_remote_code,
-                          allowed=registered_specs())
+            check_trusted(
+                str(value), where=here, what="agent class", trust_remote_code=trust_remote_code, allowed=registered_specs()
+            )
         elif key == "teacher" and isinstance(value, str):
             check_teacher_spec(value, where=here, trust_remote_code=trust_remote_code)
         elif key == "env_id":

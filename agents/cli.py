@@ -45,8 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--form", choices=["reward", "credit", "loss"], help="how the alignment term enters the update")
     p.add_argument("--granularity", choices=["blocks", "components", "within"], help="what is compared")
     p.add_argument("--divergence", choices=["kl", "js", "cosine"], help="divergence between the attributions")
-    p.add_argument("--kl-coef", dest="kl_coef", type=float,
-                   help="KL to the starting (behaviour-cloned) policy, GRPO's reference term (default 0: off)")
+    p.add_argument(
+        "--kl-coef",
+        dest="kl_coef",
+        type=float,
+        help="KL to the starting (behaviour-cloned) policy, GRPO's reference term (default 0: off)",
+    )
     p.add_argument("--updates", type=int, help="policy updates")
     p.add_argument("--steps", dest="max_env_steps", type=int, help="stop after this many env steps")
     p.add_argument("--warm-start", dest="warm_start_episodes", type=int, help="oracle episodes to imitate before RL")
@@ -61,14 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     vlm.add_argument("--num-generations", type=int, help="rollouts per question (default 4)")
     vlm.add_argument("--batch-size", type=int, help="rollouts per device per step (default 4)")
     vlm.add_argument("--lr", type=float, help="learning rate (default 1e-5)")
-    vlm.add_argument("--max-completion-length", type=int,
-                     help="tokens per episode after the prompt, tool-response image tokens included (default 1024)")
+    vlm.add_argument(
+        "--max-completion-length",
+        type=int,
+        help="tokens per episode after the prompt, tool-response image tokens included (default 1024)",
+    )
     vlm.add_argument("--lora", action="store_true", help="train a LoRA adapter (r=16) instead of all weights")
     vlm.add_argument("--chat-template", help="a tool-capable Jinja template, for a family iapo-gym ships none for")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow the --config file or the --resume checkpoint to name a teacher class or env module "
-                        "outside iapo_gym (its code runs); a --teacher you type is always allowed")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the --config file or the --resume checkpoint to name a teacher class or env module "
+        "outside iapo_gym (its code runs); a --teacher you type is always allowed",
+    )
     return p
 
 
@@ -131,16 +141,20 @@ def run(args: argparse.Namespace) -> int:
             agent = CompactAgent(train={**opts, "reward": args.agent})
         history = agent.learn(out=args.out, progress=not args.no_progress, checkpoint_every=args.checkpoint_every)
         last = history[-1] if history else {}
-        print(f"{args.agent}: {len(history)} updates, {last.get('env_steps', 0)} env steps, "
-              f"train accuracy {last.get('accuracy', float('nan')):.3f}, "
-              f"test accuracy {last.get('eval_accuracy', float('nan')):.3f}; saved to {args.out}")
+        print(
+            f"{args.agent}: {len(history)} updates, {last.get('env_steps', 0)} env steps, "
+            f"train accuracy {last.get('accuracy', float('nan')):.3f}, "
+            f"test accuracy {last.get('eval_accuracy', float('nan')):.3f}; saved to {args.out}"
+        )
         return 0
     if args.agent == "teacher":
         from .model_teacher import train_model_teacher
 
         env_id = opts.get("env_id", "VisualToolVQA-v0")
         episodes = opts.get("warm_start_episodes") or 1000
-        agent = train_model_teacher(env_id, args.out, episodes=episodes, env_kwargs=opts.get("env_kwargs"), seed=opts.get("seed", 0))
+        agent = train_model_teacher(
+            env_id, args.out, episodes=episodes, env_kwargs=opts.get("env_kwargs"), seed=opts.get("seed", 0)
+        )
         print(f"model teacher trained on {episodes} oracle episodes of {env_id}; use --teacher model:{args.out}")
         return 0
     if args.agent == "ppo":
@@ -161,9 +175,16 @@ def run_vlm(args: argparse.Namespace, opts: dict[str, Any]) -> int:
     data: dict[str, Any] = {k: v for k, v in opts.items() if k not in ("updates", "max_env_steps", "warm_start_episodes")}
     if "updates" in opts:
         data.setdefault("max_steps", opts["updates"])
-    for flag, key in (("model", "model"), ("reward", "reward"), ("max_steps", "max_steps"),
-                      ("num_generations", "num_generations"), ("batch_size", "batch_size"), ("lr", "lr"),
-                      ("max_completion_length", "max_completion_length"), ("chat_template", "chat_template")):
+    for flag, key in (
+        ("model", "model"),
+        ("reward", "reward"),
+        ("max_steps", "max_steps"),
+        ("num_generations", "num_generations"),
+        ("batch_size", "batch_size"),
+        ("lr", "lr"),
+        ("max_completion_length", "max_completion_length"),
+        ("chat_template", "chat_template"),
+    ):
         if getattr(args, flag) is not None:
             data[key] = getattr(args, flag)
     if args.lora:

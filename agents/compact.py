@@ -58,8 +58,9 @@ class CompactConfig:
     def __post_init__(self) -> None:
         self.tools = tuple(self.tools)
         self.sizes = tuple(float(x) for x in self.sizes)
-        check_ints(self, ("view_size", "grid", "width", "embed_dim", "hidden", "vocab_size", "question_length",
-                          "output_length"), 1)
+        check_ints(
+            self, ("view_size", "grid", "width", "embed_dim", "hidden", "vocab_size", "question_length", "output_length"), 1
+        )
         if self.view_size % 8:
             raise ValueError(f"CompactConfig.view_size must be a multiple of 8; got {self.view_size}")
 
@@ -85,8 +86,10 @@ class CompactPolicyNet(nn.Module):
         self.config = config
         self.stem = nn.Sequential(nn.Conv2d(3, w, 4, stride=4), nn.ReLU())  # V -> V/4 (fine: where to look)
         self.image_encoder = nn.Sequential(  # V/4 -> V/8 feature map (context)
-            nn.Conv2d(w, w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(w, w, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.ReLU(),
         )
         self.skip = nn.Conv2d(w + 2, w, 1)  # + (x, y) coordinates: "the lowest point" is a place, not a pattern
         self.embedding = nn.Embedding(c.vocab_size, d, padding_idx=0)
@@ -117,8 +120,9 @@ class CompactPolicyNet(nn.Module):
         score = torch.logsumexp(sim, dim=1) - 8.0  # ~0 for an exact match, very negative for none
         return score.clamp(min=-8.0)
 
-    def forward(self, glance: Tensor, crop: Tensor, question: Tensor, tool_output: Tensor,
-                q_mask: Tensor, o_mask: Tensor, aux: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, glance: Tensor, crop: Tensor, question: Tensor, tool_output: Tensor, q_mask: Tensor, o_mask: Tensor, aux: Tensor
+    ) -> dict[str, Tensor]:
         """Logits per component. ``question``/``tool_output`` are token *embeddings* (so they can be
         attributed); the masks mark real tokens; ``aux`` is (view_box, budget fraction, whether a tool-output token repeats a question token)."""
         sg = self.stem(glance)
@@ -129,7 +133,9 @@ class CompactPolicyNet(nn.Module):
         fmod = torch.relu(fg * (1 + gamma) + beta)
         # box centres on the fine (V/4) map: the context map upsampled plus the question-modulated stem
         n, _, hh, ww = sg.shape
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, hh, device=sg.device), torch.linspace(-1, 1, ww, device=sg.device), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1, 1, hh, device=sg.device), torch.linspace(-1, 1, ww, device=sg.device), indexing="ij"
+        )
         coords = torch.stack([xs, ys]).expand(n, 2, hh, ww)
         skip = self.skip(torch.cat([sg, coords], dim=1))
         fine = torch.relu(F.interpolate(fmod, size=(hh, ww), mode="nearest") + skip * (1 + gamma) + beta)
@@ -160,7 +166,9 @@ class ObservationBatch:
 
     @staticmethod
     def cat(batches: Sequence[ObservationBatch]) -> ObservationBatch:
-        return ObservationBatch(*(torch.cat([getattr(b, f) for b in batches]) for f in ("glance", "crop", "q_ids", "o_ids", "aux")))
+        return ObservationBatch(
+            *(torch.cat([getattr(b, f) for b in batches]) for f in ("glance", "crop", "q_ids", "o_ids", "aux"))
+        )
 
 
 def _image(x: np.ndarray, size: int) -> np.ndarray:
@@ -180,10 +188,16 @@ def observations_to_batch(observations: Sequence[dict[str, Any]], config: Compac
     out = np.stack([encode(str(o["tool_output"]), config.output_length, config.vocab_size) for o in observations])
     # "does a tool-output token repeat a question token" (what a true/false statement turns on), by exact id
     repeat = ((q[:, :, None] == out[:, None, :]) & (q[:, :, None] > 0)).any(axis=(1, 2)).astype(np.float32)
-    aux = np.stack([np.concatenate([np.asarray(o["view_box"], np.float32), [float(o["budget"]) / 8.0, r]])
-                    for o, r in zip(observations, repeat)])
+    aux = np.stack(
+        [
+            np.concatenate([np.asarray(o["view_box"], np.float32), [float(o["budget"]) / 8.0, r]])
+            for o, r in zip(observations, repeat)
+        ]
+    )
     to_img = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
-    return ObservationBatch(to_img(glance), to_img(crop), torch.from_numpy(q), torch.from_numpy(out), torch.from_numpy(aux).float())
+    return ObservationBatch(
+        to_img(glance), to_img(crop), torch.from_numpy(q), torch.from_numpy(out), torch.from_numpy(aux).float()
+    )
 
 
 def used_components(codec: ActionCodec, tools: Tensor) -> Tensor:
@@ -191,8 +205,12 @@ def used_components(codec: ActionCodec, tools: Tensor) -> Tensor:
     by the env, so they take no part in the action's log-probability)."""
     table = torch.zeros(len(codec.tools), len(codec.components), dtype=torch.bool)
     for t, kind in enumerate(codec.tool_kinds):
-        names = {"box": ("tool", "cell", "size"), "focus": ("tool", "axis", "label", "mode"),
-                 "answer": ("tool", "answer"), "none": ("tool",)}[kind]
+        names = {
+            "box": ("tool", "cell", "size"),
+            "focus": ("tool", "axis", "label", "mode"),
+            "answer": ("tool", "answer"),
+            "none": ("tool",),
+        }[kind]
         for n in names:
             table[t, codec.components.index(n)] = True
     return table[tools]
@@ -241,8 +259,9 @@ class CompactPolicy(nn.Module):
             cols.append(lg.argmax(-1) if greedy else torch.multinomial(F.softmax(lg, -1), 1, generator=generator).squeeze(1))
         return torch.stack(cols, dim=1)
 
-    def act(self, observations: Sequence[dict[str, Any]], generator: torch.Generator | None = None,
-            greedy: bool = True) -> list[str]:
+    def act(
+        self, observations: Sequence[dict[str, Any]], generator: torch.Generator | None = None, greedy: bool = True
+    ) -> list[str]:
         """Tool-call strings for raw env observations (what every agent built on this policy sends)."""
         return self.to_calls(self.sample(observations_to_batch(observations, self.config), generator, greedy=greedy))
 
@@ -285,20 +304,32 @@ class CompactPolicy(nn.Module):
         attributed, extra = self.inputs(batch)
         if method in ("gradient_x_input", "integrated_gradients"):
             g_map, c_map, q_tok, o_tok = self._gradient_attribution(
-                attributed, extra, actions, int(method_kwargs.get("n_steps", 8)) if method == "integrated_gradients" else 0,
-                create_graph)
+                attributed,
+                extra,
+                actions,
+                int(method_kwargs.get("n_steps", 8)) if method == "integrated_gradients" else 0,
+                create_graph,
+            )
         else:
             if create_graph:
-                raise ValueError(f"attribution method {method!r} is not differentiable; use gradient_x_input or "
-                                 "integrated_gradients for the IAPO loss form")
+                raise ValueError(
+                    f"attribution method {method!r} is not differentiable; use gradient_x_input or "
+                    "integrated_gradients for the IAPO loss form"
+                )
 
-            def forward(glance: Tensor, crop: Tensor, q: Tensor, o: Tensor, q_mask: Tensor, o_mask: Tensor,
-                        aux: Tensor, acts: Tensor) -> Tensor:
+            def forward(
+                glance: Tensor, crop: Tensor, q: Tensor, o: Tensor, q_mask: Tensor, o_mask: Tensor, aux: Tensor, acts: Tensor
+            ) -> Tensor:
                 logp, _ = self.log_prob_from_logits(self.net(glance, crop, q, o, q_mask, o_mask, aux), acts)
                 return logp
 
-            attrs = attribute(forward, tuple(x.detach() for x in attributed), method=method,
-                              additional_forward_args=(*extra, actions), **method_kwargs)
+            attrs = attribute(
+                forward,
+                tuple(x.detach() for x in attributed),
+                method=method,
+                additional_forward_args=(*extra, actions),
+                **method_kwargs,
+            )
             g_map, c_map, q_tok, o_tok = reduce_to_components(attrs, ("image", "image", "tokens", "tokens"))
         v = self.config.view_size
         boxes = batch.aux[:, :4].numpy()
@@ -313,8 +344,9 @@ class CompactPolicy(nn.Module):
         cells = to_cells(g_map, [glance[hw] for hw in hws]) + to_cells(c_map, crop)
         return torch.cat([cells.flatten(1), q_tok.abs(), o_tok.abs()], dim=1)
 
-    def _gradient_attribution(self, attributed: tuple[Tensor, ...], extra: tuple[Tensor, ...], actions: Tensor,
-                              n_steps: int, create_graph: bool) -> tuple[Tensor, ...]:
+    def _gradient_attribution(
+        self, attributed: tuple[Tensor, ...], extra: tuple[Tensor, ...], actions: Tensor, n_steps: int, create_graph: bool
+    ) -> tuple[Tensor, ...]:
         """Gradient x input (``n_steps=0``) or integrated gradients from zero baselines (``n_steps`` midpoint
         Riemann steps, all in one batched pass), reduced to pixel maps and token scores."""
         inputs = tuple(x if create_graph else x.detach() for x in attributed)

@@ -21,8 +21,13 @@ AGENT_CLASS = "iapo_gym.agents.compact_agent:CompactAgent"
 class CompactAgent:
     """Acts with a compact policy (sampling, or greedy for evaluation); ``learn`` runs the group trainer."""
 
-    def __init__(self, policy: CompactPolicy | None = None, greedy: bool = True, seed: int = 0,
-                 train: TrainConfig | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        policy: CompactPolicy | None = None,
+        greedy: bool = True,
+        seed: int = 0,
+        train: TrainConfig | dict[str, Any] | None = None,
+    ) -> None:
         self.train_config = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(dict(train or {}))
         if policy is None:
             with torch.random.fork_rng():  # the initial weights depend on the run's seed only
@@ -57,8 +62,9 @@ class CompactAgent:
         scene = info["scene"]
         batch = observations_to_batch([observation], cfg)
         actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
-        scores = self.policy.attribution(batch, actions, [(scene.height, scene.width)], layout.grid, obj.method,
-                                         n_steps=obj.steps)[0]
+        scores = self.policy.attribution(
+            batch, actions, [(scene.height, scene.width)], layout.grid, obj.method, n_steps=obj.steps
+        )[0]
         return Attribution.from_scores(layout, scores.detach().numpy(), allow_uniform=True)
 
     def alignment(self, observation: dict[str, Any], info: dict[str, Any], action: str) -> float:
@@ -69,14 +75,17 @@ class CompactAgent:
         teacher = info["teacher_attribution"]
         mine = self.attribute(observation, info, action)
         if mine.layout != teacher.layout:
-            raise ValueError(f"the teacher's attribution has layout {teacher.layout.sizes}, this agent's {mine.layout.sizes}; "
-                             f"wrap the env with TeacherAttributionWrapper(grid={mine.layout.grid}, query_length="
-                             f"{mine.layout.query_length}, output_length={mine.layout.output_length})")
+            raise ValueError(
+                f"the teacher's attribution has layout {teacher.layout.sizes}, this agent's {mine.layout.sizes}; "
+                f"wrap the env with TeacherAttributionWrapper(grid={mine.layout.grid}, query_length="
+                f"{mine.layout.query_length}, output_length={mine.layout.output_length})"
+            )
         return float(self.train_config.objective.compare(teacher, mine, teacher.layout))
 
     # -- training ------------------------------------------------------------------------------------
-    def learn(self, out: str | os.PathLike[str] | None = None, progress: bool = True,
-              checkpoint_every: int = 0, **overrides: Any) -> list[dict[str, float]]:
+    def learn(
+        self, out: str | os.PathLike[str] | None = None, progress: bool = True, checkpoint_every: int = 0, **overrides: Any
+    ) -> list[dict[str, float]]:
         """Train with this agent's :class:`TrainConfig` (``overrides`` replace fields); with ``out``, write
         learning curves there and a checkpoint every ``checkpoint_every`` updates and at the end."""
         if overrides:
@@ -102,7 +111,9 @@ class CompactAgent:
         """Checkpoint folder: weights, optimizer and RNG state (safetensors), configs and history (JSON)."""
         tensors = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
         config: dict[str, Any] = {
-            "agent_class": AGENT_CLASS, "policy": self.policy.config_dict(), "train": asdict(self.train_config),
+            "agent_class": AGENT_CLASS,
+            "policy": self.policy.config_dict(),
+            "train": asdict(self.train_config),
             "greedy": self.greedy,
         }
         t = self.trainer
@@ -115,10 +126,15 @@ class CompactAgent:
                 for key, value in state.items():
                     tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value)
             tensors["rng.sampler"] = t.sampler.get_state()
-            config.update({
-                "update": t.update, "env_steps": t.env_steps, "history": t.history,
-                "optim_groups": opt["param_groups"], "numpy_rng": t.rng.bit_generator.state,
-            })
+            config.update(
+                {
+                    "update": t.update,
+                    "env_steps": t.env_steps,
+                    "history": t.history,
+                    "optim_groups": opt["param_groups"],
+                    "numpy_rng": t.rng.bit_generator.state,
+                }
+            )
         return write_checkpoint(path, config, tensors)
 
     @classmethod
@@ -130,7 +146,7 @@ class CompactAgent:
         config, tensors = read_checkpoint(path, trust_remote_code=trust_remote_code)
         try:
             policy = CompactPolicy(CompactConfig(**config["policy"]))
-            state = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
+            state = {k[len("policy.") :]: v for k, v in tensors.items() if k.startswith("policy.")}
             policy.load_state_dict(state)
             agent = cls(policy, greedy=bool(config.get("greedy", True)), train=config.get("train"))
         except (KeyError, TypeError, RuntimeError) as exc:

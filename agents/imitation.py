@@ -17,8 +17,9 @@ from .compact import ObservationBatch, CompactPolicy, observations_to_batch, use
 from .oracle import OracleAgent
 
 
-def oracle_dataset(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs: dict[str, Any] | None = None,
-                   seed: int = 0) -> tuple[ObservationBatch, torch.Tensor, torch.Tensor]:
+def oracle_dataset(
+    policy: CompactPolicy, env_id: str, episodes: int, env_kwargs: dict[str, Any] | None = None, seed: int = 0
+) -> tuple[ObservationBatch, torch.Tensor, torch.Tensor]:
     """Observations, the oracle's moves as structured actions, and for each move the box centres that would
     do as well (``(N, cells)`` bool: every cell whose box covers the oracle's box at the same size; only
     the action's own cell for moves without a box), from ``episodes`` train-split episodes."""
@@ -50,12 +51,21 @@ def oracle_dataset(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs
             cells.append(ok)
             obs, _, terminated, truncated, info = env.step(policy.codec.decode(encoded).to_json())
             done = terminated or truncated
-    return (observations_to_batch(observations, policy.config), torch.from_numpy(np.stack(actions)),
-            torch.from_numpy(np.stack(cells)))
+    return (
+        observations_to_batch(observations, policy.config),
+        torch.from_numpy(np.stack(actions)),
+        torch.from_numpy(np.stack(cells)),
+    )
 
 
-def behaviour_cloning(policy: CompactPolicy, data: tuple[ObservationBatch, torch.Tensor, torch.Tensor], epochs: int = 10,
-                      lr: float = 1e-3, minibatch: int = 64, seed: int = 0) -> list[float]:
+def behaviour_cloning(
+    policy: CompactPolicy,
+    data: tuple[ObservationBatch, torch.Tensor, torch.Tensor],
+    epochs: int = 10,
+    lr: float = 1e-3,
+    minibatch: int = 64,
+    seed: int = 0,
+) -> list[float]:
     """Cross-entropy on the components each oracle move uses; the box centre's is set-valued (``-log`` of the
     probability of any cell in :func:`oracle_dataset`'s covering set). Returns the mean loss per epoch."""
     batch, actions, cell_ok = data
@@ -83,8 +93,15 @@ def behaviour_cloning(policy: CompactPolicy, data: tuple[ObservationBatch, torch
     return losses
 
 
-def imitate_oracle(policy: CompactPolicy, env_id: str, episodes: int, env_kwargs: dict[str, Any] | None = None,
-                   epochs: int = 10, data_seed: int = 0, seed: int = 0) -> list[float]:
+def imitate_oracle(
+    policy: CompactPolicy,
+    env_id: str,
+    episodes: int,
+    env_kwargs: dict[str, Any] | None = None,
+    epochs: int = 10,
+    data_seed: int = 0,
+    seed: int = 0,
+) -> list[float]:
     """Behaviour-clone ``policy`` on ``episodes`` oracle episodes (train split, reset seeds from
     ``data_seed``): :func:`oracle_dataset` then :func:`behaviour_cloning` (minibatch order from ``seed``).
     The one warm start of the trainer, the benchmarks and the model teacher. Returns the loss per epoch."""

@@ -93,7 +93,9 @@ def train_model_teacher(
     torch.manual_seed(seed)
     policy = CompactPolicy(CompactConfig(width=width, view_size=view_size, hidden=256))
     imitate_oracle(policy, env_id, episodes, env_kwargs, epochs=epochs, data_seed=seed, seed=seed)
-    agent = CompactAgent(policy, train={"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "policy": policy.config_dict(), "seed": seed})
+    agent = CompactAgent(
+        policy, train={"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "policy": policy.config_dict(), "seed": seed}
+    )
     agent.save(out)
     return agent
 
@@ -101,8 +103,9 @@ def train_model_teacher(
 def load_model_teacher(path: str) -> ModelTeacher:
     """The ``model:PATH`` teacher spec's factory (the entry point the core teacher registry names)."""
     if not path:
-        raise ValueError("the model teacher needs a checkpoint: 'model:PATH' (train one with "
-                         "`iapo-train --agent teacher --out PATH`)")
+        raise ValueError(
+            "the model teacher needs a checkpoint: 'model:PATH' (train one with `iapo-train --agent teacher --out PATH`)"
+        )
     return ModelTeacher.load(path)
 
 

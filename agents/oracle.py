@@ -141,8 +141,12 @@ def candidates(readings: list[str | None], labels: list[str], binary: bool = Tru
     nums = [n for n in (to_number(w) for w in words) if n is not None]
     out += labels
     # "Label 42.5" lines (a bar's label and its value, a table row): the labels, and those of the extremes
-    pairs = [(" ".join(w for w in ln.split() if to_number(w) is None), v) for ln in lines
-             for v in [next((n for n in map(to_number, reversed(ln.split())) if n is not None), None)] if v is not None]
+    pairs = [
+        (" ".join(w for w in ln.split() if to_number(w) is None), v)
+        for ln in lines
+        for v in [next((n for n in map(to_number, reversed(ln.split())) if n is not None), None)]
+        if v is not None
+    ]
     pairs = [(lab, v) for lab, v in pairs if lab]
     out += [lab for lab, _ in pairs]
     if pairs:
@@ -166,8 +170,9 @@ def candidates(readings: list[str | None], labels: list[str], binary: bool = Tru
 
 def open_answer(scene: Scene, readings: list[str | None]) -> str:
     """The first candidate the scene's scorer accepts (else the first reading, or ``"0"``)."""
-    found = candidates(readings, [r.label for r in scene.evidence if r.label], binary=bool(scene.evidence),
-                       question=scene.question)
+    found = candidates(
+        readings, [r.label for r in scene.evidence if r.label], binary=bool(scene.evidence), question=scene.question
+    )
     if scene.answers and scene.scorer is not None:
         for cand in found:
             if scorer_accepts(scene.scorer, cand, scene.answers, scene.meta.get("context")):

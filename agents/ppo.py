@@ -20,8 +20,15 @@ class PPOAgent:
 
     name = "ppo"
 
-    def __init__(self, env_id: str = "VisualToolVQA-HBar-v0", env_kwargs: dict[str, Any] | None = None,
-                 seed: int = 0, n_steps: int = 256, batch_size: int = 64, deterministic: bool = True) -> None:
+    def __init__(
+        self,
+        env_id: str = "VisualToolVQA-HBar-v0",
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int = 0,
+        n_steps: int = 256,
+        batch_size: int = 64,
+        deterministic: bool = True,
+    ) -> None:
         from stable_baselines3 import PPO
 
         from iapo_gym.wrappers import make_sb3_env
@@ -62,16 +69,26 @@ class PPOAgent:
         return self
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        config = {"agent_class": AGENT_CLASS, "env_id": self.env_id, "env_kwargs": self.env_kwargs, "seed": self.seed,
-                  **self.hparams}
+        config = {
+            "agent_class": AGENT_CLASS,
+            "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "seed": self.seed,
+            **self.hparams,
+        }
         return write_checkpoint(path, config, dict(self.model.policy.state_dict()))
 
     @classmethod
     def load_checkpoint(cls, path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> PPOAgent:
         """The agent saved at ``path`` (an env id with a module part is refused unless ``trust_remote_code``)."""
         config, tensors = read_checkpoint(path, trust_remote_code=trust_remote_code)
-        agent = cls(config["env_id"], config.get("env_kwargs"), config.get("seed", 0),
-                    config.get("n_steps", 256), config.get("batch_size", 64))
+        agent = cls(
+            config["env_id"],
+            config.get("env_kwargs"),
+            config.get("seed", 0),
+            config.get("n_steps", 256),
+            config.get("batch_size", 64),
+        )
         try:
             agent.model.policy.load_state_dict({k: torch.as_tensor(v) for k, v in tensors.items()})
         except RuntimeError as exc:

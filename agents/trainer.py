@@ -89,8 +89,10 @@ class TrainConfig:
         if not self.kl_coef >= 0:
             raise ValueError(f"kl_coef (the KL to the starting policy) must be >= 0; got {self.kl_coef!r}")
         if self.env_id not in gym.registry:
-            raise ValueError(f"unknown env id {self.env_id!r}; registered VisualToolVQA ids: "
-                             + ", ".join(i for i in gym.registry if "VQA" in i))
+            raise ValueError(
+                f"unknown env id {self.env_id!r}; registered VisualToolVQA ids: "
+                + ", ".join(i for i in gym.registry if "VQA" in i)
+            )
         if not isinstance(self.iapo, dict):
             raise ValueError(f"iapo must be a mapping of IAPOObjective fields; got {self.iapo!r}")
         known = {f.name for f in fields(IAPOObjective)}
@@ -173,8 +175,14 @@ class GroupTrainer:
         if self.objective is None:
             return env
         pc = self.policy.config
-        return TeacherAttributionWrapper(env, teacher=self.config.teacher, grid=self.objective.grid, coef=0.0,
-                                         query_length=pc.question_length, output_length=pc.output_length)
+        return TeacherAttributionWrapper(
+            env,
+            teacher=self.config.teacher,
+            grid=self.objective.grid,
+            coef=0.0,
+            query_length=pc.question_length,
+            output_length=pc.output_length,
+        )
 
     # -- 1. rollouts ---------------------------------------------------------------------------------
     def collect(self) -> Rollouts:
@@ -223,9 +231,22 @@ class GroupTrainer:
             alive = [i for i in alive if not done[i]]
         returns = np.array([sum(t.values()) for t in terms])
         groups = np.repeat(np.arange(c.questions), c.group_size)
-        return Rollouts(ObservationBatch.cat(rows), torch.cat(acts), torch.cat(logps), torch.tensor(episode), hw, tools,
-                        torch.from_numpy(np.stack(teacher)).float() if teacher else None,
-                        returns, groups, terms, correct, answered, calls, steps)
+        return Rollouts(
+            ObservationBatch.cat(rows),
+            torch.cat(acts),
+            torch.cat(logps),
+            torch.tensor(episode),
+            hw,
+            tools,
+            torch.from_numpy(np.stack(teacher)).float() if teacher else None,
+            returns,
+            groups,
+            terms,
+            correct,
+            answered,
+            calls,
+            steps,
+        )
 
     # -- 2. alignment --------------------------------------------------------------------------------
     def divergences(self, ro: Rollouts, idx: torch.Tensor | None = None, create_graph: bool = False) -> torch.Tensor:
@@ -236,10 +257,12 @@ class GroupTrainer:
             raise ValueError("divergences need an IAPO objective and teacher attributions (reward='iapo')")
         idx = torch.arange(len(ro.actions)) if idx is None else idx
         hw = [ro.source_hw[int(i)] for i in idx]
-        student = self.policy.attribution(ro.batch.index(idx), ro.actions[idx], hw, obj.grid, obj.method,
-                                          n_steps=obj.steps, create_graph=create_graph)
-        return obj.compare(ro.teacher[idx], student, obj.layout(self.policy.config.question_length,
-                                                                  self.policy.config.output_length))
+        student = self.policy.attribution(
+            ro.batch.index(idx), ro.actions[idx], hw, obj.grid, obj.method, n_steps=obj.steps, create_graph=create_graph
+        )
+        return obj.compare(
+            ro.teacher[idx], student, obj.layout(self.policy.config.question_length, self.policy.config.output_length)
+        )
 
     # -- 3 + 4. advantages and update -----------------------------------------------------------------
     def advantages(self, ro: Rollouts, div: torch.Tensor | None, lam: float) -> torch.Tensor:
@@ -255,8 +278,9 @@ class GroupTrainer:
         n = len(ro.actions)
         loss_obj = obj if obj is not None and obj.form == "loss" and lam > 0 else None  # the loss form is on
         if loss_obj is not None:
-            weights = loss_obj.loss_weights(adv, torch.from_numpy(ro.correct)[ro.episode],
-                                            torch.from_numpy(loss_obj.selects(ro.tools)))
+            weights = loss_obj.loss_weights(
+                adv, torch.from_numpy(ro.correct)[ro.episode], torch.from_numpy(loss_obj.selects(ro.tools))
+            )
         losses, aligned = [], []
         for _ in range(c.epochs):
             order = torch.randperm(n, generator=self.sampler)
@@ -303,10 +327,14 @@ class GroupTrainer:
         self.update += 1
         self.env_steps += ro.steps
         n_ep = len(ro.returns)
-        row.update({
-            "env_steps": self.env_steps, "accuracy": float(ro.correct.mean()), "reward": float(ro.returns.mean()),
-            "update_s": time.perf_counter() - t0,
-        })
+        row.update(
+            {
+                "env_steps": self.env_steps,
+                "accuracy": float(ro.correct.mean()),
+                "reward": float(ro.returns.mean()),
+                "update_s": time.perf_counter() - t0,
+            }
+        )
         for k in ("outcome", "format"):
             row[f"reward_{k}"] = float(np.mean([t.get(k, 0.0) for t in ro.terms]))
         for tool in (*self.policy.codec.tools, "invalid"):
@@ -318,8 +346,9 @@ class GroupTrainer:
         from .imitation import imitate_oracle
 
         c = self.config
-        return imitate_oracle(self.policy, c.env_id, c.warm_start_episodes, c.env_kwargs, epochs=c.warm_start_epochs,
-                              data_seed=c.seed, seed=c.seed)
+        return imitate_oracle(
+            self.policy, c.env_id, c.warm_start_episodes, c.env_kwargs, epochs=c.warm_start_epochs, data_seed=c.seed, seed=c.seed
+        )
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Greedy accuracy on fixed test-split scenes (the same items at every evaluation)."""
@@ -329,8 +358,9 @@ class GroupTrainer:
         ids = np.random.default_rng(12345).integers(lo, hi, size=episodes or self.config.eval_episodes)
         return evaluate_agent(GreedyPolicyAgent(self.policy), self.eval_env, scene_ids=[int(s) for s in ids])["accuracy"]
 
-    def train(self, on_update: Callable[[GroupTrainer, dict[str, float]], None] | None = None,
-              progress: bool = True) -> list[dict[str, float]]:
+    def train(
+        self, on_update: Callable[[GroupTrainer, dict[str, float]], None] | None = None, progress: bool = True
+    ) -> list[dict[str, float]]:
         """Run the remaining updates (all of them, or the rest after :func:`load_trainer`)."""
         from tqdm.auto import tqdm
 
@@ -345,7 +375,9 @@ class GroupTrainer:
                 row["eval_accuracy"] = self.evaluate()
             self.history.append(row)
             bar.update(1)
-            bar.set_postfix(acc=f"{row['accuracy']:.2f}", **({"eval": f"{row['eval_accuracy']:.2f}"} if "eval_accuracy" in row else {}))
+            bar.set_postfix(
+                acc=f"{row['accuracy']:.2f}", **({"eval": f"{row['eval_accuracy']:.2f}"} if "eval_accuracy" in row else {})
+            )
             if on_update is not None:
                 on_update(self, row)
         bar.close()

@@ -10,8 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "run_benchmark": "runner", "BenchmarkError": "errors", "render_leaderboard": "leaderboard",
-    "load_suite": "suites", "Suite": "suites", "SuiteError": "suites", "ResultsStore": "store", "StoreError": "store",
+    "run_benchmark": "runner",
+    "BenchmarkError": "errors",
+    "render_leaderboard": "leaderboard",
+    "load_suite": "suites",
+    "Suite": "suites",
+    "SuiteError": "suites",
+    "ResultsStore": "store",
+    "StoreError": "store",
 }
 
 

@@ -37,8 +37,10 @@ class StandInPolicy(nn.Module):
         super().__init__()
         self.patch_grid = patch_grid
         self.conv = nn.Sequential(
-            nn.Conv2d(3, 16, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(16, dim, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3, 16, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(16, dim, 3, stride=2, padding=1),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(patch_grid),
         )
         self.embed = nn.Embedding(vocab, dim, padding_idx=0)
@@ -97,10 +99,20 @@ def run(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
         ("gradient_x_input", {}),
         ("occlusion", {"grid": 4, "perturbations_per_eval": 32}),
         ("occlusion", {"grid": 8, "perturbations_per_eval": 32}),
-        ("attention", {"mode": "rollout", "patch_grid": g,
-                       "key_slices": [slice(1, 1 + g * g), slice(1 + g * g, 1 + 2 * g * g),
-                                      slice(1 + 2 * g * g, 1 + 2 * g * g + 32), slice(1 + 2 * g * g + 32, None)],
-                       "query_index": 0}),
+        (
+            "attention",
+            {
+                "mode": "rollout",
+                "patch_grid": g,
+                "key_slices": [
+                    slice(1, 1 + g * g),
+                    slice(1 + g * g, 1 + 2 * g * g),
+                    slice(1 + 2 * g * g, 1 + 2 * g * g + 32),
+                    slice(1 + 2 * g * g + 32, None),
+                ],
+                "query_index": 0,
+            },
+        ),
     ]
     rows = [("forward+backward (reference)", base, 1.0)]
     for method, kw in configs:
@@ -123,8 +135,13 @@ def run_compact(view: int, batch: int, repeats: int) -> list[tuple[str, float, f
     torch.manual_seed(0)
     policy = CompactPolicy(CompactConfig(view_size=view)).eval()
     vocab = policy.config.vocab_size
-    b = ObservationBatch(torch.rand(batch, 3, view, view), torch.rand(batch, 3, view, view),
-              torch.randint(1, vocab, (batch, 32)), torch.randint(1, vocab, (batch, 48)), torch.rand(batch, 5))
+    b = ObservationBatch(
+        torch.rand(batch, 3, view, view),
+        torch.rand(batch, 3, view, view),
+        torch.randint(1, vocab, (batch, 32)),
+        torch.randint(1, vocab, (batch, 48)),
+        torch.rand(batch, 5),
+    )
     with torch.no_grad():
         actions = policy.sample(b)
     hw = [(1024, 1024)] * batch
@@ -136,11 +153,16 @@ def run_compact(view: int, batch: int, repeats: int) -> list[tuple[str, float, f
     base = _time(fwd_bwd, repeats)
     rows = [("forward+backward (reference)", base, 1.0)]
     cases: tuple[tuple[str, dict[str, Any]], ...] = (
-        ("integrated_gradients", {"n_steps": 8}), ("integrated_gradients", {"n_steps": 32}),
-        ("gradient_x_input", {}), ("occlusion", {"perturbations_per_eval": 32}))  # occlusion: 8x8 patches
+        ("integrated_gradients", {"n_steps": 8}),
+        ("integrated_gradients", {"n_steps": 32}),
+        ("gradient_x_input", {}),
+        ("occlusion", {"perturbations_per_eval": 32}),
+    )  # occlusion: 8x8 patches
     for method, kw in cases:
-        t = _time(functools.partial(policy.attribution, b, actions, hw, 4, method, **kw),
-                  max(1, repeats // 2) if method == "occlusion" else repeats)
+        t = _time(
+            functools.partial(policy.attribution, b, actions, hw, 4, method, **kw),
+            max(1, repeats // 2) if method == "occlusion" else repeats,
+        )
         rows.append((method + "".join(f" {k}={v}" for k, v in kw.items() if k in ("n_steps", "grid")), t, t / base))
     return rows
 
@@ -163,8 +185,10 @@ def main(argv: list[str] | None = None) -> None:
         for label, seconds, ratio in run_compact(view, args.batch, args.repeats):
             print(f"{label:<36} {seconds * 1e3:>17.2f} {ratio:>10.1f}")
     n_params = sum(p.numel() for p in StandInPolicy().parameters())
-    print(f"stand-in policy: {n_params} parameters; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"batch {args.batch}, CPU")
+    print(
+        f"stand-in policy: {n_params} parameters; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"batch {args.batch}, CPU"
+    )
     for view in args.views:
         print(f"\nview {view}x{view} (two images) + 32 query + 48 tool-output tokens")
         print(f"{'method':<36} {'ms / attribution':>17} {'x fwd+bwd':>10}")

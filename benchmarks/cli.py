@@ -77,57 +77,106 @@ teacher's. --episode is the index within the cell (agent, family, seed); --seed 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="iapo-bench", formatter_class=fmt, epilog=_EPILOG_MAIN,
+        prog="iapo-bench",
+        formatter_class=fmt,
+        epilog=_EPILOG_MAIN,
         description="Benchmark tool-using VQA agents on iapo-gym suites: agents x suite x seeds -> a SQLite "
-                    "results store -> a leaderboard (Markdown, CSV, JSON, PNG) with 95% bootstrap CIs.",
+        "results store -> a leaderboard (Markdown, CSV, JSON, PNG) with 95% bootstrap CIs.",
     )
     sub = parser.add_subparsers(dest="command", metavar="{run,report,show,suites,fixtures}")
     sub.required = True
 
-    run = sub.add_parser("run", help="run agents on a suite (resumes an interrupted run)", formatter_class=fmt,
-                         epilog=_EPILOG_RUN, description="Run every (agent, family, seed) cell of a suite that OUT does not hold yet, then render the leaderboard.")
-    run.add_argument("--agents", nargs="+", required=True, metavar="AGENT",
-                     help="built-in name, checkpoint folder, 'module:Class' or 'file.py:Class'; NAME=AGENT sets the leaderboard name")
-    run.add_argument("--suite", required=True, metavar="SUITE",
-                     help=f"built-in suite ({', '.join(builtin_suites())}) or a suite .yaml file")
+    run = sub.add_parser(
+        "run",
+        help="run agents on a suite (resumes an interrupted run)",
+        formatter_class=fmt,
+        epilog=_EPILOG_RUN,
+        description="Run every (agent, family, seed) cell of a suite that OUT does not hold yet, then render the leaderboard.",
+    )
+    run.add_argument(
+        "--agents",
+        nargs="+",
+        required=True,
+        metavar="AGENT",
+        help="built-in name, checkpoint folder, 'module:Class' or 'file.py:Class'; NAME=AGENT sets the leaderboard name",
+    )
+    run.add_argument(
+        "--suite", required=True, metavar="SUITE", help=f"built-in suite ({', '.join(builtin_suites())}) or a suite .yaml file"
+    )
     run.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds to run (default: the suite's published seeds)")
     run.add_argument("--out", required=True, metavar="DIR", help=f"results folder (holds {DB_NAME} and the leaderboard)")
     run.add_argument("--backend", choices=BACKENDS, default="local", help="local worker processes (default) or Ray tasks")
     run.add_argument("--workers", type=int, default=1, metavar="N", help="parallel cells (processes, or Ray CPUs); default 1")
     run.add_argument("--episodes", type=int, metavar="K", help="episodes per seed per family (default: the suite's)")
-    run.add_argument("--data-dir", metavar="DIR",
-                     help="folder holding local copies of the public test sets a suite reads (paper-six, refocus-hbar, "
-                          "charxiv...), in their published layout")
+    run.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder holding local copies of the public test sets a suite reads (paper-six, refocus-hbar, "
+        "charxiv...), in their published layout",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     served = run.add_argument_group("served models (agents given as openai:MODEL@URL, and --judge)")
-    served.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key (default OPENAI_API_KEY; "
-                        "the key is never written anywhere)")
+    served.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable holding the API key (default OPENAI_API_KEY; the key is never written anywhere)",
+    )
     served.add_argument("--temperature", type=float, help="sampling temperature (default 0)")
     served.add_argument("--max-tokens", type=int, metavar="N", help="completion tokens per request (default 512)")
     served.add_argument("--gen-seed", type=int, metavar="S", help="the seed sent to servers that take one")
     served.add_argument("--max-in-flight", type=int, metavar="N", help="requests in flight at once (default 8)")
     served.add_argument("--request-timeout", type=float, metavar="SEC", help="seconds per request before a retry (default 60)")
     served.add_argument("--retries", type=int, metavar="N", help="retries of a failed request (default 4)")
-    served.add_argument("--backoff", type=float, metavar="SEC",
-                        help="base of the exponential backoff between retries, in seconds (default 0.5; a server's Retry-After wins)")
-    served.add_argument("--prices", type=float, nargs=2, metavar=("IN", "OUT"), help="USD per 1M input and output tokens (shows a cost)")
-    served.add_argument("--no-function-calling", action="store_true",
-                        help="for servers without tool calling: the tools go in the system prompt and the reply text is the action")
-    served.add_argument("--judge", metavar="openai:MODEL@URL",
-                        help="score every answer of the suite with an LLM judge and the set's published judging rules")
-    run.add_argument("--trust-remote-code", action="store_true",
-                     help="allow a checkpoint's config or the suite file to name a class outside iapo_gym (its code "
-                          "runs); classes you name in --agents are always allowed")
+    served.add_argument(
+        "--backoff",
+        type=float,
+        metavar="SEC",
+        help="base of the exponential backoff between retries, in seconds (default 0.5; a server's Retry-After wins)",
+    )
+    served.add_argument(
+        "--prices", type=float, nargs=2, metavar=("IN", "OUT"), help="USD per 1M input and output tokens (shows a cost)"
+    )
+    served.add_argument(
+        "--no-function-calling",
+        action="store_true",
+        help="for servers without tool calling: the tools go in the system prompt and the reply text is the action",
+    )
+    served.add_argument(
+        "--judge",
+        metavar="openai:MODEL@URL",
+        help="score every answer of the suite with an LLM judge and the set's published judging rules",
+    )
+    run.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a checkpoint's config or the suite file to name a class outside iapo_gym (its code "
+        "runs); classes you name in --agents are always allowed",
+    )
 
-    report = sub.add_parser("report", help="re-render the leaderboard from a results folder", formatter_class=fmt,
-                            epilog=_EPILOG_REPORT, description="Render the leaderboard files from DIR/results.sqlite (read-only).")
+    report = sub.add_parser(
+        "report",
+        help="re-render the leaderboard from a results folder",
+        formatter_class=fmt,
+        epilog=_EPILOG_REPORT,
+        description="Render the leaderboard files from DIR/results.sqlite (read-only).",
+    )
     report.add_argument("dir", metavar="DIR", help="a results folder written by `iapo-bench run`")
     report.add_argument("--to", metavar="FOLDER", help="write the leaderboard files here instead of DIR")
-    report.add_argument("--pictures", type=int, default=PICTURES_PER_FAMILY, metavar="N",
-                        help=f"episode pictures per agent per family on the page (default {PICTURES_PER_FAMILY}; 0: none)")
+    report.add_argument(
+        "--pictures",
+        type=int,
+        default=PICTURES_PER_FAMILY,
+        metavar="N",
+        help=f"episode pictures per agent per family on the page (default {PICTURES_PER_FAMILY}; 0: none)",
+    )
 
-    show = sub.add_parser("show", help="draw one stored episode as a PNG", formatter_class=fmt, epilog=_EPILOG_SHOW,
-                          description="Draw one episode of DIR/results.sqlite as a picture, without running the agent.")
+    show = sub.add_parser(
+        "show",
+        help="draw one stored episode as a PNG",
+        formatter_class=fmt,
+        epilog=_EPILOG_SHOW,
+        description="Draw one episode of DIR/results.sqlite as a picture, without running the agent.",
+    )
     show.add_argument("dir", metavar="DIR", help="a results folder written by `iapo-bench run`")
     show.add_argument("--agent", required=True, help="the agent's leaderboard name")
     show.add_argument("--family", required=True, help="the task family (a column of the leaderboard)")
@@ -136,12 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--suite", help="the suite (needed only when DIR holds several with this agent and family)")
     show.add_argument("--out", required=True, metavar="PNG", help="where to write the picture")
 
-    sub.add_parser("suites", help="list the built-in suites", description="List the built-in suites with their seeds and settings.")
+    sub.add_parser(
+        "suites", help="list the built-in suites", description="List the built-in suites with their seeds and settings."
+    )
 
-    fx = sub.add_parser("fixtures", help="build small local copies of the public test sets, in their published formats",
-                        description="Build small sets in the published formats of ReFocus, VTool-R1 and CharXiv from real data "
-                                    "shipped in vega_datasets, drawn with matplotlib (pip install 'iapo-gym[fixtures]'), for "
-                                    "--data-dir: iapo-bench run --suite paper-six --data-dir OUT.")
+    fx = sub.add_parser(
+        "fixtures",
+        help="build small local copies of the public test sets, in their published formats",
+        description="Build small sets in the published formats of ReFocus, VTool-R1 and CharXiv from real data "
+        "shipped in vega_datasets, drawn with matplotlib (pip install 'iapo-gym[fixtures]'), for "
+        "--data-dir: iapo-bench run --suite paper-six --data-dir OUT.",
+    )
     fx.add_argument("--out", required=True, metavar="DIR", help="folder to create (or an earlier fixtures build to replace)")
     fx.add_argument("--items", type=int, default=12, metavar="N", help="items per set (default 12)")
     fx.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -149,9 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SERVED_FLAGS = {"api_key_env": "api_key_env", "temperature": "temperature", "max_tokens": "max_tokens", "gen_seed": "seed",
-                 "max_in_flight": "max_in_flight", "request_timeout": "timeout", "retries": "retries", "backoff": "backoff",
-                 "prices": "prices"}
+_SERVED_FLAGS = {
+    "api_key_env": "api_key_env",
+    "temperature": "temperature",
+    "max_tokens": "max_tokens",
+    "gen_seed": "seed",
+    "max_in_flight": "max_in_flight",
+    "request_timeout": "timeout",
+    "retries": "retries",
+    "backoff": "backoff",
+    "prices": "prices",
+}
 
 
 def served_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,9 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            out = run_benchmark(args.agents, args.suite, args.seeds, args.out, backend=args.backend, workers=args.workers,
-                                episodes=args.episodes, data_dir=args.data_dir, served=served_options(args), judge=args.judge,
-                                progress=not args.quiet, trust_remote_code=args.trust_remote_code)
+            out = run_benchmark(
+                args.agents,
+                args.suite,
+                args.seeds,
+                args.out,
+                backend=args.backend,
+                workers=args.workers,
+                episodes=args.episodes,
+                data_dir=args.data_dir,
+                served=served_options(args),
+                judge=args.judge,
+                progress=not args.quiet,
+                trust_remote_code=args.trust_remote_code,
+            )
             if not args.quiet:
                 print(f"leaderboard: {out / 'leaderboard.md'}")
         elif args.command == "report":
@@ -192,16 +265,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "fixtures":
             from . import fixtures
 
-            return fixtures.main(["--out", args.out, "--items", str(args.items), "--seed", str(args.seed),
-                                  *(["--sets", args.sets] if args.sets else [])])
+            return fixtures.main(
+                [
+                    "--out",
+                    args.out,
+                    "--items",
+                    str(args.items),
+                    "--seed",
+                    str(args.seed),
+                    *(["--sets", args.sets] if args.sets else []),
+                ]
+            )
         else:
             for name in builtin_suites():
                 s = load_suite(name)
                 episodes = "all items" if s.episodes is None else f"{s.episodes} episodes"
-                print(f"{name:10s} seeds {list(s.seeds)}, {episodes}/seed/family, "
-                      + ("" if s.datasets else f"difficulty {s.difficulty}, ")
-                      + f"OCR {s.ocr}, view {s.view_size}: {', '.join(s.families)}"
-                      + (" (needs --data-dir)" if s.datasets else "") + f"\n{'':10s} {s.description}")
+                print(
+                    f"{name:10s} seeds {list(s.seeds)}, {episodes}/seed/family, "
+                    + ("" if s.datasets else f"difficulty {s.difficulty}, ")
+                    + f"OCR {s.ocr}, view {s.view_size}: {', '.join(s.families)}"
+                    + (" (needs --data-dir)" if s.datasets else "")
+                    + f"\n{'':10s} {s.description}"
+                )
     except (BenchmarkError, SuiteError, StoreError) as exc:
         print(f"iapo-bench: error: {exc}", file=sys.stderr)
         return 2

@@ -46,8 +46,16 @@ def run_demo(out: str | Path, scale: str = "small", seed: int = 0, progress: boo
     imitate_oracle(warm, "VisualToolVQA-v0", s["warm"], env_kwargs, epochs=s["epochs"], data_seed=seed)
     for reward in REWARDS:
         print(f"[2/3] training {reward} for {s['updates']} updates", file=sys.stderr)
-        cfg = TrainConfig(env_id="VisualToolVQA-v0", env_kwargs=env_kwargs, reward=reward, updates=s["updates"],
-                          questions=s["questions"], group_size=s["group"], eval_every=10**6, seed=seed)
+        cfg = TrainConfig(
+            env_id="VisualToolVQA-v0",
+            env_kwargs=env_kwargs,
+            reward=reward,
+            updates=s["updates"],
+            questions=s["questions"],
+            group_size=s["group"],
+            eval_every=10**6,
+            seed=seed,
+        )
         CompactAgent(copy.deepcopy(warm), train=cfg).learn(out=out / reward, progress=progress)
     print("[3/3] benchmarking on suite six-easy", file=sys.stderr)
     agents = ["random", "no-tool", "oracle", f"grpo={out / 'grpo'}", f"iapo={out / 'iapo'}"]
@@ -55,8 +63,7 @@ def run_demo(out: str | Path, scale: str = "small", seed: int = 0, progress: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="iapo-demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="iapo-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
     parser.add_argument("--scale", choices=list(SCALES), default="small", help="how long to train (default: small)")
     parser.add_argument("--seed", type=int, default=0)

@@ -37,8 +37,16 @@ def train_agent(out: Path, updates: int, warm_start: int, seed: int = 0) -> Path
     """Train the default IAPO agent on the headline families at difficulty 0; returns its checkpoint folder."""
     from iapo_gym.agents.compact_agent import CompactAgent
 
-    agent = CompactAgent(train={"env_id": "VisualToolVQA-v0", "env_kwargs": {"task": list(HEADLINE_FAMILIES), "difficulty": 0},
-                                "reward": "iapo", "updates": updates, "warm_start_episodes": warm_start, "seed": seed})
+    agent = CompactAgent(
+        train={
+            "env_id": "VisualToolVQA-v0",
+            "env_kwargs": {"task": list(HEADLINE_FAMILIES), "difficulty": 0},
+            "reward": "iapo",
+            "updates": updates,
+            "warm_start_episodes": warm_start,
+            "seed": seed,
+        }
+    )
     agent.learn(out=out, progress=False)
     return out
 
@@ -67,8 +75,11 @@ def episode_picture(checkpoint: Path, out: Path, family: str = EPISODE_FAMILY, t
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m iapo_gym.benchmarks.docs_figures", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m iapo_gym.benchmarks.docs_figures",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", type=Path, default=Path("docs"), help="where episode.png and leaderboard-page.png go (default docs)")
     p.add_argument("--work", type=Path, help="folder for the checkpoint and the benchmark results (default: a temporary one)")
     p.add_argument("--updates", type=int, default=15, help="IAPO updates (default 15)")
@@ -86,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         print("[2/3] drawing an episode", file=sys.stderr)
         episode_picture(ckpt, args.out / "episode.png")
         print(f"[3/3] benchmarking on {SUITE} and taking a screenshot of the page", file=sys.stderr)
-        board = run_benchmark(["random", "no-tool", "oracle", f"iapo={ckpt}"], SUITE, seeds=[0], episodes=args.episodes,
-                              out=work / "bench", progress=False)
+        board = run_benchmark(
+            ["random", "no-tool", "oracle", f"iapo={ckpt}"],
+            SUITE,
+            seeds=[0],
+            episodes=args.episodes,
+            out=work / "bench",
+            progress=False,
+        )
         screenshot(board / "leaderboard.html", args.out / "leaderboard-page.png", width=1400, height=1000)
     print(f"wrote {args.out / 'episode.png'} and {args.out / 'leaderboard-page.png'}")
     return 0

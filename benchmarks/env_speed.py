@@ -136,8 +136,12 @@ def vs_minigrid(families: tuple[str, ...], steps: int, rounds: int = 3, seed: in
                 theirs.append(steps / run_random_agent(mg, mg_actions(rng, steps), group))
                 ours.append(steps / run_random_agent(env, random_actions(rng, steps), group))
             ratios = [a / b for a, b in zip(ours, theirs)]
-            row |= {f"{name}_steps_per_s": float(np.median(ours)), f"{name}_minigrid_steps_per_s": float(np.median(theirs)),
-                    f"{name}_ratio": float(np.median(ratios)), f"{name}_ratio_range": [min(ratios), max(ratios)]}
+            row |= {
+                f"{name}_steps_per_s": float(np.median(ours)),
+                f"{name}_minigrid_steps_per_s": float(np.median(theirs)),
+                f"{name}_ratio": float(np.median(ratios)),
+                f"{name}_ratio_range": [min(ratios), max(ratios)],
+            }
         out[family] = row
     return out
 
@@ -301,25 +305,41 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {fam}{' *' if fam in HEADLINE else ''} | {v['fresh_steps_per_s']:,.0f} | {v['fresh_minigrid_steps_per_s']:,.0f} | "
             f"{_ratio(v, 'fresh')} | {v['grouped_steps_per_s']:,.0f} | {v['grouped_minigrid_steps_per_s']:,.0f} | "
-            f"{_ratio(v, 'grouped')} | {c['fresh_ms']:.2f} | {c['cached_ms']:.3f} | {c['speedup']:.0f} |")
+            f"{_ratio(v, 'grouped')} | {c['fresh_ms']:.2f} | {c['cached_ms']:.3f} | {c['speedup']:.0f} |"
+        )
     ro, ocr, ab = r["rollout"], r.get("easyocr"), r.get("kernel_ab")
     lines += [
         "",
         "`*`: headline family. Views shrunk by "
-        + ("the compiled area kernel (`iapo_gym._area`; the same pixels as `cv2.resize`)." if r.get("area_kernel")
-           else "`cv2.resize` (the compiled area kernel absent or turned off)."),
+        + (
+            "the compiled area kernel (`iapo_gym._area`; the same pixels as `cv2.resize`)."
+            if r.get("area_kernel")
+            else "`cv2.resize` (the compiled area kernel absent or turned off)."
+        ),
         "",
         f"GRPO rollout phase (env resets + steps per update; 4 questions x {GROUP} episodes, mixture env, untrained "
         f"compact policy): {ro['uncached_s_per_update']:.3f} s without the scene cache, {ro['cached_s_per_update']:.3f} s "
         f"with it ({ro['speedup']:.1f}x; {ro['cached_env_steps_per_update']:.0f} env steps per update).",
     ]
     if ab:
-        lines += ["", f"Grouped steps/s with views shrunk by `cv2.resize` and by the compiled area kernel (same pixels), "
-                      f"interleaved, median of {r.get('rounds', 1)}:", "", "| family | cv2.resize | kernel | x |", "|---|---:|---:|---:|"]
-        lines += [f"| {fam} | {v['cv2_steps_per_s']:,.0f} | {v['kernel_steps_per_s']:,.0f} | {v['speedup']:.2f} |" for fam, v in ab.items()]
+        lines += [
+            "",
+            f"Grouped steps/s with views shrunk by `cv2.resize` and by the compiled area kernel (same pixels), "
+            f"interleaved, median of {r.get('rounds', 1)}:",
+            "",
+            "| family | cv2.resize | kernel | x |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {fam} | {v['cv2_steps_per_s']:,.0f} | {v['kernel_steps_per_s']:,.0f} | {v['speedup']:.2f} |"
+            for fam, v in ab.items()
+        ]
     if ocr:
-        lines += ["", f"easyocr backend, `ocr` step on a TextRead evidence box: {ocr['first_ms']:.1f} ms the first time in "
-                      f"an episode, {ocr['repeated_ms']:.3f} ms repeated (memoised per box within the episode)."]
+        lines += [
+            "",
+            f"easyocr backend, `ocr` step on a TextRead evidence box: {ocr['first_ms']:.1f} ms the first time in "
+            f"an episode, {ocr['repeated_ms']:.3f} ms repeated (memoised per box within the episode).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -329,7 +349,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-easyocr", action="store_true", help="do not time the easyocr backend")
     parser.add_argument("--vs-minigrid", action="store_true", help="side by side with Minigrid DoorKey-8x8 RGB, and more")
     parser.add_argument("--steps", type=int, default=3000, help="steps per family and protocol with --vs-minigrid")
-    parser.add_argument("--rounds", type=int, default=3, help="repeats per family and protocol with --vs-minigrid (medians reported)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="repeats per family and protocol with --vs-minigrid (medians reported)"
+    )
     parser.add_argument("--updates", type=int, default=5, help="GRPO updates timed per setting with --vs-minigrid")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY")
     parser.add_argument("--out", type=Path, help="with --vs-minigrid: write OUT/env_speed.json and OUT/env_speed.md")
@@ -345,8 +367,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'family':<12}{'steps/s':>10}{'episodes/s':>12}{'reset ms':>10}{'step ms':>9}{'steps/ep':>10}")
         for family in families:
             r = measure_family(family, args.episodes)
-            print(f"{family:<12}{r['steps_per_s']:>10.0f}{r['episodes_per_s']:>12.0f}{r['reset_ms']:>10.2f}"
-                  f"{r['step_ms']:>9.3f}{r['steps_per_episode']:>10.2f}")
+            print(
+                f"{family:<12}{r['steps_per_s']:>10.0f}{r['episodes_per_s']:>12.0f}{r['reset_ms']:>10.2f}"
+                f"{r['step_ms']:>9.3f}{r['steps_per_episode']:>10.2f}"
+            )
         if not args.skip_easyocr:
             import torch
 
@@ -358,24 +382,35 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     command = "python -m iapo_gym.benchmarks.env_speed --vs-minigrid" + (f" --steps {args.steps}" if args.steps != 3000 else "")
     command += f" --rounds {args.rounds}" if args.rounds != 3 else ""
-    result: dict[str, Any] = {"command": command, "machine": f"{platform.processor() or platform.machine()}, "
-                              f"Python {platform.python_version()}", "steps": args.steps, "rounds": args.rounds, "group": GROUP}
+    result: dict[str, Any] = {
+        "command": command,
+        "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "group": GROUP,
+    }
     result["vs_minigrid"] = vs_minigrid(families, args.steps, args.rounds)
     print(f"{'family':<12}{'fresh':>9}{'minigrid':>10}{'ratio':>7}{'grouped':>9}{'minigrid':>10}{'ratio':>7}")
     for fam, v in result["vs_minigrid"].items():
-        print(f"{fam:<12}{v['fresh_steps_per_s']:>9.0f}{v['fresh_minigrid_steps_per_s']:>10.0f}{v['fresh_ratio']:>7.2f}"
-              f"{v['grouped_steps_per_s']:>9.0f}{v['grouped_minigrid_steps_per_s']:>10.0f}{v['grouped_ratio']:>7.2f}")
+        print(
+            f"{fam:<12}{v['fresh_steps_per_s']:>9.0f}{v['fresh_minigrid_steps_per_s']:>10.0f}{v['fresh_ratio']:>7.2f}"
+            f"{v['grouped_steps_per_s']:>9.0f}{v['grouped_minigrid_steps_per_s']:>10.0f}{v['grouped_ratio']:>7.2f}"
+        )
     result["area_kernel"] = resample.kernel() is not None
     result["kernel_ab"] = ab = kernel_ab(families, args.steps, args.rounds)
     for fam, a in ab.items():
-        print(f"{fam:<12} grouped with cv2.resize {a['cv2_steps_per_s']:.0f} steps/s, with the area kernel "
-              f"{a['kernel_steps_per_s']:.0f} ({a['speedup']:.2f}x)")
+        print(
+            f"{fam:<12} grouped with cv2.resize {a['cv2_steps_per_s']:.0f} steps/s, with the area kernel "
+            f"{a['kernel_steps_per_s']:.0f} ({a['speedup']:.2f}x)"
+        )
     result["resets"] = reset_costs(families)
     for fam, c in result["resets"].items():
         print(f"{fam:<12} reset: fresh draw {c['fresh_ms']:.2f} ms, cached {c['cached_ms']:.3f} ms ({c['speedup']:.0f}x)")
     result["rollout"] = ro = rollout_phase(args.updates)
-    print(f"GRPO rollout phase: {ro['uncached_s_per_update']:.3f} s/update without the scene cache, "
-          f"{ro['cached_s_per_update']:.3f} s with it ({ro['speedup']:.1f}x)")
+    print(
+        f"GRPO rollout phase: {ro['uncached_s_per_update']:.3f} s/update without the scene cache, "
+        f"{ro['cached_s_per_update']:.3f} s with it ({ro['speedup']:.1f}x)"
+    )
     if not args.skip_easyocr:
         result["easyocr"] = ocr = easyocr_repeat()
         print(f"easyocr ocr step: {ocr['first_ms']:.1f} ms first, {ocr['repeated_ms']:.3f} ms repeated")

@@ -23,8 +23,9 @@ class EpisodeNotFound(StoreError):
     """No such episode (or no trajectory of it) in a store; the message lists what there is."""
 
 
-def find_episode(store: ResultsStore, agent: str, family: str, episode: int = 0, suite: str | None = None,
-                 seed: int | None = None) -> EpisodeRow:
+def find_episode(
+    store: ResultsStore, agent: str, family: str, episode: int = 0, suite: str | None = None, seed: int | None = None
+) -> EpisodeRow:
     """The stored episode ``episode`` (index within its cell) of ``agent`` on ``family``.
 
     ``suite`` may be left out when one suite has that agent and family; ``seed`` defaults to the smallest.
@@ -32,8 +33,10 @@ def find_episode(store: ResultsStore, agent: str, family: str, episode: int = 0,
     rows = [e for e in store.episodes(suite=suite) if e.agent == agent]
     if not rows:
         known = sorted({e.agent for e in store.episodes(suite=suite)})
-        raise EpisodeNotFound(f"no episodes of agent {agent!r} in {store.path}{f' (suite {suite!r})' if suite else ''}; "
-                              f"agents there: {', '.join(known) or 'none'}")
+        raise EpisodeNotFound(
+            f"no episodes of agent {agent!r} in {store.path}{f' (suite {suite!r})' if suite else ''}; "
+            f"agents there: {', '.join(known) or 'none'}"
+        )
     rows = [e for e in rows if e.family == family]
     if not rows:
         known = sorted({e.family for e in store.episodes(suite=suite) if e.agent == agent})
@@ -59,9 +62,11 @@ def load_recording(store: ResultsStore, row: EpisodeRow, envs: dict[tuple[str, s
     """
     trajectory = store.trajectory(row)
     if trajectory is None:
-        raise EpisodeNotFound(f"episode {row.episode} of {row.agent} on {row.family} (seed {row.seed}) has no stored trajectory: "
-                              f"it was run before trajectories were recorded (results schema version 1); rerun that agent "
-                              f"into a new --out folder to draw its episodes")
+        raise EpisodeNotFound(
+            f"episode {row.episode} of {row.agent} on {row.family} (seed {row.seed}) has no stored trajectory: "
+            f"it was run before trajectories were recorded (results schema version 1); rerun that agent "
+            f"into a new --out folder to draw its episodes"
+        )
     task = store.task(row.suite, row.family)
     if task is None:
         raise EpisodeNotFound(f"{store.path} does not record how suite {row.suite!r} made the env of {row.family}")
@@ -81,9 +86,16 @@ def title_of(row: EpisodeRow) -> str:
     return f"{row.agent} · suite {row.suite} · seed {row.seed} · episode {row.episode}"
 
 
-def draw_stored_episode(results: str | os.PathLike[str], agent: str, family: str, episode: int = 0, *,
-                        suite: str | None = None, seed: int | None = None,
-                        out: str | os.PathLike[str] | None = None) -> Any:
+def draw_stored_episode(
+    results: str | os.PathLike[str],
+    agent: str,
+    family: str,
+    episode: int = 0,
+    *,
+    suite: str | None = None,
+    seed: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+) -> Any:
     """Draw one stored episode of the results folder ``results`` (see :func:`find_episode`); returns the
     ``Figure`` and writes it to ``out`` (a PNG) when given."""
     with ResultsStore(Path(results).expanduser() / DB_NAME, readonly=True) as store:

@@ -76,12 +76,16 @@ def accuracy_svg(families: Sequence[str], entries: Sequence[Entry], colors: dict
     gw = n * bar + gap
     left, top, h = 44, 12, 200
     width = left + len(groups) * gw + 10
-    out = [f'<svg class="chart" width="{width}" height="{top + h + 28}" viewBox="0 0 {width} {top + h + 28}" role="img" '
-           f'aria-label="accuracy per family">']
+    out = [
+        f'<svg class="chart" width="{width}" height="{top + h + 28}" viewBox="0 0 {width} {top + h + 28}" role="img" '
+        f'aria-label="accuracy per family">'
+    ]
     for v in range(0, 101, 20):
         y = top + h - h * v / 100
-        out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                   f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{v}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{v}</text>'
+        )
     for g, fam in enumerate(groups):
         x0 = left + g * gw + gap / 2
         for i, e in enumerate(entries):
@@ -93,16 +97,22 @@ def accuracy_svg(families: Sequence[str], entries: Sequence[Entry], colors: dict
             lo, hi = top + h - h * s["low"], top + h - h * s["high"]
             agent, n_eps = e["agent"], s["episodes"]
             tip = f"{agent} · {fam}: {_pct(s['mean'])}% [{_pct(s['low'])}, {_pct(s['high'])}], {n_eps} episodes"
-            out.append(f'<g><title>{_e(tip)}</title><rect x="{x:.1f}" y="{y:.1f}" width="{bar - 2}" height="{top + h - y:.1f}" '
-                       f'fill="{colors[agent]}"{" class=avgbar" if fam == AVERAGE else ""}/>'
-                       f'<line x1="{x + (bar - 2) / 2:.1f}" x2="{x + (bar - 2) / 2:.1f}" y1="{lo:.1f}" y2="{hi:.1f}" class="whisker"/>'
-                       f'<line x1="{x + 2:.1f}" x2="{x + bar - 4:.1f}" y1="{hi:.1f}" y2="{hi:.1f}" class="whisker"/>'
-                       f'<line x1="{x + 2:.1f}" x2="{x + bar - 4:.1f}" y1="{lo:.1f}" y2="{lo:.1f}" class="whisker"/></g>')
+            out.append(
+                f'<g><title>{_e(tip)}</title><rect x="{x:.1f}" y="{y:.1f}" width="{bar - 2}" height="{top + h - y:.1f}" '
+                f'fill="{colors[agent]}"{" class=avgbar" if fam == AVERAGE else ""}/>'
+                f'<line x1="{x + (bar - 2) / 2:.1f}" x2="{x + (bar - 2) / 2:.1f}" y1="{lo:.1f}" y2="{hi:.1f}" class="whisker"/>'
+                f'<line x1="{x + 2:.1f}" x2="{x + bar - 4:.1f}" y1="{hi:.1f}" y2="{hi:.1f}" class="whisker"/>'
+                f'<line x1="{x + 2:.1f}" x2="{x + bar - 4:.1f}" y1="{lo:.1f}" y2="{lo:.1f}" class="whisker"/></g>'
+            )
         label = "average" if fam == AVERAGE else fam
-        out.append(f'<text x="{x0 + n * bar / 2:.1f}" y="{top + h + 16}" class="label{" bold" if fam == AVERAGE else ""}" '
-                   f'text-anchor="middle">{_e(label)}</text>')
-    out.append(f'<text x="{left - 30}" y="{top + h / 2}" class="tick" transform="rotate(-90 {left - 30} {top + h / 2})" '
-               f'text-anchor="middle">accuracy %</text>')
+        out.append(
+            f'<text x="{x0 + n * bar / 2:.1f}" y="{top + h + 16}" class="label{" bold" if fam == AVERAGE else ""}" '
+            f'text-anchor="middle">{_e(label)}</text>'
+        )
+    out.append(
+        f'<text x="{left - 30}" y="{top + h / 2}" class="tick" transform="rotate(-90 {left - 30} {top + h / 2})" '
+        f'text-anchor="middle">accuracy %</text>'
+    )
     out.append("</svg>")
     return "".join(out)
 
@@ -115,12 +125,16 @@ def tools_svg(entries: Sequence[Entry], colors: dict[str, str]) -> str:
     total = max([sum(v for t, v in e["usage"]["tool_usage"].items() if t != "answer") for e in entries] + [1e-9])
     left, row, w = 110, 24, 320
     height = 24 + row * len(entries)
-    out = [f'<svg class="chart" width="{left + w + 60}" height="{height}" viewBox="0 0 {left + w + 60} {height}" role="img" '
-           f'aria-label="tool calls per episode">']
+    out = [
+        f'<svg class="chart" width="{left + w + 60}" height="{height}" viewBox="0 0 {left + w + 60} {height}" role="img" '
+        f'aria-label="tool calls per episode">'
+    ]
     x: float = left
     for t in tools:  # legend
-        out.append(f'<rect x="{x}" y="2" width="10" height="10" fill="{TOOL_COLORS.get(t, "#999")}"/>'
-                   f'<text x="{x + 14}" y="11" class="tick">{_e(t)}</text>')
+        out.append(
+            f'<rect x="{x}" y="2" width="10" height="10" fill="{TOOL_COLORS.get(t, "#999")}"/>'
+            f'<text x="{x + 14}" y="11" class="tick">{_e(t)}</text>'
+        )
         x += 16 + 8 * len(t) + 16
     for i, e in enumerate(entries):
         y = 20 + i * row
@@ -132,8 +146,10 @@ def tools_svg(entries: Sequence[Entry], colors: dict[str, str]) -> str:
             if v <= 0:
                 continue
             bw = w * v / total
-            out.append(f'<g><title>{_e(agent + f": {v:.2f} {t} calls per episode")}</title>'
-                       f'<rect x="{x:.1f}" y="{y + 2}" width="{bw:.1f}" height="{row - 6}" fill="{TOOL_COLORS.get(t, "#999")}"/></g>')
+            out.append(
+                f"<g><title>{_e(agent + f': {v:.2f} {t} calls per episode')}</title>"
+                f'<rect x="{x:.1f}" y="{y + 2}" width="{bw:.1f}" height="{row - 6}" fill="{TOOL_COLORS.get(t, "#999")}"/></g>'
+            )
             x += bw
         calls = e["usage"]["tool_calls_per_episode"]
         out.append(f'<text x="{x + 6:.1f}" y="{y + 13}" class="tick">{calls:.2f}</text>')
@@ -142,46 +158,65 @@ def tools_svg(entries: Sequence[Entry], colors: dict[str, str]) -> str:
 
 
 # -- the page -----------------------------------------------------------------------------------------------
-def _table(suite: str, info: dict[str, Any], entries: Sequence[Entry], colors: dict[str, str],
-           pictures: dict[str, list[Picture]]) -> str:
+def _table(
+    suite: str, info: dict[str, Any], entries: Sequence[Entry], colors: dict[str, str], pictures: dict[str, list[Picture]]
+) -> str:
     fams = info["families"]
     teacher = bool(info["config"].get("teacher")) or any(e["usage"]["alignment"] is not None for e in entries)
     head = ["#", "agent", "average", *fams, "tool calls / ep", "invalid %"]
     head += ["alignment ↓"] if teacher else []
     head += ["hit %", "read %", "episodes / s"]
-    tips = {"average": "mean accuracy over the suite's families, 95% CI in brackets",
-            "alignment ↓": "divergence between the agent's and the teacher's attribution (lower: closer)",
-            "hit %": "evidence hit: episodes where a zoom/ocr/focus region covered at least half of an evidence box",
-            "read %": "evidence read: episodes where a tool output contained an accepted answer (of those whose answer is printed)",
-            "invalid %": "malformed calls over all calls",
-            "tool calls / ep": "valid tool calls per episode, the answer excluded (by tool: the chart below)"}
-    th = "".join(f'<th title="{_e(tips.get(h, "click to sort"))}"{" class=num" if i >= 2 else ""}>{_e(h)}</th>'
-                 for i, h in enumerate(head))
+    tips = {
+        "average": "mean accuracy over the suite's families, 95% CI in brackets",
+        "alignment ↓": "divergence between the agent's and the teacher's attribution (lower: closer)",
+        "hit %": "evidence hit: episodes where a zoom/ocr/focus region covered at least half of an evidence box",
+        "read %": "evidence read: episodes where a tool output contained an accepted answer (of those whose answer is printed)",
+        "invalid %": "malformed calls over all calls",
+        "tool calls / ep": "valid tool calls per episode, the answer excluded (by tool: the chart below)",
+    }
+    th = "".join(
+        f'<th title="{_e(tips.get(h, "click to sort"))}"{" class=num" if i >= 2 else ""}>{_e(h)}</th>' for i, h in enumerate(head)
+    )
     rows = []
     for rank, e in enumerate(entries, start=1):
         agent, use = e["agent"], e["usage"]
         name = _e(agent)
-        partial = f' <span class="note">({e["cells"]}/{e["cells_expected"]} cells)</span>' if e["cells"] < e["cells_expected"] else ""
+        partial = (
+            f' <span class="note">({e["cells"]}/{e["cells_expected"]} cells)</span>' if e["cells"] < e["cells_expected"] else ""
+        )
         n_pics = len(pictures.get(agent, []))
         link = f'<a class="eplink" href="#{anchor(suite, agent)}">▸ {n_pics} episode pictures</a>' if n_pics else ""
-        cells = [f'<td class="num" data-v="{rank}">{rank}</td>',
-                 f'<td data-v="{name}"><span class="swatch" style="background:{colors[agent]}"></span>'
-                 f'<span class="agent">{name}</span>{partial}{link}</td>',
-                 _score_cell(e["average"], bold=True), *[_score_cell(e["accuracy"].get(f)) for f in fams],
-                 _num_cell(use["tool_calls_per_episode"]),
-                 _num_cell(use["invalid_call_rate"] * 100, "{:.1f}")]
+        cells = [
+            f'<td class="num" data-v="{rank}">{rank}</td>',
+            f'<td data-v="{name}"><span class="swatch" style="background:{colors[agent]}"></span>'
+            f'<span class="agent">{name}</span>{partial}{link}</td>',
+            _score_cell(e["average"], bold=True),
+            *[_score_cell(e["accuracy"].get(f)) for f in fams],
+            _num_cell(use["tool_calls_per_episode"]),
+            _num_cell(use["invalid_call_rate"] * 100, "{:.1f}"),
+        ]
         if teacher:
             cells.append(_num_cell(use["alignment"], "{:.3f}"))
-        cells += [_num_cell(_times100(use.get("evidence_hit_rate")), "{:.0f}"), _num_cell(_times100(use.get("evidence_read_rate")), "{:.0f}"),
-                  _num_cell(use["episodes_per_s"], "{:.0f}")]
+        cells += [
+            _num_cell(_times100(use.get("evidence_hit_rate")), "{:.0f}"),
+            _num_cell(_times100(use.get("evidence_read_rate")), "{:.0f}"),
+            _num_cell(use["episodes_per_s"], "{:.0f}"),
+        ]
         rows.append(f'<tr data-agent="{name}">' + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table class="board" data-suite="{_e(suite)}"><thead><tr>{th}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table class="board" data-suite="{_e(suite)}"><thead><tr>{th}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _legend(entries: Sequence[Entry], colors: dict[str, str]) -> str:
-    return '<div class="legend">' + "".join(f'<span><span class="swatch" style="background:{colors[e["agent"]]}"></span>'
-                                            f'{_e(e["agent"])}</span>' for e in entries) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(
+            f'<span><span class="swatch" style="background:{colors[e["agent"]]}"></span>{_e(e["agent"])}</span>' for e in entries
+        )
+        + "</div>"
+    )
 
 
 def _gallery(suite: str, entries: Sequence[Entry], pictures: dict[str, list[Picture]], colors: dict[str, str]) -> str:
@@ -199,16 +234,22 @@ def _gallery(suite: str, entries: Sequence[Entry], pictures: dict[str, list[Pict
             thumbs = "".join(
                 f'<a class="thumb {"right" if p.correct else "wrong"}" href="{_e(p.href)}" title="open the full picture">'
                 f'<img src="{_e(p.href)}" alt="{_e(f"{agent} on {fam}, seed {p.seed}, episode {p.episode}")}" loading="lazy">'
-                f'<span>{"✓ right" if p.correct else "✗ wrong"} · seed {p.seed} · ep {p.episode}</span></a>' for p in ps)
+                f"<span>{'✓ right' if p.correct else '✗ wrong'} · seed {p.seed} · ep {p.episode}</span></a>"
+                for p in ps
+            )
             rows.append(f'<div class="famrow"><div class="famname">{_e(fam)}</div><div class="thumbs">{thumbs}</div></div>')
-        blocks.append(f'<section class="gallery" id="{anchor(suite, agent)}"><h4><span class="swatch" '
-                      f'style="background:{colors[agent]}"></span>{_e(agent)}: episodes</h4>{"".join(rows)}</section>')
+        blocks.append(
+            f'<section class="gallery" id="{anchor(suite, agent)}"><h4><span class="swatch" '
+            f'style="background:{colors[agent]}"></span>{_e(agent)}: episodes</h4>{"".join(rows)}</section>'
+        )
     if not blocks:
         return ""
-    return ('<h3>Episodes</h3><p class="note">Each picture: the full image with every tool call\'s region numbered by step, '
-            'the crops the agent received with each tool\'s text, the answer against the accepted answers and, for agents '
-            'that attribute their decisions, their attribution maps beside the teacher\'s. Click one to open it full size. '
-            'Redraw any stored episode with <code>iapo-bench show</code>.</p>' + "".join(blocks))
+    return (
+        '<h3>Episodes</h3><p class="note">Each picture: the full image with every tool call\'s region numbered by step, '
+        "the crops the agent received with each tool's text, the answer against the accepted answers and, for agents "
+        "that attribute their decisions, their attribution maps beside the teacher's. Click one to open it full size. "
+        "Redraw any stored episode with <code>iapo-bench show</code>.</p>" + "".join(blocks)
+    )
 
 
 def render_html(board: dict[str, Any], pictures: dict[str, dict[str, list[Picture]]] | None = None) -> str:
@@ -226,9 +267,13 @@ def render_html(board: dict[str, Any], pictures: dict[str, dict[str, list[Pictur
             continue
         cfg = info["config"]
         episodes = "every usable item" if cfg.get("episodes") is None else f"{cfg.get('episodes')} episodes"
-        settings = [f"seeds {', '.join(map(str, info['seeds']))}", f"{episodes} per seed per family",
-                    *([] if cfg.get("datasets") else [f"difficulty {cfg.get('difficulty')}"]),
-                    f"OCR {cfg.get('ocr')}", f"view {cfg.get('view_size')} px"]
+        settings = [
+            f"seeds {', '.join(map(str, info['seeds']))}",
+            f"{episodes} per seed per family",
+            *([] if cfg.get("datasets") else [f"difficulty {cfg.get('difficulty')}"]),
+            f"OCR {cfg.get('ocr')}",
+            f"view {cfg.get('view_size')} px",
+        ]
         if cfg.get("budget"):
             settings.append(f"budget {cfg['budget']}")
         if cfg.get("teacher"):
@@ -236,30 +281,43 @@ def render_html(board: dict[str, Any], pictures: dict[str, dict[str, list[Pictur
         pics = pictures.get(suite, {})
         sections.append(
             f'<section class="suite" id="suite-{_e(suite)}"><h2>Suite <code>{_e(suite)}</code></h2>'
-            + (f'<p>{_e(info["description"])}</p>' if info.get("description") else "")
+            + (f"<p>{_e(info['description'])}</p>" if info.get("description") else "")
             + f'<p class="note">{_e(" · ".join(settings))}</p>'
             + _table(suite, info, es, colors, pics)
             + '<div class="charts"><figure><figcaption>Accuracy per family, 95% CI</figcaption>'
-            + _legend(es, colors) + accuracy_svg(info["families"], es, colors)
-            + '</figure><figure><figcaption>Tool calls per episode, by tool</figcaption>' + tools_svg(es, colors)
+            + _legend(es, colors)
+            + accuracy_svg(info["families"], es, colors)
+            + "</figure><figure><figcaption>Tool calls per episode, by tool</figcaption>"
+            + tools_svg(es, colors)
             + "</figure></div>"
             + f'<p class="note">Reproduce: <code>{_e(info["command"])}</code></p>'
             + _extras(info, es, board.get("agents", {}))
-            + _gallery(suite, es, pics, colors) + "</section>")
+            + _gallery(suite, es, pics, colors)
+            + "</section>"
+        )
     boot = board["bootstrap"]
     return _PAGE.format(
-        nav=nav, sections="".join(sections), css=_CSS, js=_JS,
-        about=_e(f"Accuracy in % with {int(boot['confidence'] * 100)}% confidence intervals from a {boot['method']} "
-                 f"({boot['replicates']} replicates, seed {boot['seed']}). Click a column header to sort by it; "
-                 f"click again to reverse. Tool calls exclude the final answer. Evidence hit: a zoom/ocr/focus region covered "
-                 f"half an evidence box; read: a tool output held an accepted answer (among questions whose answer is "
-                 f"printed in the image). Alignment: divergence from the teacher's attribution, lower is closer."))
+        nav=nav,
+        sections="".join(sections),
+        css=_CSS,
+        js=_JS,
+        about=_e(
+            f"Accuracy in % with {int(boot['confidence'] * 100)}% confidence intervals from a {boot['method']} "
+            f"({boot['replicates']} replicates, seed {boot['seed']}). Click a column header to sort by it; "
+            f"click again to reverse. Tool calls exclude the final answer. Evidence hit: a zoom/ocr/focus region covered "
+            f"half an evidence box; read: a tool output held an accepted answer (among questions whose answer is "
+            f"printed in the image). Alignment: divergence from the teacher's attribution, lower is closer."
+        ),
+    )
 
 
 def _plain_table(caption: str, head: list[str], rows: list[list[Any]]) -> str:
     cells = "".join("<tr>" + "".join(f"<td>{_e('—' if v is None else v)}</td>" for v in row) + "</tr>" for row in rows)
-    return (f'<figure class="extra"><figcaption>{_e(caption)}</figcaption><table><thead><tr>'
-            + "".join(f"<th>{_e(h)}</th>" for h in head) + f"</tr></thead><tbody>{cells}</tbody></table></figure>")
+    return (
+        f'<figure class="extra"><figcaption>{_e(caption)}</figcaption><table><thead><tr>'
+        + "".join(f"<th>{_e(h)}</th>" for h in head)
+        + f"</tr></thead><tbody>{cells}</tbody></table></figure>"
+    )
 
 
 def _pct_or_none(x: float | None) -> str | None:
@@ -271,27 +329,66 @@ def _extras(info: dict[str, Any], entries: list[dict[str, Any]], configs: dict[s
     out = []
     served = [e for e in entries if e["usage"].get("tokens_in") is not None]
     if served:
-        out.append(_plain_table(
-            "Served models: tokens per episode, cost, episodes that failed for good (counted as wrong)",
-            ["agent", "model", "URL", "tokens in/ep", "tokens out/ep", "cost (USD)", "errors"],
-            [[e["agent"], (configs.get(e["agent"]) or {}).get("model"), (configs.get(e["agent"]) or {}).get("url"),
-              f"{e['usage']['tokens_in']:.0f}", f"{e['usage']['tokens_out']:.0f}",
-              None if e["usage"].get("cost") is None else f"{e['usage']['cost']:.4f}", e["usage"].get("errors", 0)] for e in served]))
+        out.append(
+            _plain_table(
+                "Served models: tokens per episode, cost, episodes that failed for good (counted as wrong)",
+                ["agent", "model", "URL", "tokens in/ep", "tokens out/ep", "cost (USD)", "errors"],
+                [
+                    [
+                        e["agent"],
+                        (configs.get(e["agent"]) or {}).get("model"),
+                        (configs.get(e["agent"]) or {}).get("url"),
+                        f"{e['usage']['tokens_in']:.0f}",
+                        f"{e['usage']['tokens_out']:.0f}",
+                        None if e["usage"].get("cost") is None else f"{e['usage']['cost']:.4f}",
+                        e["usage"].get("errors", 0),
+                    ]
+                    for e in served
+                ],
+            )
+        )
     if info.get("judge"):
-        out.append(_plain_table(
-            "LLM judge (the set's published rules as a prompt) beside the rule scorer, on the same episodes",
-            ["agent", "judge", "judged", "unjudged", "judge accuracy %", "rule accuracy %", "agreement %"],
-            [[r["agent"], r["judge"], r["judged"], r["unjudged"], _pct_or_none(r["judge_accuracy"]),
-              _pct_or_none(r["rule_accuracy"]), _pct_or_none(r["agreement"])] for r in info["judge"]]))
+        out.append(
+            _plain_table(
+                "LLM judge (the set's published rules as a prompt) beside the rule scorer, on the same episodes",
+                ["agent", "judge", "judged", "unjudged", "judge accuracy %", "rule accuracy %", "agreement %"],
+                [
+                    [
+                        r["agent"],
+                        r["judge"],
+                        r["judged"],
+                        r["unjudged"],
+                        _pct_or_none(r["judge_accuracy"]),
+                        _pct_or_none(r["rule_accuracy"]),
+                        _pct_or_none(r["agreement"]),
+                    ]
+                    for r in info["judge"]
+                ],
+            )
+        )
     if info.get("data"):
+
         def reasons(counts: dict[str, int]) -> str:
             return "; ".join(f"{n} {r}" for r, n in counts.items()) or "0"
 
-        out.append(_plain_table(
-            "Data: each public set's published file, its scorer, and what it held",
-            ["set", "scorer", "usable items", "skipped", "metadata dropped", "no evidence", "unscored"],
-            [[fam, d.get("scorer"), d.get("usable"), reasons(d.get("skipped", {})), reasons(d.get("metadata_dropped", {})),
-              d.get("no_evidence"), d.get("unscored")] for fam, d in info["data"].items()]))
+        out.append(
+            _plain_table(
+                "Data: each public set's published file, its scorer, and what it held",
+                ["set", "scorer", "usable items", "skipped", "metadata dropped", "no evidence", "unscored"],
+                [
+                    [
+                        fam,
+                        d.get("scorer"),
+                        d.get("usable"),
+                        reasons(d.get("skipped", {})),
+                        reasons(d.get("metadata_dropped", {})),
+                        d.get("no_evidence"),
+                        d.get("unscored"),
+                    ]
+                    for fam, d in info["data"].items()
+                ],
+            )
+        )
     return "".join(out)
 
 

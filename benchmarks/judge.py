@@ -39,12 +39,16 @@ PROMPT_VERSION = 1
 
 NO_ANSWER = "no published answer"
 
-_FORM = ('Reply with one JSON object and nothing else: {"extracted_answer": "<the final answer the response '
-         'gives, or an empty string if it gives none>", "correct": 1 or 0}. Do not explain. If the response is '
-         'empty or gives no final answer, "correct" is 0.')
-_LEAD = ("You grade a model's response to a question about {what} against the ground truth. Take the final "
-         "answer out of the response (it may reason first, or write 'ANSWER:', 'FINAL ANSWER:' or 'TERMINATE'; "
-         "those markers are not part of the answer), then decide whether it is correct.")
+_FORM = (
+    'Reply with one JSON object and nothing else: {"extracted_answer": "<the final answer the response '
+    'gives, or an empty string if it gives none>", "correct": 1 or 0}. Do not explain. If the response is '
+    'empty or gives no final answer, "correct" is 0.'
+)
+_LEAD = (
+    "You grade a model's response to a question about {what} against the ground truth. Take the final "
+    "answer out of the response (it may reason first, or write 'ANSWER:', 'FINAL ANSWER:' or 'TERMINATE'; "
+    "those markers are not part of the answer), then decide whether it is correct."
+)
 
 
 def _ex(question: str, response: str, truth: str, extracted: str, correct: int) -> str:
@@ -52,82 +56,106 @@ def _ex(question: str, response: str, truth: str, extracted: str, correct: int) 
     return f"Example\nQuestion: {question}\nResponse: {response}\nGround truth: {truth}\nVerdict: {reply}"
 
 
-_CHART = "\n".join([
-    _LEAD.format(what="a chart"),
-    "Rules (from ReFocus's chart judge):",
-    "- Judge the content only, never the format: correct means it says the same as the ground truth.",
-    "- A percent sign on one side only does not matter: 69% matches 69.",
-    "- A percentage matches the same value written as a fraction: 3% matches 0.03.",
-    "- A number matches when rounding it to the ground truth's precision gives the ground truth: 1.541 "
-    "matches 1.54.",
-    _ex("What is the height of the tower?", "ANSWER: The tower is built in China from 200 years ago. The total "
-        "height of the tower is 180 Meters. TERMINATE", "80 Meters", "180 Meters", 0),
-    _ex("What is the difference?", "ANSWER: 69%. TERMINATE", "69", "69%", 1),
-    _ex("What is the increase?", "ANSWER: 3%. TERMINATE", "0.03", "3%", 1),
-    _ex("What is the ratio?", "ANSWER: 1.541. TERMINATE", "1.54", "1.541", 1),
-])
+_CHART = "\n".join(
+    [
+        _LEAD.format(what="a chart"),
+        "Rules (from ReFocus's chart judge):",
+        "- Judge the content only, never the format: correct means it says the same as the ground truth.",
+        "- A percent sign on one side only does not matter: 69% matches 69.",
+        "- A percentage matches the same value written as a fraction: 3% matches 0.03.",
+        "- A number matches when rounding it to the ground truth's precision gives the ground truth: 1.541 matches 1.54.",
+        _ex(
+            "What is the height of the tower?",
+            "ANSWER: The tower is built in China from 200 years ago. The total height of the tower is 180 Meters. TERMINATE",
+            "80 Meters",
+            "180 Meters",
+            0,
+        ),
+        _ex("What is the difference?", "ANSWER: 69%. TERMINATE", "69", "69%", 1),
+        _ex("What is the increase?", "ANSWER: 3%. TERMINATE", "0.03", "3%", 1),
+        _ex("What is the ratio?", "ANSWER: 1.541. TERMINATE", "1.54", "1.541", 1),
+    ]
+)
 _TABLE_RULES = [
     "Rules (from ReFocus's table judge):",
     "- Correct means the prediction gives the same answer as the ground truth, whatever its format.",
-    "- Several answers are written separated by || (or |||, or as a list): the prediction must give the same "
-    "items.",
+    "- Several answers are written separated by || (or |||, or as a list): the prediction must give the same items.",
 ]
 _TABLE = "\n".join([_LEAD.format(what="a table"), *_TABLE_RULES])
-_TABFACT = "\n".join([
-    _LEAD.format(what="a table"), *_TABLE_RULES,
-    "- The question is a statement about the table; the ground truth says whether it is true or false. The "
-    "prediction is correct when it gives the same truth value (yes/true/entailed/1, no/false/refuted/0).",
-])
-_VTOOL = "\n".join([
-    _LEAD.format(what="a chart or a table"),
-    "Rules (from VTool-R1's judge):",
-    "- The ground truth may be a list with items separated by |||; the response should then give the same "
-    "list with items separated by ||. The order of the items does not matter.",
-    "- For example the answer cherry||Pears||Apples matches the ground truth apple|||pear|||cherry.",
-])
-_CHARXIV_LEAD = "\n".join([
-    _LEAD.format(what="a chart from a scientific paper"),
-    "Give a binary verdict; if there is no response, leave the extracted answer empty and give 0.",
-    "Rules (from CharXiv's grading instructions for this kind of answer):",
-])
+_TABFACT = "\n".join(
+    [
+        _LEAD.format(what="a table"),
+        *_TABLE_RULES,
+        "- The question is a statement about the table; the ground truth says whether it is true or false. The "
+        "prediction is correct when it gives the same truth value (yes/true/entailed/1, no/false/refuted/0).",
+    ]
+)
+_VTOOL = "\n".join(
+    [
+        _LEAD.format(what="a chart or a table"),
+        "Rules (from VTool-R1's judge):",
+        "- The ground truth may be a list with items separated by |||; the response should then give the same "
+        "list with items separated by ||. The order of the items does not matter.",
+        "- For example the answer cherry||Pears||Apples matches the ground truth apple|||pear|||cherry.",
+    ]
+)
+_CHARXIV_LEAD = "\n".join(
+    [
+        _LEAD.format(what="a chart from a scientific paper"),
+        "Give a binary verdict; if there is no response, leave the extracted answer empty and give 0.",
+        "Rules (from CharXiv's grading instructions for this kind of answer):",
+    ]
+)
 _CHARXIV = {
-    1: "\n".join([
-        "- 1 only when the final answer and the ground truth name the same term(s). Another grammar or way of "
-        "writing the same term is fine (α and alpha; $R^2_{t,h,v,m}$ and R^2_t,h,v,m), and so is another order "
-        "when the question asks for several terms.",
-        "- 0 when any term differs between them (e.g. ACC+ and ACC; P-101 and P=101).",
-        _ex("Which protein is shown?", "The protein shown is P55762.", "P56962", "P55762", 0),
-        _ex("Which subplot shows the largest gap?", "The largest gap is in subplot b.", "(b)", "b", 1),
-    ]),
-    2: "\n".join([
-        "- When the question lists options: 1 only when the final answer matches the ground truth exactly, "
-        "else 0.",
-        "- When it lists none: 1 when the final answer means the same as the ground truth (\"increasing then "
-        "decreasing\" and \"moving up then down\"; \"converge\" and \"move closer together\"); 0 when the "
-        "meaning differs (\"increasing then decreasing\" and \"remain constant\"; \"converge\" and \"diverge\").",
-        _ex("How does the curve change?", "The curve is increasing.", "increasing then decreasing", "increasing", 0),
-        _ex("What range does the x-axis cover?", "The x-axis covers [50, 100].", "[50, 100]", "[50, 100]", 1),
-    ]),
-    3: "\n".join([
-        "- 1 only when the two numbers have exactly the same value; any notation is fine (0.01 and 10^-2; 1500 "
-        "and 1.5e3).",
-        "- 0 when the values differ.",
-        _ex("What is the learning rate?", "The learning rate is 0.012.", "0.01", "0.012", 0),
-        _ex("How many samples are used?", "It uses 1.5e3 samples.", "1500", "1.5e3", 1),
-    ]),
+    1: "\n".join(
+        [
+            "- 1 only when the final answer and the ground truth name the same term(s). Another grammar or way of "
+            "writing the same term is fine (α and alpha; $R^2_{t,h,v,m}$ and R^2_t,h,v,m), and so is another order "
+            "when the question asks for several terms.",
+            "- 0 when any term differs between them (e.g. ACC+ and ACC; P-101 and P=101).",
+            _ex("Which protein is shown?", "The protein shown is P55762.", "P56962", "P55762", 0),
+            _ex("Which subplot shows the largest gap?", "The largest gap is in subplot b.", "(b)", "b", 1),
+        ]
+    ),
+    2: "\n".join(
+        [
+            "- When the question lists options: 1 only when the final answer matches the ground truth exactly, else 0.",
+            '- When it lists none: 1 when the final answer means the same as the ground truth ("increasing then '
+            'decreasing" and "moving up then down"; "converge" and "move closer together"); 0 when the '
+            'meaning differs ("increasing then decreasing" and "remain constant"; "converge" and "diverge").',
+            _ex("How does the curve change?", "The curve is increasing.", "increasing then decreasing", "increasing", 0),
+            _ex("What range does the x-axis cover?", "The x-axis covers [50, 100].", "[50, 100]", "[50, 100]", 1),
+        ]
+    ),
+    3: "\n".join(
+        [
+            "- 1 only when the two numbers have exactly the same value; any notation is fine (0.01 and 10^-2; 1500 and 1.5e3).",
+            "- 0 when the values differ.",
+            _ex("What is the learning rate?", "The learning rate is 0.012.", "0.01", "0.012", 0),
+            _ex("How many samples are used?", "It uses 1.5e3 samples.", "1500", "1.5e3", 1),
+        ]
+    ),
 }
 _CHARXIV[4] = _CHARXIV[3]
-_GENERIC = "\n".join([
-    _LEAD.format(what="an image"),
-    "Rules:",
-    "- Correct means it says the same as the ground truth; case, articles, punctuation, thousands separators "
-    "and units written or left out do not matter.",
-    "- Numbers must have the same value, in any notation.",
-])
+_GENERIC = "\n".join(
+    [
+        _LEAD.format(what="an image"),
+        "Rules:",
+        "- Correct means it says the same as the ground truth; case, articles, punctuation, thousands separators "
+        "and units written or left out do not matter.",
+        "- Numbers must have the same value, in any notation.",
+    ]
+)
 _RELAXED = "- A number within 5% (relative) of the ground truth's value counts as correct (ChartQA's relaxed accuracy)."
 
-RULES: dict[str, str] = {"refocus-chart": _CHART, "refocus-table": _TABLE, "vtabfact": _TABFACT,
-                         "vtool-r1": _VTOOL, "exact": _GENERIC, "relaxed": _GENERIC + "\n" + _RELAXED}
+RULES: dict[str, str] = {
+    "refocus-chart": _CHART,
+    "refocus-table": _TABLE,
+    "vtabfact": _TABFACT,
+    "vtool-r1": _VTOOL,
+    "exact": _GENERIC,
+    "relaxed": _GENERIC + "\n" + _RELAXED,
+}
 """The judging rules by scorer name (``charxiv`` is by category: :func:`judge_rules`)."""
 
 
@@ -145,8 +173,10 @@ def judge_rules(scorer: str, context: Mapping[str, Any] | None = None) -> str:
         except (TypeError, ValueError):
             category = None
         if category not in _CHARXIV:
-            raise ValueError(f"charxiv judging needs context['inst_category'] in 1-4 (CharXiv's answer type); got "
-                             f"{(context or {}).get('inst_category')!r}")
+            raise ValueError(
+                f"charxiv judging needs context['inst_category'] in 1-4 (CharXiv's answer type); got "
+                f"{(context or {}).get('inst_category')!r}"
+            )
         return _CHARXIV_LEAD + "\n" + _CHARXIV[category]
     if scorer in RULES:
         return RULES[scorer]
@@ -157,8 +187,17 @@ def judge_rules(scorer: str, context: Mapping[str, Any] | None = None) -> str:
 
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 _TOKEN = re.compile(r"<\|\s*(YES|NO)\s*\|>", re.I)
-_WORDS = {"1": True, "yes": True, "true": True, "correct": True,
-          "0": False, "no": False, "false": False, "incorrect": False, "wrong": False}
+_WORDS = {
+    "1": True,
+    "yes": True,
+    "true": True,
+    "correct": True,
+    "0": False,
+    "no": False,
+    "false": False,
+    "incorrect": False,
+    "wrong": False,
+}
 
 
 def _flag(value: Any) -> bool | None:
@@ -254,28 +293,56 @@ class Judge:
         cache: where replies are kept (e.g. the results store): the same prompt is never asked twice.
     """
 
-    def __init__(self, spec: str, *, api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0,
-                 max_tokens: int = 128, seed: int | None = 0, timeout: float = 60.0, retries: int = 4,
-                 backoff: float = 0.5, max_backoff: float = 8.0, max_in_flight: int = 8,
-                 cache: ResponseCache | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        temperature: float = 0.0,
+        max_tokens: int = 128,
+        seed: int | None = 0,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_in_flight: int = 8,
+        cache: ResponseCache | None = None,
+    ) -> None:
         model, url = parse_spec(spec)
-        self.settings = ChatSettings(model, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                     timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff)
-        self.client = ChatClient(url, self.settings, api_key_env=api_key_env, max_in_flight=max_in_flight,
-                                 cache=cache)
+        self.settings = ChatSettings(
+            model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+        )
+        self.client = ChatClient(url, self.settings, api_key_env=api_key_env, max_in_flight=max_in_flight, cache=cache)
 
     def __repr__(self) -> str:
         return f"Judge(model={self.settings.model!r}, url={self.client.url!r}, prompt_version={PROMPT_VERSION})"
 
     def config(self) -> dict[str, Any]:
         """The judge's settings, JSON-safe, to store with results (the URL without credentials; no key)."""
-        return {"model": self.settings.model, "url": self.client.url, "api_key_env": self.client.api_key_env,
-                **{k: v for k, v in self.settings.to_json().items() if k != "model"},
-                "max_in_flight": self.client.max_in_flight, "prompt_version": PROMPT_VERSION}
+        return {
+            "model": self.settings.model,
+            "url": self.client.url,
+            "api_key_env": self.client.api_key_env,
+            **{k: v for k, v in self.settings.to_json().items() if k != "model"},
+            "max_in_flight": self.client.max_in_flight,
+            "prompt_version": PROMPT_VERSION,
+        }
 
     @staticmethod
-    def prompt(question: str, answers: Sequence[str] | str | None, response: str | None, scorer: str,
-               context: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    def prompt(
+        question: str,
+        answers: Sequence[str] | str | None,
+        response: str | None,
+        scorer: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, str]]:
         """The chat that asks for a verdict: a system message with the rules of ``scorer`` and the reply form,
         and a user message with the question, the ground truth(s) and the response.
 
@@ -289,14 +356,18 @@ class Judge:
         if context is not None and not isinstance(context, Mapping):
             raise ValueError(f"context must be a mapping or None; got {type(context).__name__}")
         truths = _accepted(answers)
-        truth = truths[0] if len(truths) == 1 else "\n".join(
-            ["(any one of these is accepted)", *(f"- {a}" for a in truths)])
+        truth = truths[0] if len(truths) == 1 else "\n".join(["(any one of these is accepted)", *(f"- {a}" for a in truths)])
         user = f"Question: {question}\nGround truth: {truth}\nResponse: {response or ''}"
-        return [{"role": "system", "content": judge_rules(scorer, context) + "\n\n" + _FORM},
-                {"role": "user", "content": user}]
+        return [{"role": "system", "content": judge_rules(scorer, context) + "\n\n" + _FORM}, {"role": "user", "content": user}]
 
-    async def verdict(self, question: str, answers: Sequence[str] | str | None, response: str | None,
-                      scorer: str, context: Mapping[str, Any] | None = None) -> Verdict:
+    async def verdict(
+        self,
+        question: str,
+        answers: Sequence[str] | str | None,
+        response: str | None,
+        scorer: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> Verdict:
         """The judge's verdict on ``response`` (unjudged, ``correct=None``, when no answer was published, the
         request failed after retries, or the reply cannot be read; bad inputs raise ValueError)."""
         messages = self.prompt(question, answers, response, scorer, context)
@@ -311,8 +382,10 @@ class Judge:
         error = None
         if correct is None:
             cut = " (cut at max_tokens; raise it)" if result.finish_reason == "length" else ""
-            error = (f"unreadable judge reply{cut}: expected {{\"extracted_answer\": ..., \"correct\": 0|1}}; "
-                     f"got {' '.join(raw.split())[:200]!r}")
+            error = (
+                f'unreadable judge reply{cut}: expected {{"extracted_answer": ..., "correct": 0|1}}; '
+                f"got {' '.join(raw.split())[:200]!r}"
+            )
         return Verdict(correct, extracted, raw, error, result.prompt_tokens, result.completion_tokens, result.cached)
 
     async def aclose(self) -> None:
@@ -338,8 +411,12 @@ def judge_suite(store_path: str | Path, suite: str, spec: str, *, progress: bool
         data = store.task_data(suite)
         name = spec_name(spec)
         # not judged yet, or unjudged (a failed request is asked again; an unreadable reply comes from the cache)
-        todo = [e for e in store.episodes(suite) if e.scored and getattr(judged.get(
-            (e.agent, e.suite, e.family, e.seed, e.episode), {}).get(name), "verdict", None) is None]
+        todo = [
+            e
+            for e in store.episodes(suite)
+            if e.scored
+            and getattr(judged.get((e.agent, e.suite, e.family, e.seed, e.episode), {}).get(name), "verdict", None) is None
+        ]
         work = [(e, store.trajectory(e), data.get(e.family, {}).get("scorer", "exact"), _context(store, e)) for e in todo]
     if not work:
         return 0
@@ -357,8 +434,12 @@ def judge_suite(store_path: str | Path, suite: str, spec: str, *, progress: bool
         v = await judge.verdict(question, list(traj.answers) if traj is not None else [], final, scorer, context)
         if bar is not None:
             bar.update(1)
-        return e, Judgement(v.correct, v.extracted, v.error, {"prompt_tokens": v.prompt_tokens,
-                                                             "completion_tokens": v.completion_tokens, "cached": v.cached})
+        return e, Judgement(
+            v.correct,
+            v.extracted,
+            v.error,
+            {"prompt_tokens": v.prompt_tokens, "completion_tokens": v.completion_tokens, "cached": v.cached},
+        )
 
     async def run() -> list[tuple[Any, Any]]:
         try:

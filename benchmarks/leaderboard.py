@@ -121,12 +121,19 @@ def _score(mean: float, reps: np.ndarray, episodes: int, seeds: int) -> Score:
     low, high = np.quantile(reps, [alpha, 1.0 - alpha])
     # a percentile interval of a small, skewed sample can miss the estimate by rounding; an interval that
     # excludes its own estimate only confuses, so widen it to include it
-    return Score(float(mean), float(min(low, mean)), float(max(high, mean)), float(reps.std(ddof=1)) if len(reps) > 1 else 0.0,
-                 episodes, seeds)
+    return Score(
+        float(mean),
+        float(min(low, mean)),
+        float(max(high, mean)),
+        float(reps.std(ddof=1)) if len(reps) > 1 else 0.0,
+        episodes,
+        seeds,
+    )
 
 
-def accuracy_scores(rows: Sequence[EpisodeRow], families: Sequence[str], rng_key: Sequence[int],
-                    n_boot: int = BOOTSTRAP_REPLICATES) -> tuple[dict[str, Score], Score]:
+def accuracy_scores(
+    rows: Sequence[EpisodeRow], families: Sequence[str], rng_key: Sequence[int], n_boot: int = BOOTSTRAP_REPLICATES
+) -> tuple[dict[str, Score], Score]:
     """Per-family accuracy scores and the average over the families present (see the module docstring)."""
     rng = np.random.default_rng([BOOTSTRAP_SEED, *rng_key])
     by_cell: dict[tuple[str, int], list[EpisodeRow]] = {}
@@ -180,8 +187,9 @@ def _per_episode(usages: Sequence[dict[str, Any]], key: str) -> float | None:
     return float(np.mean([float(u.get(key) or 0) for u in usages])) if usages else None
 
 
-def compute_entries(suite: str, families: Sequence[str], episodes: Sequence[EpisodeRow], cells: Sequence[CellRow],
-                    agents: Sequence[AgentRow]) -> list[Entry]:
+def compute_entries(
+    suite: str, families: Sequence[str], episodes: Sequence[EpisodeRow], cells: Sequence[CellRow], agents: Sequence[AgentRow]
+) -> list[Entry]:
     """Leaderboard entries of one suite, best average accuracy first (ties: first-registered agent first)."""
     kinds = {a.agent: a for a in agents}
     by_agent: dict[str, list[EpisodeRow]] = {}
@@ -194,14 +202,23 @@ def compute_entries(suite: str, families: Sequence[str], episodes: Sequence[Epis
         agent_cells = [c for c in cells if c.agent == agent]
         seeds = sorted({r.seed for r in rows})
         meta = kinds.get(agent)
-        entries.append(Entry(
-            agent=agent, kind=meta.kind if meta else "", checkpoint_hash=rows[0].checkpoint_hash,
-            ocr=", ".join(sorted({r.ocr for r in rows})), seeds=seeds, cells=len(agent_cells),
-            cells_expected=len(families) * len(seeds), accuracy=acc, average=avg, usage=usage(rows),
-            family_usage={f: usage([r for r in rows if r.family == f]) for f in families if f in acc},
-            library_version=", ".join(sorted({c.library_version for c in agent_cells})),
-            finished_at=max((c.finished_at for c in agent_cells), default=""),
-        ))
+        entries.append(
+            Entry(
+                agent=agent,
+                kind=meta.kind if meta else "",
+                checkpoint_hash=rows[0].checkpoint_hash,
+                ocr=", ".join(sorted({r.ocr for r in rows})),
+                seeds=seeds,
+                cells=len(agent_cells),
+                cells_expected=len(families) * len(seeds),
+                accuracy=acc,
+                average=avg,
+                usage=usage(rows),
+                family_usage={f: usage([r for r in rows if r.family == f]) for f in families if f in acc},
+                library_version=", ".join(sorted({c.library_version for c in agent_cells})),
+                finished_at=max((c.finished_at for c in agent_cells), default=""),
+            )
+        )
     order = {a.agent: a.position for a in agents}
     entries.sort(key=lambda e: (-e.average.mean, order.get(e.agent, 1 << 30), e.agent))
     return entries
@@ -247,36 +264,85 @@ def render_markdown(board: dict[str, Any], entries: dict[str, list[Entry]]) -> s
             lines += [info["description"], ""]
         episodes = "every usable item" if cfg.get("episodes") is None else f"{cfg.get('episodes')} episodes"
         level = "" if cfg.get("datasets") else f"difficulty {cfg.get('difficulty')} · "
-        lines += [f"Seeds {', '.join(map(str, info['seeds']))} · {episodes} per seed per family · "
-                  f"{level}OCR `{cfg.get('ocr')}` · view size {cfg.get('view_size')}"
-                  + (f" · budget {cfg['budget']}" if cfg.get("budget") else ""), "",
-                  f"Reproduce: `{info['command']}`", ""]
-        head = ["#", "agent", AVERAGE, *fams, "tool calls/ep", "invalid %", "alignment", "hit %", "read %", "episodes/s", "OCR",
-                "checkpoint"]
-        lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if 2 <= i < len(head) - 2 else "---" for i in range(len(head))) + "|"]
+        lines += [
+            f"Seeds {', '.join(map(str, info['seeds']))} · {episodes} per seed per family · "
+            f"{level}OCR `{cfg.get('ocr')}` · view size {cfg.get('view_size')}"
+            + (f" · budget {cfg['budget']}" if cfg.get("budget") else ""),
+            "",
+            f"Reproduce: `{info['command']}`",
+            "",
+        ]
+        head = [
+            "#",
+            "agent",
+            AVERAGE,
+            *fams,
+            "tool calls/ep",
+            "invalid %",
+            "alignment",
+            "hit %",
+            "read %",
+            "episodes/s",
+            "OCR",
+            "checkpoint",
+        ]
+        lines += [
+            "| " + " | ".join(head) + " |",
+            "|" + "|".join("---:" if 2 <= i < len(head) - 2 else "---" for i in range(len(head))) + "|",
+        ]
         for rank, e in enumerate(entries[suite], start=1):
             name = e.agent + (f" ({e.cells}/{e.cells_expected} cells)" if e.cells < e.cells_expected else "")
-            row = [str(rank), f"`{_md_cell(name)}`", f"**{_ci(e.average)}**", *[_ci(e.accuracy[f]) if f in e.accuracy else "—" for f in fams],
-                   f"{e.usage.tool_calls_per_episode:.2f}", _pct(e.usage.invalid_call_rate), _num(e.usage.alignment, "{:.3f}"),
-                   _rate(e.usage.evidence_hit_rate), _rate(e.usage.evidence_read_rate), f"{e.usage.episodes_per_s:.0f}", e.ocr, f"`{e.checkpoint_hash}`" if e.checkpoint_hash else "—"]
+            row = [
+                str(rank),
+                f"`{_md_cell(name)}`",
+                f"**{_ci(e.average)}**",
+                *[_ci(e.accuracy[f]) if f in e.accuracy else "—" for f in fams],
+                f"{e.usage.tool_calls_per_episode:.2f}",
+                _pct(e.usage.invalid_call_rate),
+                _num(e.usage.alignment, "{:.3f}"),
+                _rate(e.usage.evidence_hit_rate),
+                _rate(e.usage.evidence_read_rate),
+                f"{e.usage.episodes_per_s:.0f}",
+                e.ocr,
+                f"`{e.checkpoint_hash}`" if e.checkpoint_hash else "—",
+            ]
             lines.append("| " + " | ".join(row) + " |")
         tools = sorted({t for e in entries[suite] for t in e.usage.tool_usage})
         if tools:
-            lines += ["", "Calls per episode by tool (valid calls):", "",
-                      "| agent | " + " | ".join(tools) + " |", "|---|" + "---:|" * len(tools)]
+            lines += [
+                "",
+                "Calls per episode by tool (valid calls):",
+                "",
+                "| agent | " + " | ".join(tools) + " |",
+                "|---|" + "---:|" * len(tools),
+            ]
             for e in entries[suite]:
-                lines.append(f"| `{_md_cell(e.agent)}` | " + " | ".join(f"{e.usage.tool_usage.get(t, 0.0):.2f}" for t in tools) + " |")
+                lines.append(
+                    f"| `{_md_cell(e.agent)}` | " + " | ".join(f"{e.usage.tool_usage.get(t, 0.0):.2f}" for t in tools) + " |"
+                )
         served = [e for e in entries[suite] if e.usage.tokens_in is not None]
         if served:
-            lines += ["", "Served models (tokens per episode, cost, episodes that failed for good and count as wrong):", "",
-                      "| agent | model | URL | tokens in/ep | tokens out/ep | cost (USD) | errors |", "|---|---|---|---:|---:|---:|---:|"]
+            lines += [
+                "",
+                "Served models (tokens per episode, cost, episodes that failed for good and count as wrong):",
+                "",
+                "| agent | model | URL | tokens in/ep | tokens out/ep | cost (USD) | errors |",
+                "|---|---|---|---:|---:|---:|---:|",
+            ]
             for e in served:
                 c = board.get("agents", {}).get(e.agent) or {}
-                lines.append(f"| `{_md_cell(e.agent)}` | `{_md_cell(str(c.get('model', '')))}` | {_md_cell(str(c.get('url', '')))} | "
-                             f"{e.usage.tokens_in:.0f} | {e.usage.tokens_out:.0f} | {_num(e.usage.cost, '{:.4f}')} | {e.usage.errors} |")
+                lines.append(
+                    f"| `{_md_cell(e.agent)}` | `{_md_cell(str(c.get('model', '')))}` | {_md_cell(str(c.get('url', '')))} | "
+                    f"{e.usage.tokens_in:.0f} | {e.usage.tokens_out:.0f} | {_num(e.usage.cost, '{:.4f}')} | {e.usage.errors} |"
+                )
         if info.get("judge"):
-            lines += ["", "LLM judge (the set's published judging rules as a prompt) beside the rule scorer, on the same "
-                      "episodes; unjudged: the verdict could not be had (never counted as wrong):", "", judge_table(info["judge"])]
+            lines += [
+                "",
+                "LLM judge (the set's published judging rules as a prompt) beside the rule scorer, on the same "
+                "episodes; unjudged: the verdict could not be had (never counted as wrong):",
+                "",
+                judge_table(info["judge"]),
+            ]
         if info.get("data"):
             lines += ["", "Data (each set's published file, its scorer, and what it held):", "", data_table(info["data"])]
     return "\n".join(lines) + "\n"
@@ -286,7 +352,9 @@ def _reasons(counts: dict[str, int]) -> str:
     return "; ".join(f"{n} {r}" for r, n in counts.items()) or "0"
 
 
-def judge_summary(episodes: Sequence[EpisodeRow], judged: dict[tuple[str, str, str, int, int], dict[str, Any]]) -> list[dict[str, Any]]:
+def judge_summary(
+    episodes: Sequence[EpisodeRow], judged: dict[tuple[str, str, str, int, int], dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Per (agent, judge): episodes judged and unjudged, the judge's accuracy and the rule scorer's on the judged
     episodes (pooled over families and seeds), and how often the two agree."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
@@ -294,8 +362,10 @@ def judge_summary(episodes: Sequence[EpisodeRow], judged: dict[tuple[str, str, s
         if not e.scored:
             continue
         for judge, j in judged.get((e.agent, e.suite, e.family, e.seed, e.episode), {}).items():
-            t = table.setdefault((e.agent, judge), {"agent": e.agent, "judge": judge, "judged": 0, "unjudged": 0,
-                                                     "judge_correct": 0, "rule_correct": 0, "agree": 0})
+            t = table.setdefault(
+                (e.agent, judge),
+                {"agent": e.agent, "judge": judge, "judged": 0, "unjudged": 0, "judge_correct": 0, "rule_correct": 0, "agree": 0},
+            )
             if j.verdict is None:
                 t["unjudged"] += 1
                 continue
@@ -306,34 +376,66 @@ def judge_summary(episodes: Sequence[EpisodeRow], judged: dict[tuple[str, str, s
     out = []
     for t in table.values():
         n = t["judged"]
-        out.append({**t, "judge_accuracy": t["judge_correct"] / n if n else None,
-                    "rule_accuracy": t["rule_correct"] / n if n else None, "agreement": t["agree"] / n if n else None})
+        out.append(
+            {
+                **t,
+                "judge_accuracy": t["judge_correct"] / n if n else None,
+                "rule_accuracy": t["rule_correct"] / n if n else None,
+                "agreement": t["agree"] / n if n else None,
+            }
+        )
     return out
 
 
 def judge_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| agent | judge | judged | unjudged | judge accuracy % | rule accuracy % | agreement % |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| agent | judge | judged | unjudged | judge accuracy % | rule accuracy % | agreement % |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| `{_md_cell(r['agent'])}` | `{_md_cell(r['judge'])}` | {r['judged']} | {r['unjudged']} | "
-                     f"{_rate(r['judge_accuracy'])} | {_rate(r['rule_accuracy'])} | {_rate(r['agreement'])} |")
+        lines.append(
+            f"| `{_md_cell(r['agent'])}` | `{_md_cell(r['judge'])}` | {r['judged']} | {r['unjudged']} | "
+            f"{_rate(r['judge_accuracy'])} | {_rate(r['rule_accuracy'])} | {_rate(r['agreement'])} |"
+        )
     return "\n".join(lines)
 
 
 def data_table(data: dict[str, dict[str, Any]]) -> str:
     """The public data sets of a suite as a Markdown table: scorer, usable items, skips and dropped metadata
     by reason, items whose question names no label (no evidence), items without a published answer."""
-    rows = ["| set | scorer | usable items | skipped | metadata dropped | no evidence | unscored | file |",
-            "|---|---|---:|---|---|---:|---:|---|"]
+    rows = [
+        "| set | scorer | usable items | skipped | metadata dropped | no evidence | unscored | file |",
+        "|---|---|---:|---|---|---:|---:|---|",
+    ]
     for fam, d in data.items():
-        rows.append(f"| {_md_cell(fam)} | `{d.get('scorer', '')}` | {d.get('usable', 0)} | {_reasons(d.get('skipped', {}))} | "
-                    f"{_reasons(d.get('metadata_dropped', {}))} | {d.get('no_evidence', 0)} | {d.get('unscored', 0)} | "
-                    f"`{_md_cell(Path(str(d.get('source', ''))).name)}` |")
+        rows.append(
+            f"| {_md_cell(fam)} | `{d.get('scorer', '')}` | {d.get('usable', 0)} | {_reasons(d.get('skipped', {}))} | "
+            f"{_reasons(d.get('metadata_dropped', {}))} | {d.get('no_evidence', 0)} | {d.get('unscored', 0)} | "
+            f"`{_md_cell(Path(str(d.get('source', ''))).name)}` |"
+        )
     return "\n".join(rows)
 
 
-_CSV_FIELDS = ["suite", "agent", "family", "accuracy", "ci_low", "ci_high", "standard_error", "episodes", "seeds",
-               "tool_calls_per_episode", "invalid_call_rate", "alignment", "mean_reward", "episodes_per_s", "ocr", "checkpoint_hash",
-               "evidence_hit_rate", "evidence_read_rate"]
+_CSV_FIELDS = [
+    "suite",
+    "agent",
+    "family",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "standard_error",
+    "episodes",
+    "seeds",
+    "tool_calls_per_episode",
+    "invalid_call_rate",
+    "alignment",
+    "mean_reward",
+    "episodes_per_s",
+    "ocr",
+    "checkpoint_hash",
+    "evidence_hit_rate",
+    "evidence_read_rate",
+]
 
 
 def render_csv(entries: dict[str, list[Entry]]) -> str:
@@ -345,13 +447,29 @@ def render_csv(entries: dict[str, list[Entry]]) -> str:
     for suite, es in entries.items():
         for e in es:
             for fam, score, use in [*((f, s, e.family_usage[f]) for f, s in e.accuracy.items()), (AVERAGE, e.average, e.usage)]:
-                w.writerow([suite, e.agent, fam, f"{score.mean:.6f}", f"{score.low:.6f}", f"{score.high:.6f}", f"{score.se:.6f}",
-                            score.episodes, score.seeds, f"{use.tool_calls_per_episode:.6f}", f"{use.invalid_call_rate:.6f}",
-                            "" if use.alignment is None else f"{use.alignment:.6f}", f"{use.mean_reward:.6f}",
-                            f"{use.episodes_per_s:.1f}", e.ocr, e.checkpoint_hash or "",
-                            "" if use.evidence_hit_rate is None else f"{use.evidence_hit_rate:.6f}",
-                            "" if use.evidence_read_rate is None else f"{use.evidence_read_rate:.6f}"]
-                           + [f"{use.tool_usage.get(t, 0.0):.6f}" for t in tools])
+                w.writerow(
+                    [
+                        suite,
+                        e.agent,
+                        fam,
+                        f"{score.mean:.6f}",
+                        f"{score.low:.6f}",
+                        f"{score.high:.6f}",
+                        f"{score.se:.6f}",
+                        score.episodes,
+                        score.seeds,
+                        f"{use.tool_calls_per_episode:.6f}",
+                        f"{use.invalid_call_rate:.6f}",
+                        "" if use.alignment is None else f"{use.alignment:.6f}",
+                        f"{use.mean_reward:.6f}",
+                        f"{use.episodes_per_s:.1f}",
+                        e.ocr,
+                        e.checkpoint_hash or "",
+                        "" if use.evidence_hit_rate is None else f"{use.evidence_hit_rate:.6f}",
+                        "" if use.evidence_read_rate is None else f"{use.evidence_read_rate:.6f}",
+                    ]
+                    + [f"{use.tool_usage.get(t, 0.0):.6f}" for t in tools]
+                )
     return buf.getvalue()
 
 
@@ -369,8 +487,7 @@ def render_png(board: dict[str, Any], entries: dict[str, list[Entry]]) -> bytes:
     ncols = min(4, max((len(p) for _, p in layout), default=1))
     rows = [-(-len(p) // ncols) for _, p in layout]
     width = max(0.9 * len(agents) + 1.2, 3.2)  # inches per panel
-    fig = Figure(figsize=(ncols * width + 0.5, 3.0 * max(sum(rows), 1) + 0.8 * len(suites) + 0.6), dpi=110,
-                 layout="constrained")
+    fig = Figure(figsize=(ncols * width + 0.5, 3.0 * max(sum(rows), 1) + 0.8 * len(suites) + 0.6), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     subfigs: Iterable[SubFigure] = fig.subfigures(len(suites), 1, height_ratios=rows, squeeze=False)[:, 0] if suites else []
     for sub, (suite, panels), nrow in zip(subfigs, layout, rows):
@@ -383,18 +500,28 @@ def render_png(board: dict[str, Any], entries: dict[str, list[Entry]]) -> bytes:
             x = np.arange(len(names))
             means = np.array([100 * s.mean for s in scores])
             err = np.array([[100 * (s.mean - s.low) for s in scores], [100 * (s.high - s.mean) for s in scores]])
-            ax.bar(x, means, color=[colors[a] for a in names], yerr=err if len(names) else None, capsize=4,
-                   edgecolor="black" if panel == AVERAGE else "none", linewidth=1.2)
+            ax.bar(
+                x,
+                means,
+                color=[colors[a] for a in names],
+                yerr=err if len(names) else None,
+                capsize=4,
+                edgecolor="black" if panel == AVERAGE else "none",
+                linewidth=1.2,
+            )
             for xi, m, s in zip(x, means, scores):  # the value just above its whisker, clear of the bar and the line
                 ax.text(xi, 100 * s.high + 1.5, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
             ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
             ax.set_ylim(0, 112)
             ax.set_yticks(range(0, 101, 20))
-            ax.set_title(panel if panel != AVERAGE else "average (over families)", fontsize=10,
-                         fontweight="bold" if panel == AVERAGE else "normal")
+            ax.set_title(
+                panel if panel != AVERAGE else "average (over families)",
+                fontsize=10,
+                fontweight="bold" if panel == AVERAGE else "normal",
+            )
             ax.grid(axis="y", alpha=0.3)
             ax.set_axisbelow(True)
-        for ax in axes[len(panels):]:
+        for ax in axes[len(panels) :]:
             ax.set_visible(False)
         axes[0].set_ylabel("accuracy (%)")
     return figure_png(fig, bbox_inches="tight")
@@ -409,11 +536,21 @@ def submission(agent: AgentRow, per_suite: dict[str, Entry], board: dict[str, An
     suites: dict[str, dict[str, Any]] = {}
     for suite, e in per_suite.items():
         suites[suite] = {
-            "accuracy_percentage": 100 * e.average.mean, "standard_error": 100 * e.average.se,
-            "ci95": [100 * e.average.low, 100 * e.average.high], "episodes_played": e.average.episodes,
-            "families": {f: {"accuracy_percentage": 100 * s.mean, "standard_error": 100 * s.se, "ci95": [100 * s.low, 100 * s.high],
-                             "episodes_played": s.episodes} for f, s in e.accuracy.items()},
-            "tool_calls_per_episode": e.usage.tool_calls_per_episode, "invalid_call_rate": e.usage.invalid_call_rate,
+            "accuracy_percentage": 100 * e.average.mean,
+            "standard_error": 100 * e.average.se,
+            "ci95": [100 * e.average.low, 100 * e.average.high],
+            "episodes_played": e.average.episodes,
+            "families": {
+                f: {
+                    "accuracy_percentage": 100 * s.mean,
+                    "standard_error": 100 * s.se,
+                    "ci95": [100 * s.low, 100 * s.high],
+                    "episodes_played": s.episodes,
+                }
+                for f, s in e.accuracy.items()
+            },
+            "tool_calls_per_episode": e.usage.tool_calls_per_episode,
+            "invalid_call_rate": e.usage.invalid_call_rate,
             "alignment": e.usage.alignment,
         }
     k = len(suites)
@@ -426,14 +563,23 @@ def submission(agent: AgentRow, per_suite: dict[str, Entry], board: dict[str, An
     entries = list(per_suite.values())
     metadata = {
         "name": agent.agent,
-        "agent": {"kind": agent.kind, "checkpoint_hash": agent.checkpoint_hash,
-                  # a file or folder path is private to this machine; a registered name or module spec is not
-                  **({"spec": agent.source} if agent.kind == "name" or (agent.kind == "spec" and ".py:" not in agent.source) else {})},
+        "agent": {
+            "kind": agent.kind,
+            "checkpoint_hash": agent.checkpoint_hash,
+            # a file or folder path is private to this machine; a registered name or module spec is not
+            **({"spec": agent.source} if agent.kind == "name" or (agent.kind == "spec" and ".py:" not in agent.source) else {}),
+        },
         "date": max(e.finished_at for e in entries)[:10],
         "library": "iapo-gym",
         "library_version": ", ".join(sorted({e.library_version for e in entries})),
-        "suites": {s: {"seeds": e.seeds, **{k2: board["suites"][s]["config"].get(k2) for k2 in ("episodes", "difficulty", "ocr", "view_size", "budget")},
-                       "families": board["suites"][s]["families"]} for s, e in per_suite.items()},
+        "suites": {
+            s: {
+                "seeds": e.seeds,
+                **{k2: board["suites"][s]["config"].get(k2) for k2 in ("episodes", "difficulty", "ocr", "view_size", "budget")},
+                "families": board["suites"][s]["families"],
+            }
+            for s, e in per_suite.items()
+        },
         "confidence_intervals": board["bootstrap"],
     }
     return summary, metadata
@@ -449,8 +595,9 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] | None = None,
-                       pictures: int = PICTURES_PER_FAMILY) -> Path:
+def render_leaderboard(
+    out: str | os.PathLike[str], to: str | os.PathLike[str] | None = None, pictures: int = PICTURES_PER_FAMILY
+) -> Path:
     """Render the leaderboard of the results in ``out`` into ``to`` (default ``out``); returns that folder.
 
     Writes ``leaderboard.{md,csv,json,png,html}``, ``submissions/<agent>/{summary.json,metadata.yaml}`` and
@@ -467,8 +614,12 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
         episodes_all = store.episodes()
         chosen = _choose_pictures(store, episodes_all, pictures)
     board: dict[str, Any] = {
-        "bootstrap": {"method": "two-stage percentile bootstrap over seeds, then items", "replicates": BOOTSTRAP_REPLICATES,
-                      "seed": BOOTSTRAP_SEED, "confidence": CONFIDENCE},
+        "bootstrap": {
+            "method": "two-stage percentile bootstrap over seeds, then items",
+            "replicates": BOOTSTRAP_REPLICATES,
+            "seed": BOOTSTRAP_SEED,
+            "confidence": CONFIDENCE,
+        },
         "suites": {},
         "agents": {a.agent: a.config for a in agents if a.config},
     }
@@ -479,12 +630,16 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
             continue
         fams = list(cfg.get("families") or []) or sorted({e.family for e in eps})
         entries[suite] = compute_entries(suite, fams, eps, [c for c in cells_all if c.suite == suite], agents)
-        board["suites"][suite] = {"config": cfg, "families": fams, "seeds": sorted({e.seed for e in eps}),
-                                  "data": {f: data[suite][f] for f in fams if f in data.get(suite, {})},
-                                  "judge": judge_summary(eps, judged),
-                                  "description": _description(suite, cfg),
-                                  "command": _command(suite, cfg, entries[suite], agents),
-                                  "entries": [_entry_json(e) for e in entries[suite]]}
+        board["suites"][suite] = {
+            "config": cfg,
+            "families": fams,
+            "seeds": sorted({e.seed for e in eps}),
+            "data": {f: data[suite][f] for f in fams if f in data.get(suite, {})},
+            "judge": judge_summary(eps, judged),
+            "description": _description(suite, cfg),
+            "command": _command(suite, cfg, entries[suite], agents),
+            "entries": [_entry_json(e) for e in entries[suite]],
+        }
     if not entries:
         raise BenchmarkError(f"no finished cells in {out / DB_NAME} yet; run `iapo-bench run ... --out {out}` first")
     try:
@@ -503,8 +658,10 @@ def render_leaderboard(out: str | os.PathLike[str], to: str | os.PathLike[str] |
             atomic_write_json(folder / "summary.json", _jsonable(summary))
             atomic_write_text(folder / "metadata.yaml", yaml.safe_dump(_jsonable(metadata), sort_keys=False))
     except OSError as exc:
-        raise BenchmarkError(f"cannot write the leaderboard into {str(target)!r} ({exc.strerror or exc}); "
-                             f"choose another folder (iapo-bench report DIR --to FOLDER)") from None
+        raise BenchmarkError(
+            f"cannot write the leaderboard into {str(target)!r} ({exc.strerror or exc}); "
+            f"choose another folder (iapo-bench report DIR --to FOLDER)"
+        ) from None
     return target
 
 
@@ -541,7 +698,8 @@ def _write_pictures(out: Path, target: Path, chosen: Sequence[EpisodeRow]) -> di
                         continue
                     save_figure(fig, folder / rel)
                     gallery.setdefault(e.suite, {}).setdefault(e.agent, []).append(
-                        Picture(f"episodes/{rel.as_posix()}", e.family, e.seed, e.episode, e.correct))
+                        Picture(f"episodes/{rel.as_posix()}", e.family, e.seed, e.episode, e.correct)
+                    )
         finally:
             for env in envs.values():
                 env.close()
@@ -560,7 +718,9 @@ def _description(suite: str, config: dict[str, Any]) -> str:
         builtin = load_suite(suite)
     except SuiteError:
         return ""
-    same = {k: v for k, v in builtin.fingerprint().items() if k != "episodes"} == {k: v for k, v in config.items() if k != "episodes"}
+    same = {k: v for k, v in builtin.fingerprint().items() if k != "episodes"} == {
+        k: v for k, v in config.items() if k != "episodes"
+    }
     return builtin.description if same else ""
 
 
@@ -578,8 +738,10 @@ def _command(suite: str, cfg: dict[str, Any], entries: Sequence[Entry], agents: 
     seeds = sorted({s for e in entries for s in e.seeds})
     episodes = f" --episodes {cfg['episodes']}" if cfg.get("episodes") is not None else ""
     data_dir = " --data-dir DATA_DIR" if cfg.get("datasets") else ""
-    return (f"iapo-bench run --agents {' '.join(specs)} --suite {suite} --seeds {' '.join(map(str, seeds))}"
-            f"{episodes}{data_dir} --out DIR")
+    return (
+        f"iapo-bench run --agents {' '.join(specs)} --suite {suite} --seeds {' '.join(map(str, seeds))}"
+        f"{episodes}{data_dir} --out DIR"
+    )
 
 
 def _entry_json(e: Entry) -> dict[str, Any]:
@@ -588,5 +750,23 @@ def _entry_json(e: Entry) -> dict[str, Any]:
     return d
 
 
-__all__ = ["AVERAGE", "BOOTSTRAP_REPLICATES", "BOOTSTRAP_SEED", "Entry", "FILES", "Score", "Usage", "accuracy_scores",
-           "compute_entries", "data_table", "judge_summary", "judge_table", "render_csv", "render_leaderboard", "render_markdown", "render_png", "submission", "usage"]
+__all__ = [
+    "AVERAGE",
+    "BOOTSTRAP_REPLICATES",
+    "BOOTSTRAP_SEED",
+    "Entry",
+    "FILES",
+    "Score",
+    "Usage",
+    "accuracy_scores",
+    "compute_entries",
+    "data_table",
+    "judge_summary",
+    "judge_table",
+    "render_csv",
+    "render_leaderboard",
+    "render_markdown",
+    "render_png",
+    "submission",
+    "usage",
+]

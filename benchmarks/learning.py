@@ -125,18 +125,43 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
     cache = Path(args["warm_cache"]) if args.get("warm_cache") else None
     warm = _warm(episodes, seed, args["difficulty"], epochs, cache)
     warm_s = time.perf_counter() - t0
-    rows = [{"start": start, "seed": seed, "method": "warm start", "warm_start_s": warm_s, "episodes": episodes, "epochs": epochs,
-             "final": evaluate(warm, args["difficulty"], args["eval_episodes"]), "history": []}]
+    rows = [
+        {
+            "start": start,
+            "seed": seed,
+            "method": "warm start",
+            "warm_start_s": warm_s,
+            "episodes": episodes,
+            "epochs": epochs,
+            "final": evaluate(warm, args["difficulty"], args["eval_episodes"]),
+            "history": [],
+        }
+    ]
     for name in methods:
         fields = json.loads(json.dumps(METHODS[name]).replace("{teacher}", str(args.get("teacher") or "")))
-        cfg = TrainConfig(env_id="VisualToolVQA-v0", env_kwargs={"task": list(HEADLINE_FAMILIES), "difficulty": args["difficulty"]},
-                          updates=10**6, max_env_steps=args["steps"], eval_every=args["eval_every"],
-                          eval_episodes=args["curve_episodes"], seed=seed, **fields)
+        cfg = TrainConfig(
+            env_id="VisualToolVQA-v0",
+            env_kwargs={"task": list(HEADLINE_FAMILIES), "difficulty": args["difficulty"]},
+            updates=10**6,
+            max_env_steps=args["steps"],
+            eval_every=args["eval_every"],
+            eval_episodes=args["curve_episodes"],
+            seed=seed,
+            **fields,
+        )
         trainer = GroupTrainer(cfg, copy.deepcopy(warm))
         history = trainer.train(progress=False)
-        rows.append({"start": start, "seed": seed, "method": name, "config": cfg.objective.to_dict() if cfg.reward == "iapo" else {},
-                     "final": evaluate(trainer.policy, args["difficulty"], args["eval_episodes"]), "history": history,
-                     "update_s": float(np.mean([r["update_s"] for r in history]))})
+        rows.append(
+            {
+                "start": start,
+                "seed": seed,
+                "method": name,
+                "config": cfg.objective.to_dict() if cfg.reward == "iapo" else {},
+                "final": evaluate(trainer.policy, args["difficulty"], args["eval_episodes"]),
+                "history": history,
+                "update_s": float(np.mean([r["update_s"] for r in history])),
+            }
+        )
     return rows
 
 
@@ -201,10 +226,16 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
         methods = list(dict.fromkeys(r["method"] for r in sel))
         grpo_final = np.mean(list(summary[start].get("grpo", {"": np.nan}).values()))
         warm = next((r for r in sel if r["method"] == "warm start"), {})
-        cloned = f"{warm.get('episodes', STARTS.get(start, '?'))} oracle episodes" + (f" x {warm['epochs']} epochs" if "epochs" in warm else "")
-        lines += [f"\n### start: {start} ({cloned} behaviour-cloned), {steps} env steps\n",
-                  "| method | " + " | ".join(HEADLINE_FAMILIES) + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | s/update | env steps to GRPO's final |",
-                  "|---|" + "---|" * (len(HEADLINE_FAMILIES) + 4)]
+        cloned = f"{warm.get('episodes', STARTS.get(start, '?'))} oracle episodes" + (
+            f" x {warm['epochs']} epochs" if "epochs" in warm else ""
+        )
+        lines += [
+            f"\n### start: {start} ({cloned} behaviour-cloned), {steps} env steps\n",
+            "| method | "
+            + " | ".join(HEADLINE_FAMILIES)
+            + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | s/update | env steps to GRPO's final |",
+            "|---|" + "---|" * (len(HEADLINE_FAMILIES) + 4),
+        ]
         for method in methods:
             runs = [r for r in sel if r["method"] == method]
             cells = [f"{np.mean([np.mean(r['final'][f]['correct']) for r in runs]):.2f}" for f in HEADLINE_FAMILIES]
@@ -212,11 +243,19 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
             pd = summary["paired_difference_vs_grpo"].get(start, {}).get(method)
             diff = f"{pd['difference']:+.3f} [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}]" if pd else ""
             speed = f"{summary['s_per_update'][method]:.2f}" if method in summary["s_per_update"] else ""
-            reach = "" if method in ("warm start", "grpo") else ", ".join(
-                "never" if (s := steps_to_reach(r["history"], grpo_final)) is None else str(int(s)) for r in runs)
+            reach = (
+                ""
+                if method in ("warm start", "grpo")
+                else ", ".join("never" if (s := steps_to_reach(r["history"], grpo_final)) is None else str(int(s)) for r in runs)
+            )
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {speed} | {reach} |")
-        lines += ["", "Looking and reading (pooled over seeds): hit / read / accuracy given a read, per family", "",
-                  "| method | " + " | ".join(HEADLINE_FAMILIES) + " |", "|---|" + "---|" * len(HEADLINE_FAMILIES)]
+        lines += [
+            "",
+            "Looking and reading (pooled over seeds): hit / read / accuracy given a read, per family",
+            "",
+            "| method | " + " | ".join(HEADLINE_FAMILIES) + " |",
+            "|---|" + "---|" * len(HEADLINE_FAMILIES),
+        ]
         for method in methods:
             runs = [r for r in sel if r["method"] == method]
             cells = []
@@ -245,13 +284,24 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
             runs = [r for r in rows if r["start"] == start and r["method"] == method]
             if not runs:
                 continue
-            for k, (key, title) in enumerate((("eval_accuracy", "test accuracy (greedy, mixture)"),
-                                              ("tool_calls", "tool calls per episode (zoom+ocr+focus)"),
-                                              ("alignment", "alignment: divergence to the teacher"))):
+            for k, (key, title) in enumerate(
+                (
+                    ("eval_accuracy", "test accuracy (greedy, mixture)"),
+                    ("tool_calls", "tool calls per episode (zoom+ocr+focus)"),
+                    ("alignment", "alignment: divergence to the teacher"),
+                )
+            ):
                 curves = []
                 for r in runs:
-                    pts = [(h["env_steps"], h.get("calls_zoom", 0) + h.get("calls_ocr", 0) + h.get("calls_focus", 0)
-                            if key == "tool_calls" else h.get(key)) for h in r["history"]]
+                    pts = [
+                        (
+                            h["env_steps"],
+                            h.get("calls_zoom", 0) + h.get("calls_ocr", 0) + h.get("calls_focus", 0)
+                            if key == "tool_calls"
+                            else h.get(key),
+                        )
+                        for h in r["history"]
+                    ]
                     pts = [(x, y) for x, y in pts if y is not None and np.isfinite(y)]
                     if pts:
                         curves.append(pts)
@@ -289,8 +339,9 @@ def plot_differences(summary: dict[str, Any], out: Path) -> Path:
         for k, (method, d) in enumerate(items):
             lo, hi = d["ci"]
             color = "tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:gray"
-            ax.errorbar(d["difference"], k, xerr=[[d["difference"] - lo], [hi - d["difference"]]], fmt="o",
-                        color=color, capsize=3)
+            ax.errorbar(
+                d["difference"], k, xerr=[[d["difference"] - lo], [hi - d["difference"]]], fmt="o", color=color, capsize=3
+            )
         ax.set_yticks(range(len(items)), [f"{m} (n={d['seeds']})" for m, d in items], fontsize=8)
         ax.axvline(0, color="black", lw=0.8)
         ax.invert_yaxis()
@@ -327,15 +378,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=["grpo", "paper", "default"], choices=list(METHODS))
     p.add_argument("--steps", type=int, default=6000, help="env steps per run")
     p.add_argument("--difficulty", type=int, default=0)
-    p.add_argument("--warm-epochs", nargs=2, type=int, metavar=("WEAK", "STRONG"), default=list(WARM_EPOCHS.values()),
-                   help="epochs of behaviour cloning of the weak and strong starts (default: 12 30)")
+    p.add_argument(
+        "--warm-epochs",
+        nargs=2,
+        type=int,
+        metavar=("WEAK", "STRONG"),
+        default=list(WARM_EPOCHS.values()),
+        help="epochs of behaviour cloning of the weak and strong starts (default: 12 30)",
+    )
     p.add_argument("--eval-episodes", type=int, default=50, help="test items per family for the final accuracy")
     p.add_argument("--eval-every", type=int, default=10, help="updates between test-accuracy points of the curves")
     p.add_argument("--curve-episodes", type=int, default=48, help="test items (mixture) per curve point")
     p.add_argument("--teacher", help="model-teacher checkpoint for the model-teacher method (iapo-train --agent teacher)")
     p.add_argument("--jobs", type=int, default=1, help="(start, seed) cells run in parallel processes")
-    p.add_argument("--start-episodes", nargs=2, type=int, metavar=("WEAK", "STRONG"), default=list(STARTS.values()),
-                   help="oracle episodes of the weak and strong starts (default: 100 2000)")
+    p.add_argument(
+        "--start-episodes",
+        nargs=2,
+        type=int,
+        metavar=("WEAK", "STRONG"),
+        default=list(STARTS.values()),
+        help="oracle episodes of the weak and strong starts (default: 100 2000)",
+    )
     args = p.parse_args(argv)
     if "model-teacher" in args.methods and not args.teacher:
         p.error("--methods model-teacher needs --teacher PATH (train one with: iapo-train --agent teacher --out PATH)")
@@ -345,8 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     done = {(r["start"], r["seed"], r["method"]) for r in rows}
     todo = [(s, seed, [m for m in args.methods if (s, seed, m) not in done]) for s in args.starts for seed in args.seeds]
     todo = [t for t in todo if t[2] or (t[0], t[1], "warm start") not in done]
-    settings = {k: getattr(args, k) for k in ("steps", "difficulty", "eval_episodes", "eval_every", "curve_episodes",
-                                              "teacher")}
+    settings = {k: getattr(args, k) for k in ("steps", "difficulty", "eval_episodes", "eval_every", "curve_episodes", "teacher")}
     settings["start_episodes"] = dict(zip(STARTS, args.start_episodes))
     settings["warm_epochs"] = dict(zip(STARTS, args.warm_epochs))
     settings["warm_cache"] = str(args.out / "warm")

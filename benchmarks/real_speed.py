@@ -54,8 +54,9 @@ def chart_image(width: int, height: int, seed: int) -> np.ndarray:
         length = int(rng.uniform(0.2, 0.95) * (x1 - x0))
         cv2.rectangle(img, (x0, top), (x0 + length, top + band // 2), (70, 110, 180), -1)
         cv2.putText(img, label, (8, top + band // 3), cv2.FONT_HERSHEY_SIMPLEX, height / 1200, (0, 0, 0), 2)
-        cv2.putText(img, f"{length / 10:.1f}", (x0 + length + 6, top + band // 3), cv2.FONT_HERSHEY_SIMPLEX,
-                    height / 1200, (0, 0, 0), 2)
+        cv2.putText(
+            img, f"{length / 10:.1f}", (x0 + length + 6, top + band // 3), cv2.FONT_HERSHEY_SIMPLEX, height / 1200, (0, 0, 0), 2
+        )
     cv2.line(img, (x0, y0), (x0, y1), (0, 0, 0), 2)
     cv2.line(img, (x0, y1), (x1, y1), (0, 0, 0), 2)
     return img
@@ -76,9 +77,18 @@ def build(root: Path, items: int, width: int = 1600, height: int = 1200) -> None
     records = {}
     for i in range(items):
         figure = "imgs/big.png" if i == 0 else "imgs/big.jpg" if i == 1 else f"imgs/{i % 40}.png"
-        records[f"h-{i}"] = {"query": f"What is the value of {LABELS[i % len(LABELS)]}?", "answer": str(i % 97),
-                             "figure_path": figure, "x_values": [], "x_bboxes": [], "y_values": LABELS, "y_bboxes": bboxes,
-                             "figure_bbox": {"x1": 0.12, "y1": 0.1, "x2": 0.9, "y2": 0.9}, "x_intervals": [], "y_intervals": []}
+        records[f"h-{i}"] = {
+            "query": f"What is the value of {LABELS[i % len(LABELS)]}?",
+            "answer": str(i % 97),
+            "figure_path": figure,
+            "x_values": [],
+            "x_bboxes": [],
+            "y_values": LABELS,
+            "y_bboxes": bboxes,
+            "figure_bbox": {"x1": 0.12, "y1": 0.1, "x2": 0.9, "y2": 0.9},
+            "x_intervals": [],
+            "y_intervals": [],
+        }
     (root / "data" / "chartQA_h_bar_wbb.json").write_text(json.dumps(records), encoding="utf-8")
 
 
@@ -109,6 +119,7 @@ def measure(items: int = 2000, repeats: int = 5) -> dict[str, Any]:
         usable = len(cast("RealVQAEnv", env.unwrapped).items)
         result: dict[str, Any] = {"items": items, "repeats": repeats, "load_s": load, "usable": usable}
         for fmt, scene_id in (("png", 0), ("jpeg", 1)):
+
             def reset(i: int = scene_id) -> None:
                 env.reset(options={"scene_id": i})
 
@@ -127,15 +138,30 @@ def _fmt(values: Sequence[float], scale: float, unit: str) -> str:
 
 
 def report(result: dict[str, Any]) -> str:
-    rows = [("load a file of {items:,} items (JSON, fields, boxes, image headers)".format(**result), _fmt(result["load_s"], 1, "s"), "≤ 2 s"),
-            ("first observation, 1,600 x 1,200 PNG (decode, evidence, glance)", _fmt(result["first_obs_png_s"], 1e3, "ms"), "≤ 20 ms"),
-            ("first observation, 1,600 x 1,200 JPEG", _fmt(result["first_obs_jpeg_s"], 1e3, "ms"), "≤ 20 ms"),
-            ("cached reset of the same item (PNG)", _fmt(result["cached_reset_png_s"], 1e3, "ms"), ""),
-            ("cached reset of the same item (JPEG)", _fmt(result["cached_reset_jpeg_s"], 1e3, "ms"), "")]
-    lines = ["# Public-set loading and first-observation speed", "",
-             f"`python -m iapo_gym.benchmarks.real_speed --items {result['items']} --repeats {result['repeats']}`: one core "
-             "(`cv2.setNumThreads(1)`), medians with the range over repeats in brackets; the view is 448 px.", "",
-             "| what | time | goal |", "|---|---:|---|"]
+    rows = [
+        (
+            "load a file of {items:,} items (JSON, fields, boxes, image headers)".format(**result),
+            _fmt(result["load_s"], 1, "s"),
+            "≤ 2 s",
+        ),
+        (
+            "first observation, 1,600 x 1,200 PNG (decode, evidence, glance)",
+            _fmt(result["first_obs_png_s"], 1e3, "ms"),
+            "≤ 20 ms",
+        ),
+        ("first observation, 1,600 x 1,200 JPEG", _fmt(result["first_obs_jpeg_s"], 1e3, "ms"), "≤ 20 ms"),
+        ("cached reset of the same item (PNG)", _fmt(result["cached_reset_png_s"], 1e3, "ms"), ""),
+        ("cached reset of the same item (JPEG)", _fmt(result["cached_reset_jpeg_s"], 1e3, "ms"), ""),
+    ]
+    lines = [
+        "# Public-set loading and first-observation speed",
+        "",
+        f"`python -m iapo_gym.benchmarks.real_speed --items {result['items']} --repeats {result['repeats']}`: one core "
+        "(`cv2.setNumThreads(1)`), medians with the range over repeats in brackets; the view is 448 px.",
+        "",
+        "| what | time | goal |",
+        "|---|---:|---|",
+    ]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines) + "\n"
 

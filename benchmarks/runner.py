@@ -83,7 +83,9 @@ def resolve_agent(text: str, *, trust_remote_code: bool = False, served: dict[st
     if sep and head and not any(c in head for c in "/\\:") and tail:
         label, text = head, tail
     if not text:
-        raise BenchmarkError("empty agent name; give a built-in name (random, no-tool, oracle), a checkpoint folder or 'module:Class'")
+        raise BenchmarkError(
+            "empty agent name; give a built-in name (random, no-tool, oracle), a checkpoint folder or 'module:Class'"
+        )
     if text.startswith(SERVED_PREFIX):  # a model behind an OpenAI-compatible API: its settings are stored
         options = dict(served or {})
         agent = _build(AgentSpec(text, "spec", text, options=options), text)
@@ -94,7 +96,7 @@ def resolve_agent(text: str, *, trust_remote_code: bool = False, served: dict[st
         return AgentSpec(label or f"{SERVED_PREFIX}{config['model']}", "spec", text, options=options, config=config)
     path = recover_dir(Path(text).expanduser())  # a save killed half-way is finished first
     if text.startswith(VLM_PREFIX) or (path.is_dir() and is_vlm_folder(path)):  # a local VLM folder
-        folder = Path(text[len(VLM_PREFIX):] if text.startswith(VLM_PREFIX) else text).expanduser()
+        folder = Path(text[len(VLM_PREFIX) :] if text.startswith(VLM_PREFIX) else text).expanduser()
         source = f"{VLM_PREFIX}{folder.resolve()}"
         agent = _build(AgentSpec(source, "spec", source), text)
         spec = AgentSpec(label or f"{VLM_PREFIX}{folder.name}", "spec", source, folder_hash(folder))
@@ -118,7 +120,9 @@ def resolve_agent(text: str, *, trust_remote_code: bool = False, served: dict[st
         agent = _build(AgentSpec(default_label, "spec", source), text)
         spec = AgentSpec(label or default_label, "spec", source)
     elif _looks_like_path(text):
-        raise BenchmarkError(f"agent {text!r}: no such checkpoint folder (a checkpoint is a folder with config.json and model.safetensors)")
+        raise BenchmarkError(
+            f"agent {text!r}: no such checkpoint folder (a checkpoint is a folder with config.json and model.safetensors)"
+        )
     else:
         agent = _build(AgentSpec(text, "name", text), text)
         spec = AgentSpec(label or text, "name", text)
@@ -231,21 +235,45 @@ def run_cell(task: CellTask) -> CellResult:
             trajectories.append(trajectory)
             align = trajectory.alignment(**task.alignment) if task.alignment else None
             rows.append(_row(task, k, item, result, trajectory, time.perf_counter() - e0, align))
-    cell = CellRow(task.agent.label, task.suite, task.family, task.seed, len(rows), time.perf_counter() - t0,
-                   task.backend, iapo_gym.__version__, _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    cell = CellRow(
+        task.agent.label,
+        task.suite,
+        task.family,
+        task.seed,
+        len(rows),
+        time.perf_counter() - t0,
+        task.backend,
+        iapo_gym.__version__,
+        _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
     return CellResult(cell, rows, trajectories)
 
 
-def _row(task: CellTask, k: int, item: int, result: EpisodeResult, trajectory: Trajectory, wall: float,
-         alignment: float | None = None) -> EpisodeRow:
+def _row(
+    task: CellTask, k: int, item: int, result: EpisodeResult, trajectory: Trajectory, wall: float, alignment: float | None = None
+) -> EpisodeRow:
     return EpisodeRow(
-        agent=task.agent.label, checkpoint_hash=task.agent.checkpoint_hash, suite=task.suite, family=task.family,
-        seed=task.seed, episode=k, item=int(item), correct=bool(result.correct), reward=float(result.reward),
+        agent=task.agent.label,
+        checkpoint_hash=task.agent.checkpoint_hash,
+        suite=task.suite,
+        family=task.family,
+        seed=task.seed,
+        episode=k,
+        item=int(item),
+        correct=bool(result.correct),
+        reward=float(result.reward),
         reward_terms={str(n): float(v) for n, v in result.reward_terms.items()},
-        tool_calls={str(n): int(v) for n, v in result.tool_calls.items()}, invalid_calls=int(result.invalid_calls),
-        steps=int(result.steps), alignment=None if alignment is None else float(alignment), wall_time=wall,
-        ocr=str(task.env_kwargs.get("ocr", "")), evidence_hit=trajectory.evidence_hit, evidence_read=trajectory.evidence_read,
-        scored=bool(result.scored), error=result.error, usage=result.usage,
+        tool_calls={str(n): int(v) for n, v in result.tool_calls.items()},
+        invalid_calls=int(result.invalid_calls),
+        steps=int(result.steps),
+        alignment=None if alignment is None else float(alignment),
+        wall_time=wall,
+        ocr=str(task.env_kwargs.get("ocr", "")),
+        evidence_hit=trajectory.evidence_hit,
+        evidence_read=trajectory.evidence_read,
+        scored=bool(result.scored),
+        error=result.error,
+        usage=result.usage,
     )
 
 
@@ -272,8 +300,7 @@ def _play_served(task: CellTask, agent: Any) -> tuple[list[EpisodeRow], list[Tra
             k, item = queue.pop()
             e0 = time.perf_counter()
             session = agent.session()
-            result = await run_episode_async(recorder, session, seed=item, options={"scene_id": item},
-                                             errors=(ServedError,))
+            result = await run_episode_async(recorder, session, seed=item, options={"scene_id": item}, errors=(ServedError,))
             results[k] = (result, recorder.trajectory, time.perf_counter() - e0)
             failures[k] = getattr(session, "failure", None)
 
@@ -308,8 +335,10 @@ OnDone = Callable[[CellTask, CellResult], None]
 
 def _failed(task: CellTask, exc: BaseException) -> BenchmarkError:
     a, s, f, sd = task.key
-    return BenchmarkError(f"cell agent={a} suite={s} family={f} seed={sd} failed: {type(exc).__name__}: {exc}. "
-                          f"Finished cells are saved; rerun the same command to resume")
+    return BenchmarkError(
+        f"cell agent={a} suite={s} family={f} seed={sd} failed: {type(exc).__name__}: {exc}. "
+        f"Finished cells are saved; rerun the same command to resume"
+    )
 
 
 def _run_local(tasks: Sequence[CellTask], workers: int, on_done: OnDone) -> None:
@@ -347,8 +376,10 @@ def _run_ray(tasks: Sequence[CellTask], workers: int, on_done: OnDone) -> None:
     try:
         import ray
     except ImportError:
-        raise BenchmarkError("--backend ray needs Ray, which is not installed: pip install 'iapo-gym[ray]' "
-                             "(tested with ray==2.60.0), or use --backend local") from None
+        raise BenchmarkError(
+            "--backend ray needs Ray, which is not installed: pip install 'iapo-gym[ray]' "
+            "(tested with ray==2.60.0), or use --backend local"
+        ) from None
     started = False
     if not ray.is_initialized():
         # RAY_ADDRESS (if set) joins an existing cluster; otherwise a local instance with `workers` CPUs
@@ -386,11 +417,15 @@ def prepare_out(out: str | os.PathLike[str]) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise BenchmarkError(f"output folder {str(path)!r} is not writable ({exc.strerror or exc}); choose another --out "
-                             f"or fix its permissions. Results already there were left untouched") from None
+        raise BenchmarkError(
+            f"output folder {str(path)!r} is not writable ({exc.strerror or exc}); choose another --out "
+            f"or fix its permissions. Results already there were left untouched"
+        ) from None
     db = path / DB_NAME
     if db.exists() and not os.access(db, os.W_OK):
-        raise BenchmarkError(f"results store {str(db)!r} is read-only; fix its permissions or choose another --out. It was left untouched")
+        raise BenchmarkError(
+            f"results store {str(db)!r} is read-only; fix its permissions or choose another --out. It was left untouched"
+        )
     return path
 
 
@@ -401,13 +436,29 @@ def plan_cells(suite: Suite, seeds: Sequence[int], agents: Sequence[AgentSpec], 
         try:
             env = gym.make(task.env_id, **task.env_kwargs)
         except Exception as exc:  # an env id not registered yet, a missing data file, a bad setting
-            raise SuiteError(f"suite {suite.name!r}: cannot make env {task.env_id} for family {task.family!r} "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise SuiteError(
+                f"suite {suite.name!r}: cannot make env {task.env_id} for family {task.family!r} ({type(exc).__name__}: {exc})"
+            ) from None
         ranges[task.family] = cast("ToolVQAEnv", env.unwrapped).scene_id_range()
         env.close()
     items = {(t.family, s): tuple(suite.items(t.family, s, ranges[t.family])) for t in suite.tasks for s in seeds}
-    return [CellTask(a, suite.name, t.family, s, t.env_id, dict(t.env_kwargs), items[t.family, s], backend, suite.teacher,
-                     alignment=suite.alignment) for a in agents for t in suite.tasks for s in seeds]
+    return [
+        CellTask(
+            a,
+            suite.name,
+            t.family,
+            s,
+            t.env_id,
+            dict(t.env_kwargs),
+            items[t.family, s],
+            backend,
+            suite.teacher,
+            alignment=suite.alignment,
+        )
+        for a in agents
+        for t in suite.tasks
+        for s in seeds
+    ]
 
 
 def data_reports(suite: Suite) -> dict[str, dict[str, Any]]:
@@ -454,8 +505,11 @@ def run_benchmark(
     they are inside ``iapo_gym`` or registered, unless ``trust_remote_code=True``; nothing is imported to
     find out.
     """
-    suite_obj = load_suite(suite if isinstance(suite, Suite) else str(suite),
-                           trust_remote_code=trust_remote_code).with_episodes(episodes).with_data_dir(data_dir)
+    suite_obj = (
+        load_suite(suite if isinstance(suite, Suite) else str(suite), trust_remote_code=trust_remote_code)
+        .with_episodes(episodes)
+        .with_data_dir(data_dir)
+    )
     seed_list = suite_obj.seeds if seeds is None else check_seeds(list(seeds), where="--seeds")
     if backend not in BACKENDS:
         raise BenchmarkError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -469,8 +523,11 @@ def run_benchmark(
         raise BenchmarkError(f"agent name {dupes[0]!r} given twice; name them apart with NAME=AGENT")
     extra = [s for s in seed_list if s not in suite_obj.seeds]
     if extra and progress:
-        print(f"note: seeds {extra} are not in suite {suite_obj.name!r}'s published seeds {list(suite_obj.seeds)}; "
-              f"results will not be comparable with published ones", file=sys.stderr)
+        print(
+            f"note: seeds {extra} are not in suite {suite_obj.name!r}'s published seeds {list(suite_obj.seeds)}; "
+            f"results will not be comparable with published ones",
+            file=sys.stderr,
+        )
     reports = data_reports(suite_obj)
     out_path = prepare_out(out)
     tasks = [replace(t, store=str((out_path / DB_NAME).resolve())) for t in plan_cells(suite_obj, seed_list, specs, backend)]
@@ -485,8 +542,14 @@ def run_benchmark(
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="cell", desc=f"iapo-bench {suite_obj.name}",
-                       file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(
+                total=len(tasks),
+                initial=len(tasks) - len(todo),
+                unit="cell",
+                desc=f"iapo-bench {suite_obj.name}",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         n_eps = 0
 
         def on_done(task: CellTask, result: CellResult) -> None:
@@ -506,10 +569,15 @@ def run_benchmark(
         wall = time.perf_counter() - t0
         if progress:
             rate = f", {n_eps / wall:.0f} episodes/s with {workers} {backend} worker(s)" if n_eps and wall > 0 else ""
-            print(f"iapo-bench: {len(todo)} cell(s) run, {len(tasks) - len(todo)} already finished; {n_eps} episodes in "
-                  f"{wall:.1f} s{rate}; results in {out_path / DB_NAME}", file=sys.stderr)
+            print(
+                f"iapo-bench: {len(todo)} cell(s) run, {len(tasks) - len(todo)} already finished; {n_eps} episodes in "
+                f"{wall:.1f} s{rate}; results in {out_path / DB_NAME}",
+                file=sys.stderr,
+            )
     if judge:  # every stored answer of the suite not yet judged by this judge (a rerun resumes)
-        judge_options = {k: v for k, v in (served or {}).items() if k in ("api_key_env", "timeout", "retries", "backoff", "max_in_flight")}
+        judge_options = {
+            k: v for k, v in (served or {}).items() if k in ("api_key_env", "timeout", "retries", "backoff", "max_in_flight")
+        }
         judge_suite(out_path / DB_NAME, suite_obj.name, judge, progress=progress, **judge_options)
     if render:
         from .leaderboard import render_leaderboard
@@ -518,5 +586,19 @@ def run_benchmark(
     return out_path
 
 
-__all__ = ["BACKENDS", "AgentSpec", "BenchmarkError", "CellResult", "CellTask", "build_agent", "data_reports", "plan_cells",
-           "prepare_out", "resolve_agent", "run_benchmark", "run_cell", "StoreError", "check_store"]
+__all__ = [
+    "BACKENDS",
+    "AgentSpec",
+    "BenchmarkError",
+    "CellResult",
+    "CellTask",
+    "build_agent",
+    "data_reports",
+    "plan_cells",
+    "prepare_out",
+    "resolve_agent",
+    "run_benchmark",
+    "run_cell",
+    "StoreError",
+    "check_store",
+]

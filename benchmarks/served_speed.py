@@ -98,11 +98,17 @@ def reply(body: dict[str, Any]) -> dict[str, Any]:
     """The stand-in model's chat completion: a zoom on the first turn, then an answer."""
     turn = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
     name, args = ("zoom", {"box": [0.0, 0.0, 1.0, 1.0]}) if turn == 0 else ("answer", {"text": "0"})
-    message = {"role": "assistant", "content": None, "tool_calls": [
-        {"id": f"call_{turn}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}
-    return {"object": "chat.completion", "model": body.get("model", MODEL),
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 10}}
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": f"call_{turn}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}],
+    }
+    return {
+        "object": "chat.completion",
+        "model": body.get("model", MODEL),
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10},
+    }
 
 
 def measure(episodes: int = 48, latency: float = 0.2, in_flight: Sequence[int] = IN_FLIGHT) -> dict[str, Any]:
@@ -110,13 +116,17 @@ def measure(episodes: int = 48, latency: float = 0.2, in_flight: Sequence[int] =
     from .runner import plan_cells, resolve_agent, run_cell
     from .suites import parse_suite
 
-    suite = parse_suite({"name": "served-speed", "seeds": [0], "episodes": episodes, "difficulty": 0,
-                         "families": [FAMILY]}, Path("served-speed.yaml"))
+    suite = parse_suite(
+        {"name": "served-speed", "seeds": [0], "episodes": episodes, "difficulty": 0, "families": [FAMILY]},
+        Path("served-speed.yaml"),
+    )
     runs: list[dict[str, Any]] = []
     with LatencyServer(latency) as server:
+
         def cell(n: int) -> tuple[Any, float]:
-            spec = resolve_agent(f"openai:{MODEL}@{server.url}",
-                                 served={"max_in_flight": n, "timeout": 60.0 + 10 * latency, "retries": 0})
+            spec = resolve_agent(
+                f"openai:{MODEL}@{server.url}", served={"max_in_flight": n, "timeout": 60.0 + 10 * latency, "retries": 0}
+            )
             (task,) = plan_cells(suite, [0], [spec], "local")
             task = replace(task, store=None)  # no request cache: every request is asked
             t0 = time.perf_counter()
@@ -130,39 +140,68 @@ def measure(episodes: int = 48, latency: float = 0.2, in_flight: Sequence[int] =
             server.reset_counts()
             result, wall = cell(n)
             rows = result.episodes
-            runs.append({"max_in_flight": n, "episodes": len(rows), "wall_s": wall, "episodes_per_s": len(rows) / wall,
-                         "requests": sum(int((r.usage or {}).get("requests", 0)) for r in rows),
-                         "server_requests": server.requests, "max_in_flight_seen": server.max_in_flight,
-                         "errors": sum(1 for r in rows if r.error), "correct": [bool(r.correct) for r in rows],
-                         "items": [r.item for r in rows]})
+            runs.append(
+                {
+                    "max_in_flight": n,
+                    "episodes": len(rows),
+                    "wall_s": wall,
+                    "episodes_per_s": len(rows) / wall,
+                    "requests": sum(int((r.usage or {}).get("requests", 0)) for r in rows),
+                    "server_requests": server.requests,
+                    "max_in_flight_seen": server.max_in_flight,
+                    "errors": sum(1 for r in rows if r.error),
+                    "correct": [bool(r.correct) for r in rows],
+                    "items": [r.item for r in rows],
+                }
+            )
     base = runs[0]["episodes_per_s"]
     for r in runs:
         r["speedup"] = r["episodes_per_s"] / base
-    return {"episodes": episodes, "latency_s": latency, "family": FAMILY, "requests_per_episode": 2,
-            "bound_episodes_per_s_per_lane": 1.0 / (2 * latency) if latency > 0 else None, "runs": runs}
+    return {
+        "episodes": episodes,
+        "latency_s": latency,
+        "family": FAMILY,
+        "requests_per_episode": 2,
+        "bound_episodes_per_s_per_lane": 1.0 / (2 * latency) if latency > 0 else None,
+        "runs": runs,
+    }
 
 
 def report(result: dict[str, Any]) -> str:
     lat = result["latency_s"]
-    lines = ["# Served-model speed: requests in flight", "",
-             (f"`python -m iapo_gym.benchmarks.served_speed --episodes {result['episodes']} --latency {lat:g}`: one cell "
-              f"({result['family']}, difficulty 0, seed 0) played by `openai:MODEL@URL` against a local stand-in server "
-              f"that answers each request after {lat:g} s (two requests per episode: a zoom, then the answer), no "
-              "request cache. The same items in every pass."), "",
-             "| max_in_flight | episodes | requests | wall (s) | episodes/s | most in flight at the server | speed-up | errors |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Served-model speed: requests in flight",
+        "",
+        (
+            f"`python -m iapo_gym.benchmarks.served_speed --episodes {result['episodes']} --latency {lat:g}`: one cell "
+            f"({result['family']}, difficulty 0, seed 0) played by `openai:MODEL@URL` against a local stand-in server "
+            f"that answers each request after {lat:g} s (two requests per episode: a zoom, then the answer), no "
+            "request cache. The same items in every pass."
+        ),
+        "",
+        "| max_in_flight | episodes | requests | wall (s) | episodes/s | most in flight at the server | speed-up | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in result["runs"]:
-        lines.append(f"| {r['max_in_flight']} | {r['episodes']} | {r['requests']} | {r['wall_s']:.2f} | "
-                     f"{r['episodes_per_s']:.2f} | {r['max_in_flight_seen']} | {r['speedup']:.1f}x | {r['errors']} |")
+        lines.append(
+            f"| {r['max_in_flight']} | {r['episodes']} | {r['requests']} | {r['wall_s']:.2f} | "
+            f"{r['episodes_per_s']:.2f} | {r['max_in_flight_seen']} | {r['speedup']:.1f}x | {r['errors']} |"
+        )
     if result.get("bound_episodes_per_s_per_lane"):
-        lines += ["", (f"The latency bounds one request in flight at {result['bound_episodes_per_s_per_lane']:.2f} "
-                       "episodes/s (and N in flight at N times that); the rest is the env (render, zoom) and the client.")]
+        lines += [
+            "",
+            (
+                f"The latency bounds one request in flight at {result['bound_episodes_per_s_per_lane']:.2f} "
+                "episodes/s (and N in flight at N times that); the rest is the env (render, zoom) and the client."
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iapo_gym.benchmarks.served_speed",
-                                     description=(__doc__ or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m iapo_gym.benchmarks.served_speed", description=(__doc__ or "").split("\n\n")[0]
+    )
     parser.add_argument("--episodes", type=int, default=48, help="episodes of the cell (default 48)")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds the stand-in model takes per request (default 0.2)")
     parser.add_argument("--out", default=None, help="folder for served_speed.md and served_speed.json (default: print only)")

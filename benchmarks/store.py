@@ -85,7 +85,8 @@ CREATE TABLE judgements (
 );
 """
 
-_SCHEMA = f"""
+_SCHEMA = (
+    f"""
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION});
 CREATE TABLE suites (
@@ -126,13 +127,17 @@ CREATE TABLE episodes (
     UNIQUE (agent, suite, family, seed, episode),
     FOREIGN KEY (agent, suite, family, seed) REFERENCES cells (agent, suite, family, seed)
 );
-""" + _V2_TABLES + _V3_COLUMNS
+"""
+    + _V2_TABLES
+    + _V3_COLUMNS
+)
 
 _MIGRATE = {
     1: """
 ALTER TABLE episodes ADD COLUMN evidence_hit INTEGER;
 ALTER TABLE episodes ADD COLUMN evidence_read INTEGER;
-""" + _V2_TABLES,
+"""
+    + _V2_TABLES,
     2: _V3_COLUMNS,
 }
 """The steps from each version to the next, run in order in one transaction."""
@@ -228,8 +233,8 @@ def _read_mode(path: Path) -> str:
 def check_store(path: str | Path) -> None:
     """Raise :class:`StoreError` unless ``path`` is absent, empty, or a store of a version this code reads.
 
-    Read-only: the file is never modified, whatever it holds (a hot journal that a killed run left is rolled
-back, as any SQLite reader does; that restores the last committed state).
+        Read-only: the file is never modified, whatever it holds (a hot journal that a killed run left is rolled
+    back, as any SQLite reader does; that restores the last committed state).
     """
     path = Path(path)
     if not path.exists() or (path.is_file() and path.stat().st_size == 0):
@@ -239,23 +244,31 @@ back, as any SQLite reader does; that restores the last committed state).
     try:
         conn = sqlite3.connect(_uri(path, _read_mode(path)), uri=True)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open results store {path} ({exc}); check its permissions or choose another --out folder") from None
+        raise StoreError(
+            f"cannot open results store {path} ({exc}); check its permissions or choose another --out folder"
+        ) from None
     try:
         rows = conn.execute("SELECT version FROM schema_version").fetchall()
     except sqlite3.DatabaseError as exc:
         msg = str(exc)
         if "no such table" in msg:
-            raise StoreError(f"{path} is a SQLite database but not an iapo-bench results store (it has no schema_version "
-                             f"table); it was left untouched: move it away or choose another --out folder") from None
-        raise StoreError(f"{path} is not an iapo-bench results store ({msg}); it was left untouched: move it away "
-                         f"or choose another --out folder") from None
+            raise StoreError(
+                f"{path} is a SQLite database but not an iapo-bench results store (it has no schema_version "
+                f"table); it was left untouched: move it away or choose another --out folder"
+            ) from None
+        raise StoreError(
+            f"{path} is not an iapo-bench results store ({msg}); it was left untouched: move it away "
+            f"or choose another --out folder"
+        ) from None
     finally:
         conn.close()
     versions = sorted({int(r[0]) for r in rows})
     if len(versions) != 1 or versions[0] not in READABLE_VERSIONS:
-        raise StoreError(f"results store {path} has schema version {', '.join(map(str, versions)) or 'none'}; this iapo-gym "
-                         f"reads versions {', '.join(map(str, READABLE_VERSIONS))}. It was left untouched: open it with the "
-                         f"iapo-gym version that wrote it, or run into a new --out folder")
+        raise StoreError(
+            f"results store {path} has schema version {', '.join(map(str, versions)) or 'none'}; this iapo-gym "
+            f"reads versions {', '.join(map(str, READABLE_VERSIONS))}. It was left untouched: open it with the "
+            f"iapo-gym version that wrote it, or run into a new --out folder"
+        )
 
 
 def _version(conn: sqlite3.Connection) -> int:
@@ -270,13 +283,17 @@ class ResultsStore:
         check_store(self.path)
         if readonly:
             if not self.path.is_file() or self.path.stat().st_size == 0:
-                raise StoreError(f"no results in {self.path.parent}: {self.path.name} is missing; run `iapo-bench run ... --out {self.path.parent}` first")
+                raise StoreError(
+                    f"no results in {self.path.parent}: {self.path.name} is missing; run `iapo-bench run ... --out {self.path.parent}` first"
+                )
             self.conn = sqlite3.connect(_uri(self.path, _read_mode(self.path)), uri=True, timeout=30)
         else:
             try:
                 self.conn = sqlite3.connect(self.path, timeout=30)  # waits for another writer instead of failing
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open results store {self.path} for writing ({exc}); check the folder's permissions") from None
+                raise StoreError(
+                    f"cannot open results store {self.path} for writing ({exc}); check the folder's permissions"
+                ) from None
             self.conn.execute("PRAGMA foreign_keys = ON")
             if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
                 self._create()
@@ -303,8 +320,10 @@ class ResultsStore:
         except sqlite3.Error as exc:
             if _version(self.conn) == SCHEMA_VERSION:
                 return  # another run sharing the folder migrated it first
-            raise StoreError(f"cannot migrate results store {self.path} from schema version {old} to {SCHEMA_VERSION} ({exc}); "
-                             f"it was left as it was: check the file's permissions") from None
+            raise StoreError(
+                f"cannot migrate results store {self.path} from schema version {old} to {SCHEMA_VERSION} ({exc}); "
+                f"it was left as it was: check the file's permissions"
+            ) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -335,20 +354,29 @@ class ResultsStore:
             return
         if row[0] != text:
             old, new = json.loads(row[0]), config
-            diff = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
-            raise StoreError(f"{self.path} holds results of suite {suite!r} with other settings ({diff}); results with "
-                             f"different settings are not comparable: run into a new --out folder, or use the same settings")
+            diff = ", ".join(
+                f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+            )
+            raise StoreError(
+                f"{self.path} holds results of suite {suite!r} with other settings ({diff}); results with "
+                f"different settings are not comparable: run into a new --out folder, or use the same settings"
+            )
 
-    def register_tasks(self, suite: str, tasks: dict[str, tuple[str, dict[str, Any]]],
-                       data: dict[str, dict[str, Any]] | None = None) -> None:
+    def register_tasks(
+        self, suite: str, tasks: dict[str, tuple[str, dict[str, Any]]], data: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         """Remember how to make each family's env of ``suite`` (family -> (env id, kwargs)), to replay episodes,
         and for a public data set its ``data`` (family -> scorer and load report; the latest run's wins)."""
         data = data or {}
         with self.conn:
-            self.conn.executemany("INSERT OR IGNORE INTO suite_tasks (suite, family, env_id, env_kwargs) VALUES (?, ?, ?, ?)",
-                                  [(suite, fam, env_id, json.dumps(kw, sort_keys=True)) for fam, (env_id, kw) in tasks.items()])
-            self.conn.executemany("UPDATE suite_tasks SET data = ? WHERE suite = ? AND family = ?",
-                                  [(json.dumps(d, sort_keys=True), suite, fam) for fam, d in data.items()])
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO suite_tasks (suite, family, env_id, env_kwargs) VALUES (?, ?, ?, ?)",
+                [(suite, fam, env_id, json.dumps(kw, sort_keys=True)) for fam, (env_id, kw) in tasks.items()],
+            )
+            self.conn.executemany(
+                "UPDATE suite_tasks SET data = ? WHERE suite = ? AND family = ?",
+                [(json.dumps(d, sort_keys=True), suite, fam) for fam, d in data.items()],
+            )
 
     def task_data(self, suite: str) -> dict[str, dict[str, Any]]:
         """family -> the data report registered for ``suite``'s public data sets (empty for procedural ones)."""
@@ -357,22 +385,27 @@ class ResultsStore:
         rows = self.conn.execute("SELECT family, data FROM suite_tasks WHERE suite = ? AND data IS NOT NULL", (suite,))
         return {fam: json.loads(d) for fam, d in rows}
 
-    def register_agent(self, agent: str, kind: str, source: str, checkpoint_hash: str | None,
-                       config: dict[str, Any] | None = None) -> None:
+    def register_agent(
+        self, agent: str, kind: str, source: str, checkpoint_hash: str | None, config: dict[str, Any] | None = None
+    ) -> None:
         """Remember an agent (and a served model's settings, ``config``); refuse the same leaderboard name for
         a different checkpoint."""
         row = self.conn.execute("SELECT checkpoint_hash FROM agents WHERE agent = ?", (agent,)).fetchone()
         if row is None:
             with self.conn:
                 pos = self.conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM agents").fetchone()[0]
-                self.conn.execute("INSERT OR IGNORE INTO agents (agent, kind, source, checkpoint_hash, position, config) "
-                                  "VALUES (?, ?, ?, ?, ?, ?)", (agent, kind, source, checkpoint_hash, pos,
-                                                                None if config is None else json.dumps(config, sort_keys=True)))
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO agents (agent, kind, source, checkpoint_hash, position, config) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (agent, kind, source, checkpoint_hash, pos, None if config is None else json.dumps(config, sort_keys=True)),
+                )
             return
         if row[0] != checkpoint_hash:
-            raise StoreError(f"{self.path} already has results for agent {agent!r} from checkpoint {row[0] or '(none)'}; "
-                             f"{source} has checkpoint hash {checkpoint_hash or '(none)'}. Give it another leaderboard name "
-                             f"(NAME=PATH) or run into a new --out folder")
+            raise StoreError(
+                f"{self.path} already has results for agent {agent!r} from checkpoint {row[0] or '(none)'}; "
+                f"{source} has checkpoint hash {checkpoint_hash or '(none)'}. Give it another leaderboard name "
+                f"(NAME=PATH) or run into a new --out folder"
+            )
 
     # -- cells ---------------------------------------------------------------------------------------------
     def finished_cells(self) -> set[tuple[str, str, str, int]]:
@@ -384,11 +417,16 @@ class ResultsStore:
     def _errored_cells(self) -> set[tuple[str, str, str, int]]:
         if self.version < 3:
             return set()
-        return {(a, s, f, int(sd)) for a, s, f, sd in self.conn.execute(
-            "SELECT DISTINCT agent, suite, family, seed FROM episodes WHERE error IS NOT NULL")}
+        return {
+            (a, s, f, int(sd))
+            for a, s, f, sd in self.conn.execute(
+                "SELECT DISTINCT agent, suite, family, seed FROM episodes WHERE error IS NOT NULL"
+            )
+        }
 
-    def insert_cell(self, cell: CellRow, episodes: Sequence[EpisodeRow],
-                    trajectories: Sequence[Trajectory | None] | None = None) -> bool:
+    def insert_cell(
+        self, cell: CellRow, episodes: Sequence[EpisodeRow], trajectories: Sequence[Trajectory | None] | None = None
+    ) -> bool:
         """Insert a finished cell, all its episodes and their trajectories (if given, one per episode, ``None``
         for an episode without one) in one transaction.
 
@@ -396,9 +434,13 @@ class ResultsStore:
         finished it first.
         """
         if len(episodes) != cell.episodes:
-            raise ValueError(f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(episodes)} episodes for {cell.episodes} expected")
+            raise ValueError(
+                f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(episodes)} episodes for {cell.episodes} expected"
+            )
         if trajectories is not None and len(trajectories) != len(episodes):
-            raise ValueError(f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(trajectories)} trajectories for {len(episodes)} episodes")
+            raise ValueError(
+                f"cell {cell.agent}/{cell.suite}/{cell.family}/seed {cell.seed}: {len(trajectories)} trajectories for {len(episodes)} episodes"
+            )
         traj = [(e, t) for e, t in zip(episodes, trajectories or ()) if t is not None]
         key = (cell.agent, cell.suite, cell.family, cell.seed)
         try:
@@ -409,20 +451,55 @@ class ResultsStore:
                 self.conn.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(asdict(cell).values()))
                 self.conn.executemany(
                     f"INSERT INTO episodes ({', '.join(_EPISODE_COLUMNS)}) VALUES ({', '.join('?' * len(_EPISODE_COLUMNS))})",
-                    [(e.agent, e.checkpoint_hash, e.suite, e.family, e.seed, e.episode, e.item, int(e.correct), e.reward,
-                      json.dumps(e.reward_terms, sort_keys=True), json.dumps(e.tool_calls, sort_keys=True), e.invalid_calls,
-                      e.steps, e.alignment, e.wall_time, e.ocr, _flag(e.evidence_hit), _flag(e.evidence_read),
-                      int(e.scored), e.error, None if e.usage is None else json.dumps(e.usage, sort_keys=True))
-                     for e in episodes],
+                    [
+                        (
+                            e.agent,
+                            e.checkpoint_hash,
+                            e.suite,
+                            e.family,
+                            e.seed,
+                            e.episode,
+                            e.item,
+                            int(e.correct),
+                            e.reward,
+                            json.dumps(e.reward_terms, sort_keys=True),
+                            json.dumps(e.tool_calls, sort_keys=True),
+                            e.invalid_calls,
+                            e.steps,
+                            e.alignment,
+                            e.wall_time,
+                            e.ocr,
+                            _flag(e.evidence_hit),
+                            _flag(e.evidence_read),
+                            int(e.scored),
+                            e.error,
+                            None if e.usage is None else json.dumps(e.usage, sort_keys=True),
+                        )
+                        for e in episodes
+                    ],
                 )
                 self.conn.executemany(
                     "INSERT INTO trajectories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(e.agent, e.suite, e.family, e.seed, e.episode, t.question, json.dumps(list(t.answers)), t.answer,
-                      json.dumps([s.to_dict() for s in t.steps], separators=(",", ":"))) for e, t in traj],
+                    [
+                        (
+                            e.agent,
+                            e.suite,
+                            e.family,
+                            e.seed,
+                            e.episode,
+                            t.question,
+                            json.dumps(list(t.answers)),
+                            t.answer,
+                            json.dumps([s.to_dict() for s in t.steps], separators=(",", ":")),
+                        )
+                        for e, t in traj
+                    ],
                 )
         except sqlite3.IntegrityError:
-            if self.conn.execute("SELECT 1 FROM cells WHERE agent = ? AND suite = ? AND family = ? AND seed = ?",
-                                 (cell.agent, cell.suite, cell.family, cell.seed)).fetchone():
+            if self.conn.execute(
+                "SELECT 1 FROM cells WHERE agent = ? AND suite = ? AND family = ? AND seed = ?",
+                (cell.agent, cell.suite, cell.family, cell.seed),
+            ).fetchone():
                 return False
             raise
         return True
@@ -433,8 +510,12 @@ class ResultsStore:
 
     def agents(self) -> list[AgentRow]:
         config = "config" if self.version >= 3 else "NULL"
-        return [AgentRow(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5])) for r in self.conn.execute(
-            f"SELECT agent, kind, source, checkpoint_hash, position, {config} FROM agents ORDER BY position")]
+        return [
+            AgentRow(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else json.loads(r[5]))
+            for r in self.conn.execute(
+                f"SELECT agent, kind, source, checkpoint_hash, position, {config} FROM agents ORDER BY position"
+            )
+        ]
 
     # -- judgements -----------------------------------------------------------------------------------------
     def insert_judgements(self, judge: str, rows: Sequence[tuple[EpisodeRow, Judgement]]) -> None:
@@ -442,8 +523,18 @@ class ResultsStore:
         with self.conn:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*_key(e), judge, None if j.verdict is None else int(j.verdict), j.extracted, j.error,
-                  None if j.usage is None else json.dumps(j.usage, sort_keys=True)) for e, j in rows])
+                [
+                    (
+                        *_key(e),
+                        judge,
+                        None if j.verdict is None else int(j.verdict),
+                        j.extracted,
+                        j.error,
+                        None if j.usage is None else json.dumps(j.usage, sort_keys=True),
+                    )
+                    for e, j in rows
+                ],
+            )
 
     def judgements(self, suite: str | None = None) -> dict[tuple[str, str, str, int, int], dict[str, Judgement]]:
         """Episode key -> judge -> its verdict (empty for stores before version 3)."""
@@ -452,9 +543,11 @@ class ResultsStore:
         q = "SELECT agent, suite, family, seed, episode, judge, verdict, extracted, error, usage FROM judgements"
         out: dict[tuple[str, str, str, int, int], dict[str, Judgement]] = {}
         for a, s, f, sd, ep, judge, verdict, extracted, error, usage in self.conn.execute(
-                q + (" WHERE suite = ?" if suite else ""), (suite,) if suite else ()):
+            q + (" WHERE suite = ?" if suite else ""), (suite,) if suite else ()
+        ):
             out.setdefault((a, s, f, int(sd), int(ep)), {})[judge] = Judgement(
-                None if verdict is None else bool(verdict), extracted or "", error, None if usage is None else json.loads(usage))
+                None if verdict is None else bool(verdict), extracted or "", error, None if usage is None else json.loads(usage)
+            )
         return out
 
     def cells(self, suite: str | None = None) -> list[CellRow]:
@@ -468,10 +561,16 @@ class ResultsStore:
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
-        cols = (*_EPISODE_COLUMNS[:-5], *(_EPISODE_COLUMNS[-5:-3] if self.version >= 2 else ("NULL", "NULL")),
-                *(_EPISODE_COLUMNS[-3:] if self.version >= 3 else ("NULL", "NULL", "NULL")))
-        q = (f"SELECT {', '.join(cols)} FROM episodes" + (" WHERE " + " AND ".join(where) if where else "")
-             + " ORDER BY agent, suite, family, seed, episode")
+        cols = (
+            *_EPISODE_COLUMNS[:-5],
+            *(_EPISODE_COLUMNS[-5:-3] if self.version >= 2 else ("NULL", "NULL")),
+            *(_EPISODE_COLUMNS[-3:] if self.version >= 3 else ("NULL", "NULL", "NULL")),
+        )
+        q = (
+            f"SELECT {', '.join(cols)} FROM episodes"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY agent, suite, family, seed, episode"
+        )
         return [_episode(r) for r in self.conn.execute(q, args)]
 
     def count(self, table: str) -> int:
@@ -486,33 +585,72 @@ class ResultsStore:
         """``(env_id, env_kwargs)`` of a suite's family, as run (``None``: not recorded, e.g. a version-1 store)."""
         if self.version < 2:
             return None
-        row = self.conn.execute("SELECT env_id, env_kwargs FROM suite_tasks WHERE suite = ? AND family = ?", (suite, family)).fetchone()
+        row = self.conn.execute(
+            "SELECT env_id, env_kwargs FROM suite_tasks WHERE suite = ? AND family = ?", (suite, family)
+        ).fetchone()
         return None if row is None else (row[0], json.loads(row[1]))
 
     def has_trajectory(self, episode: EpisodeRow) -> bool:
         if self.version < 2:
             return False
-        return self.conn.execute("SELECT 1 FROM trajectories WHERE agent = ? AND suite = ? AND family = ? AND seed = ? AND episode = ?",
-                                 _key(episode)).fetchone() is not None
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM trajectories WHERE agent = ? AND suite = ? AND family = ? AND seed = ? AND episode = ?",
+                _key(episode),
+            ).fetchone()
+            is not None
+        )
 
     def trajectory(self, episode: EpisodeRow) -> Trajectory | None:
         """The stored trajectory of ``episode`` (``None``: it was run without one, e.g. before schema version 2)."""
         if self.version < 2:
             return None
-        row = self.conn.execute("SELECT question, answers, answer, steps FROM trajectories WHERE agent = ? AND suite = ? "
-                                "AND family = ? AND seed = ? AND episode = ?", _key(episode)).fetchone()
+        row = self.conn.execute(
+            "SELECT question, answers, answer, steps FROM trajectories WHERE agent = ? AND suite = ? "
+            "AND family = ? AND seed = ? AND episode = ?",
+            _key(episode),
+        ).fetchone()
         if row is None:
             return None
         question, answers, answer, steps = row
-        return Trajectory.from_dict({"family": episode.family, "scene_id": episode.item, "question": question,
-                                     "answers": json.loads(answers), "steps": json.loads(steps), "answer": answer,
-                                     "correct": episode.correct, "evidence_hit": episode.evidence_hit,
-                                     "evidence_read": episode.evidence_read})
+        return Trajectory.from_dict(
+            {
+                "family": episode.family,
+                "scene_id": episode.item,
+                "question": question,
+                "answers": json.loads(answers),
+                "steps": json.loads(steps),
+                "answer": answer,
+                "correct": episode.correct,
+                "evidence_hit": episode.evidence_hit,
+                "evidence_read": episode.evidence_read,
+            }
+        )
 
 
-_EPISODE_COLUMNS = ("agent", "checkpoint_hash", "suite", "family", "seed", "episode", "item", "correct", "reward", "reward_terms",
-                    "tool_calls", "invalid_calls", "steps", "alignment", "wall_time", "ocr", "evidence_hit", "evidence_read",
-                    "scored", "error", "usage")
+_EPISODE_COLUMNS = (
+    "agent",
+    "checkpoint_hash",
+    "suite",
+    "family",
+    "seed",
+    "episode",
+    "item",
+    "correct",
+    "reward",
+    "reward_terms",
+    "tool_calls",
+    "invalid_calls",
+    "steps",
+    "alignment",
+    "wall_time",
+    "ocr",
+    "evidence_hit",
+    "evidence_read",
+    "scored",
+    "error",
+    "usage",
+)
 
 
 def _key(e: EpisodeRow) -> tuple[str, str, str, int, int]:
@@ -524,17 +662,67 @@ def _flag(value: bool | None) -> int | None:
 
 
 def _episode(r: Iterable[Any]) -> EpisodeRow:
-    (agent, ckpt, suite, family, seed, episode, item, correct, reward, terms, calls, invalid, steps, align, wall, ocr, hit, read,
-     scored, error, usage) = r
-    return EpisodeRow(agent, ckpt, suite, family, int(seed), int(episode), int(item), bool(correct), float(reward),
-                      json.loads(terms), json.loads(calls), int(invalid), int(steps),
-                      None if align is None else float(align), float(wall), ocr,
-                      None if hit is None else bool(hit), None if read is None else bool(read),
-                      scored is None or bool(scored), error, None if usage is None else json.loads(usage))
+    (
+        agent,
+        ckpt,
+        suite,
+        family,
+        seed,
+        episode,
+        item,
+        correct,
+        reward,
+        terms,
+        calls,
+        invalid,
+        steps,
+        align,
+        wall,
+        ocr,
+        hit,
+        read,
+        scored,
+        error,
+        usage,
+    ) = r
+    return EpisodeRow(
+        agent,
+        ckpt,
+        suite,
+        family,
+        int(seed),
+        int(episode),
+        int(item),
+        bool(correct),
+        float(reward),
+        json.loads(terms),
+        json.loads(calls),
+        int(invalid),
+        int(steps),
+        None if align is None else float(align),
+        float(wall),
+        ocr,
+        None if hit is None else bool(hit),
+        None if read is None else bool(read),
+        scored is None or bool(scored),
+        error,
+        None if usage is None else json.loads(usage),
+    )
 
 
-__all__ = ["DB_NAME", "READABLE_VERSIONS", "SCHEMA_VERSION", "AgentRow", "CellRow", "EpisodeRow", "Judgement", "RequestCache",
-           "ResultsStore", "StoreError", "check_store"]
+__all__ = [
+    "DB_NAME",
+    "READABLE_VERSIONS",
+    "SCHEMA_VERSION",
+    "AgentRow",
+    "CellRow",
+    "EpisodeRow",
+    "Judgement",
+    "RequestCache",
+    "ResultsStore",
+    "StoreError",
+    "check_store",
+]
 
 
 class RequestCache:
@@ -557,8 +745,10 @@ class RequestCache:
 
     def put(self, key: str, response: dict[str, Any]) -> None:
         with self.conn:
-            self.conn.execute("INSERT OR IGNORE INTO requests VALUES (?, ?, ?)",
-                              (key, json.dumps(response, sort_keys=True), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")))
+            self.conn.execute(
+                "INSERT OR IGNORE INTO requests VALUES (?, ?, ?)",
+                (key, json.dumps(response, sort_keys=True), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")),
+            )
         self.puts += 1
 
     def __len__(self) -> int:

@@ -59,8 +59,21 @@ SMALL_RANGE = 1 << 24
 """Id ranges up to this size (data sets) are shuffled whole, so a cell never repeats an item; larger ones
 (procedural scene ids) are sampled, where a repeat is astronomically unlikely and is redrawn anyway."""
 
-_KEYS = ("name", "description", "seeds", "episodes", "difficulty", "ocr", "view_size", "budget", "families", "dataset",
-         "datasets", "teacher", "alignment")
+_KEYS = (
+    "name",
+    "description",
+    "seeds",
+    "episodes",
+    "difficulty",
+    "ocr",
+    "view_size",
+    "budget",
+    "families",
+    "dataset",
+    "datasets",
+    "teacher",
+    "alignment",
+)
 _DATASET_KEYS = ("source", "split", "path", "family")
 
 
@@ -123,9 +136,11 @@ class Suite:
         if not self.datasets:
             return self
         if data_dir is None:
-            raise SuiteError(f"suite {self.name!r} reads local copies of public test sets ({', '.join(self.datasets)}): "
-                             f"give --data-dir DIR (data_dir=), the folder you unpacked them into (see the README, "
-                             f"'Public test sets')")
+            raise SuiteError(
+                f"suite {self.name!r} reads local copies of public test sets ({', '.join(self.datasets)}): "
+                f"give --data-dir DIR (data_dir=), the folder you unpacked them into (see the README, "
+                f"'Public test sets')"
+            )
         folder = Path(data_dir).expanduser().resolve()
         if not folder.is_dir():
             raise SuiteError(f"--data-dir {str(data_dir)!r} is not a folder; give the folder you unpacked the data sets into")
@@ -192,8 +207,12 @@ def suite_path(name_or_path: str | Path) -> Path:
     if path.is_file():
         return path
     if text.endswith((".yaml", ".yml")) or "/" in text:
-        raise SuiteError(f"suite file not found: {text!r}; give a built-in suite ({', '.join(builtin_suites())}) or an existing .yaml file")
-    raise SuiteError(f"unknown suite {text!r}; built-in suites: {', '.join(builtin_suites())}; or give a path to a suite .yaml file")
+        raise SuiteError(
+            f"suite file not found: {text!r}; give a built-in suite ({', '.join(builtin_suites())}) or an existing .yaml file"
+        )
+    raise SuiteError(
+        f"unknown suite {text!r}; built-in suites: {', '.join(builtin_suites())}; or give a path to a suite .yaml file"
+    )
 
 
 def load_suite(suite: str | Path | Suite, *, trust_remote_code: bool = False) -> Suite:
@@ -255,8 +274,10 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
     alignment = _alignment(raw.get("alignment"), teacher, where)
     given = [k for k in ("families", "dataset", "datasets") if k in raw]
     if len(given) != 1:
-        raise SuiteError(f"{where}: give exactly one of 'families' (a list like [HBar, TableQA]), 'dataset' "
-                         f"(like {{source: easy-vqa, split: test}}) or 'datasets' (public sets like [refocus-hbar, charxiv])")
+        raise SuiteError(
+            f"{where}: give exactly one of 'families' (a list like [HBar, TableQA]), 'dataset' "
+            f"(like {{source: easy-vqa, split: test}}) or 'datasets' (public sets like [refocus-hbar, charxiv])"
+        )
     if episodes is None and "datasets" not in raw:
         raise SuiteError(f"{where}: 'episodes: all' applies to public data sets ('datasets'); give a number of episodes")
     dataset: dict[str, Any] | None = None
@@ -266,7 +287,9 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
     elif "families" in raw:
         fams = raw["families"]
         if not isinstance(fams, list) or not fams:
-            raise SuiteError(f"{where}: 'families' must be a non-empty list of family names from {', '.join(FAMILIES)}; got {fams!r}")
+            raise SuiteError(
+                f"{where}: 'families' must be a non-empty list of family names from {', '.join(FAMILIES)}; got {fams!r}"
+            )
         for fam in fams:
             if fam not in FAMILIES:
                 raise SuiteError(f"{where}: unknown family {fam!r}; known: {', '.join(FAMILIES)}")
@@ -276,9 +299,22 @@ def parse_suite(raw: Any, path: Path, *, trust_remote_code: bool = False) -> Sui
     else:
         dataset, task = _dataset_task(raw["dataset"], path, common, where)
         tasks = (task,)
-    return Suite(name=name, description=description.strip(), seeds=seeds, episodes=episodes, difficulty=difficulty,
-                 ocr=ocr, view_size=view_size, tasks=tasks, budget=budget, dataset=dataset, path=str(path),
-                 teacher=teacher, datasets=datasets, alignment=alignment)
+    return Suite(
+        name=name,
+        description=description.strip(),
+        seeds=seeds,
+        episodes=episodes,
+        difficulty=difficulty,
+        ocr=ocr,
+        view_size=view_size,
+        tasks=tasks,
+        budget=budget,
+        dataset=dataset,
+        path=str(path),
+        teacher=teacher,
+        datasets=datasets,
+        alignment=alignment,
+    )
 
 
 DEFAULT_ALIGNMENT = {"divergence": "kl", "over": "blocks"}
@@ -304,7 +340,9 @@ def _real_tasks(spec: Any, common: dict[str, Any], where: str) -> tuple[tuple[st
     """One ``RealVQA-v0`` task per public set named ``NAME`` or ``NAME:SPLIT`` (``data_dir`` comes later,
     from :meth:`Suite.with_data_dir`)."""
     if not isinstance(spec, list) or not spec or not all(isinstance(x, str) and x.strip() for x in spec):
-        raise SuiteError(f"{where}: 'datasets' must be a non-empty list of public set names from {', '.join(DATASETS)}; got {spec!r}")
+        raise SuiteError(
+            f"{where}: 'datasets' must be a non-empty list of public set names from {', '.join(DATASETS)}; got {spec!r}"
+        )
     if len(set(spec)) != len(spec):
         raise SuiteError(f"{where}: 'datasets' lists a set twice: {spec!r}")
     kwargs = {k: v for k, v in common.items() if k != "difficulty"}
@@ -321,19 +359,27 @@ def _real_tasks(spec: Any, common: dict[str, Any], where: str) -> tuple[tuple[st
 
 def _dataset_task(spec: Any, path: Path, common: dict[str, Any], where: str) -> tuple[dict[str, Any], Task]:
     if not isinstance(spec, dict):
-        raise SuiteError(f"{where}: 'dataset' must be a mapping like {{source: easy-vqa, split: test}} or {{path: data.jsonl}}; got {spec!r}")
+        raise SuiteError(
+            f"{where}: 'dataset' must be a mapping like {{source: easy-vqa, split: test}} or {{path: data.jsonl}}; got {spec!r}"
+        )
     unknown = sorted(set(map(str, spec)) - set(_DATASET_KEYS))
     if unknown:
         raise SuiteError(f"{where}: unknown dataset key {unknown[0]!r}; allowed: {', '.join(_DATASET_KEYS)}")
     if ("source" in spec) == ("path" in spec):
-        raise SuiteError(f"{where}: 'dataset' needs exactly one of 'source' ({', '.join(DATASET_SOURCES)}) or 'path' (a JSONL file)")
+        raise SuiteError(
+            f"{where}: 'dataset' needs exactly one of 'source' ({', '.join(DATASET_SOURCES)}) or 'path' (a JSONL file)"
+        )
     family = spec.get("family")
     if family is not None and (not isinstance(family, str) or not family.strip()):
-        raise SuiteError(f"{where}: dataset 'family' must be a non-empty string (the column name on the leaderboard); got {family!r}")
+        raise SuiteError(
+            f"{where}: dataset 'family' must be a non-empty string (the column name on the leaderboard); got {family!r}"
+        )
     if "source" in spec:
         source, split = spec["source"], spec.get("split", "test")
         if source not in DATASET_SOURCES:
-            raise SuiteError(f"{where}: unknown dataset source {source!r}; known: {', '.join(DATASET_SOURCES)} (or give path: to a JSONL file)")
+            raise SuiteError(
+                f"{where}: unknown dataset source {source!r}; known: {', '.join(DATASET_SOURCES)} (or give path: to a JSONL file)"
+            )
         if split not in ("train", "test"):
             raise SuiteError(f"{where}: dataset 'split' must be 'train' or 'test'; got {split!r}")
         kwargs = {"source": source, "split": split, **common}
@@ -347,7 +393,9 @@ def _dataset_task(spec: Any, path: Path, common: dict[str, Any], where: str) -> 
             raise SuiteError(f"{where}: dataset 'path' must be a JSONL file path (relative to the suite file); got {rel!r}")
         file = (path.parent / rel).resolve()
         if not file.is_file():
-            raise SuiteError(f"{where}: dataset file not found: {str(file)!r} (relative paths are resolved against the suite file's folder)")
+            raise SuiteError(
+                f"{where}: dataset file not found: {str(file)!r} (relative paths are resolved against the suite file's folder)"
+            )
         kwargs = {"path": str(file), **common}
         family = family or Path(rel).stem
         normalized = {"path": rel, "family": family}
@@ -372,4 +420,14 @@ def check_seeds(seeds: Any, *, where: str = "seeds") -> tuple[int, ...]:
     return tuple(int(s) for s in seeds)
 
 
-__all__ = ["SUITES_DIR", "Suite", "SuiteError", "Task", "builtin_suites", "check_seeds", "load_suite", "parse_suite", "suite_path"]
+__all__ = [
+    "SUITES_DIR",
+    "Suite",
+    "SuiteError",
+    "Task",
+    "builtin_suites",
+    "check_seeds",
+    "load_suite",
+    "parse_suite",
+    "suite_path",
+]

@@ -43,8 +43,11 @@ def agreement(teacher: ModelTeacher, family: str, difficulty: int, decisions: in
         overlaps.append(topk_overlap(oi, mi + 1e-12, k))
         kls_cells.append(kl(oi, mi + 1e-12))
         kls_blocks.append(kl(o.vector("blocks"), m.vector("blocks")))
-    return {"topk_overlap": float(np.mean(overlaps)), "kl_cells": float(np.mean(kls_cells)),
-            "kl_blocks": float(np.mean(kls_blocks))}
+    return {
+        "topk_overlap": float(np.mean(overlaps)),
+        "kl_cells": float(np.mean(kls_cells)),
+        "kl_blocks": float(np.mean(kls_blocks)),
+    }
 
 
 def accuracy(policy: CompactPolicy, family: str, difficulty: int, episodes: int) -> float:
@@ -73,26 +76,42 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(1)
     untrained = ModelTeacher(CompactPolicy(CompactConfig(**agent.policy.config_dict())))
     n_t, n_s = (sum(q.numel() for q in m.parameters()) for m in (agent.policy, student))
-    lines = [f"Model teacher: {n_t} parameters, view {agent.policy.config.view_size} px; student: {n_s} parameters, "
-             f"view {student.config.view_size} px; both behaviour-cloned from the same {args.episodes} oracle episodes "
-             f"({args.epochs} epochs), difficulty {args.difficulty}, {args.eval} test items per family.", "",
-             "| family | teacher accuracy | student accuracy | teacher top-k overlap with the oracle (untrained) | "
-             "KL cells (untrained) | KL blocks (untrained) |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Model teacher: {n_t} parameters, view {agent.policy.config.view_size} px; student: {n_s} parameters, "
+        f"view {student.config.view_size} px; both behaviour-cloned from the same {args.episodes} oracle episodes "
+        f"({args.epochs} epochs), difficulty {args.difficulty}, {args.eval} test items per family.",
+        "",
+        "| family | teacher accuracy | student accuracy | teacher top-k overlap with the oracle (untrained) | "
+        "KL cells (untrained) | KL blocks (untrained) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     results: dict[str, dict[str, float]] = {}
     for family in HEADLINE_FAMILIES:
-        t_acc, s_acc = accuracy(agent.policy, family, args.difficulty, args.eval), accuracy(student, family, args.difficulty, args.eval)
+        t_acc, s_acc = (
+            accuracy(agent.policy, family, args.difficulty, args.eval),
+            accuracy(student, family, args.difficulty, args.eval),
+        )
         a, u = agreement(trained, family, args.difficulty, args.eval), agreement(untrained, family, args.difficulty, args.eval)
         results[family] = {"teacher_accuracy": t_acc, "student_accuracy": s_acc, **a}
-        lines.append(f"| {family} | {t_acc:.2f} | {s_acc:.2f} | {a['topk_overlap']:.2f} ({u['topk_overlap']:.2f}) | "
-                     f"{a['kl_cells']:.2f} ({u['kl_cells']:.2f}) | {a['kl_blocks']:.2f} ({u['kl_blocks']:.2f}) |")
+        lines.append(
+            f"| {family} | {t_acc:.2f} | {s_acc:.2f} | {a['topk_overlap']:.2f} ({u['topk_overlap']:.2f}) | "
+            f"{a['kl_cells']:.2f} ({u['kl_cells']:.2f}) | {a['kl_blocks']:.2f} ({u['kl_blocks']:.2f}) |"
+        )
         print(lines[-1], flush=True)
     t_avg = float(np.mean([r["teacher_accuracy"] for r in results.values()]))
     s_avg = float(np.mean([r["student_accuracy"] for r in results.values()]))
     lines.append(f"| **average** | **{t_avg:.3f}** | **{s_avg:.3f}** | | | |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(args.docs / "teacher_quality.md", table)
-    atomic_write_json(args.docs / "teacher_quality.json", {"families": results, "teacher_average": t_avg,
-                                                           "student_average": s_avg, "config": {k: str(v) for k, v in vars(args).items()}})
+    atomic_write_json(
+        args.docs / "teacher_quality.json",
+        {
+            "families": results,
+            "teacher_average": t_avg,
+            "student_average": s_avg,
+            "config": {k: str(v) for k, v in vars(args).items()},
+        },
+    )
     print(table)
     print(f"teacher checkpoint: {args.out} (use --teacher model:{args.out})")
 

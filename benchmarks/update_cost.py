@@ -25,7 +25,10 @@ from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_json, atomic_write_text
 
 METHODS: dict[str, dict[str, Any]] = {
-    "grpo": {"reward": "grpo"}, "iapo (default)": {"reward": "iapo"}, "iapo (paper)": {"reward": "iapo", "preset": "paper"}}
+    "grpo": {"reward": "grpo"},
+    "iapo (default)": {"reward": "iapo"},
+    "iapo (paper)": {"reward": "iapo", "preset": "paper"},
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,9 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     policy = CompactPolicy()
     env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": 0}
-    trainers = {name: GroupTrainer(TrainConfig(env_kwargs=env_kwargs, updates=10**6, seed=0, questions=args.questions,
-                                                group_size=args.group_size, **fields), copy.deepcopy(policy))
-                for name, fields in METHODS.items()}
+    trainers = {
+        name: GroupTrainer(
+            TrainConfig(
+                env_kwargs=env_kwargs, updates=10**6, seed=0, questions=args.questions, group_size=args.group_size, **fields
+            ),
+            copy.deepcopy(policy),
+        )
+        for name, fields in METHODS.items()
+    }
     times: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
     for i in range(args.updates + 1):
         for name, trainer in trainers.items():
@@ -50,9 +59,13 @@ def main(argv: list[str] | None = None) -> None:
             if i:  # the first update of each warms caches
                 times[name].append({"attribution": row.get("attribution_s", 0.0), "total": row["update_s"]})
     base = float(np.median([t["total"] for t in times["grpo"]]))
-    lines = [f"Seconds per update (median of {args.updates}, one process, {args.threads} thread(s), the methods taking "
-             f"turns; {args.questions} questions x {args.group_size} rollouts, 2 epochs, six headline families at difficulty 0):", "",
-             "| method | attribution pass (before the update) | total | x GRPO |", "|---|---:|---:|---:|"]
+    lines = [
+        f"Seconds per update (median of {args.updates}, one process, {args.threads} thread(s), the methods taking "
+        f"turns; {args.questions} questions x {args.group_size} rollouts, 2 epochs, six headline families at difficulty 0):",
+        "",
+        "| method | attribution pass (before the update) | total | x GRPO |",
+        "|---|---:|---:|---:|",
+    ]
     summary = {}
     for name, ts in times.items():
         med = {k: float(np.median([t[k] for t in ts])) for k in ("attribution", "total")}

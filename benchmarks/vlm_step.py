@@ -58,16 +58,25 @@ def run(reward: str, student: Path, teacher: Path, args: argparse.Namespace, out
 
         trainer.add_callback(Times())
 
-    cfg = VLMTrainConfig(model=str(student), out=str(out), teacher=f"vlm:{teacher}" if reward == "iapo" else None,
-                         reward=reward, preset=args.preset, iapo={"weighting": "all"} if args.preset == "default" else {},
-                         env_kwargs={"view_size": args.view_size, "budget": 2}, max_steps=args.steps + 1,
-                         num_generations=args.group_size, batch_size=args.group_size, dataset_size=4,
-                         max_completion_length=args.max_completion_length, lr=1e-4)
+    cfg = VLMTrainConfig(
+        model=str(student),
+        out=str(out),
+        teacher=f"vlm:{teacher}" if reward == "iapo" else None,
+        reward=reward,
+        preset=args.preset,
+        iapo={"weighting": "all"} if args.preset == "default" else {},
+        env_kwargs={"view_size": args.view_size, "budget": 2},
+        max_steps=args.steps + 1,
+        num_generations=args.group_size,
+        batch_size=args.group_size,
+        dataset_size=4,
+        max_completion_length=args.max_completion_length,
+        lr=1e-4,
+    )
     train_vlm(cfg, progress=False, before_train=hook)
     rows = list(csv.DictReader((out / "curves.csv").open()))
     timed = times[1:] or times
-    return {"seconds": sum(timed) / len(timed), "steps": float(len(timed)),
-            "calls_zoom": float(rows[-1].get("calls_zoom") or 0)}
+    return {"seconds": sum(timed) / len(timed), "steps": float(len(timed)), "calls_zoom": float(rows[-1].get("calls_zoom") or 0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,13 +104,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         student = build_tiny_vlm(Path(tmp) / "student", family=args.family, layers=args.layers, hidden=args.hidden)
-        teacher = build_tiny_vlm(Path(tmp) / "teacher", family=args.family, layers=args.layers + 1,
-                                 hidden=args.hidden * 3 // 2, seed=1)
+        teacher = build_tiny_vlm(
+            Path(tmp) / "teacher", family=args.family, layers=args.layers + 1, hidden=args.hidden * 3 // 2, seed=1
+        )
         results = {r: run(r, student, teacher, args, Path(tmp) / r) for r in ("grpo", "iapo")}
     ratio = results["iapo"]["seconds"] / results["grpo"]["seconds"]
-    print(f"tiny {args.family} (hidden {args.hidden}, {args.layers} layers), TRL GRPOTrainer, G={args.group_size}, "
-          f"view {args.view_size}, IAPO preset {args.preset!r}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"tiny {args.family} (hidden {args.hidden}, {args.layers} layers), TRL GRPOTrainer, G={args.group_size}, "
+        f"view {args.view_size}, IAPO preset {args.preset!r}, device {'cuda' if torch.cuda.is_available() else 'cpu'}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     print("| reward | s / step | zoom calls / episode |\n|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['seconds']:.2f} | {r['calls_zoom']:.1f} |")

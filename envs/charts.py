@@ -32,16 +32,28 @@ def bar_question(
         return f"What is the value of the {noun} {a}?", (str(values[i]),), (evidence[i],), Program("read"), (a, "value")
     if kind == 1:
         return (
-            f"What is the value of {a} minus the value of {b}?", (str(values[i] - values[j]),),
-            (evidence[i], evidence[j]), Program("diff"), (a, b, "minus"),
+            f"What is the value of {a} minus the value of {b}?",
+            (str(values[i] - values[j]),),
+            (evidence[i], evidence[j]),
+            Program("diff"),
+            (a, b, "minus"),
         )
     if kind == 2:
         return (
-            f"What is the sum of the values of {a} and {b}?", (str(values[i] + values[j]),),
-            (evidence[i], evidence[j]), Program("sum"), (a, b, "sum"),
+            f"What is the sum of the values of {a} and {b}?",
+            (str(values[i] + values[j]),),
+            (evidence[i], evidence[j]),
+            Program("sum"),
+            (a, b, "sum"),
         )
     yes = "yes" if values[i] > values[j] else "no"
-    return f"Is the value of {a} larger than that of {b}?", (yes,), (evidence[i], evidence[j]), Program("compare"), (a, b, "larger")
+    return (
+        f"Is the value of {a} larger than that of {b}?",
+        (yes,),
+        (evidence[i], evidence[j]),
+        Program("compare"),
+        (a, b, "larger"),
+    )
 
 
 def _distinct_values(rng: np.random.Generator, n: int) -> list[int]:
@@ -70,7 +82,10 @@ def easy_bar_question(
     the ``extreme`` one ("longest", "tallest"). Returns the same tuple as :func:`bar_question`."""
     word = colour if cue == "colour" else extreme
     return (
-        f"What is the value of the {word} bar?", (str(values[target]),), (evidence[target],), Program("read"),
+        f"What is the value of the {word} bar?",
+        (str(values[target]),),
+        (evidence[target],),
+        Program("read"),
         (word, "value"),
     )
 
@@ -127,9 +142,7 @@ class HBarEnv(ToolVQAEnv):
             layout.append(Region("bar", union(lab_item.box, bar, val_item.box), lab, str(val)))
         c.line((left, y0), (left, y0 + h), (0, 0, 0))
         if easy:
-            q, answers, ev, program, keys = easy_bar_question(
-                cue, target, values, evidence, list(COLORS)[color_index], "longest"
-            )
+            q, answers, ev, program, keys = easy_bar_question(cue, target, values, evidence, list(COLORS)[color_index], "longest")
             meta: dict[str, object] = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
@@ -202,9 +215,7 @@ class VBarEnv(ToolVQAEnv):
                 c.rect(lx, y0 - 25, lx + 12, y0 - 13, colors[g])
                 c.text(name, lx + 16, y0 - 19, SMALL)
         if easy:
-            q, answers, ev, program, keys = easy_bar_question(
-                cue, target, values, evidence, list(COLORS)[picks[0]], "tallest"
-            )
+            q, answers, ev, program, keys = easy_bar_question(cue, target, values, evidence, list(COLORS)[picks[0]], "tallest")
             meta: dict[str, object] = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")

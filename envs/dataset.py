@@ -75,7 +75,7 @@ def _record_problem(obj: Any) -> str | None:
         return f"missing field 'answers'; each record needs 'image', 'question' and 'answers', like {_EXAMPLE}"
     answers = obj["answers"]
     if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
-        return f"field 'answers' must be a non-empty list of non-empty strings, like [\"42\", \"forty-two\"]; got {answers!r}"
+        return f'field \'answers\' must be a non-empty list of non-empty strings, like ["42", "forty-two"]; got {answers!r}'
     if "family" in obj and (not isinstance(obj["family"], str) or not obj["family"].strip()):
         return f"field 'family' must be a non-empty string (a name to report results by); got {obj['family']!r}"
     evidence = obj.get("evidence", [])
@@ -177,7 +177,9 @@ def write_jsonl(records: Iterable[DatasetRecord], path: str | os.PathLike[str]) 
         try:
             lines.append(json.dumps(obj, ensure_ascii=False))
         except (TypeError, ValueError) as exc:  # an ``extra`` value JSON cannot hold
-            raise ValueError(f"write_jsonl: record {k} ({rec.where or rec.image}): {exc}; extra values must be JSON-safe") from None
+            raise ValueError(
+                f"write_jsonl: record {k} ({rec.where or rec.image}): {exc}; extra values must be JSON-safe"
+            ) from None
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 

@@ -53,8 +53,10 @@ def image_size(source: str | bytes, where: str = "") -> tuple[int, int]:
 def check_pixels(width: int, height: int, max_pixels: int, where: str) -> None:
     """Refuse an image of more than ``max_pixels`` pixels, saying what to do."""
     if width * height > max_pixels:
-        raise ValueError(f"{where}: image of {width} x {height} = {width * height:,} pixels exceeds the limit of "
-                         f"{max_pixels:,} (max_pixels=); downscale it, or raise the limit if you mean to decode it")
+        raise ValueError(
+            f"{where}: image of {width} x {height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,} (max_pixels=); downscale it, or raise the limit if you mean to decode it"
+        )
 
 
 def load_image(path: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -119,7 +121,9 @@ def _decode(data: np.ndarray, where: str) -> np.ndarray:
     if img is None:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
-        raise ValueError(f"cannot decode {where}: the file is empty, corrupt or not an image format OpenCV reads (PNG, JPEG, ...)")
+        raise ValueError(
+            f"cannot decode {where}: the file is empty, corrupt or not an image format OpenCV reads (PNG, JPEG, ...)"
+        )
     if img.dtype == np.uint16:
         img = np.right_shift(img, 8).astype(np.uint8)  # the ufunc of >>, which cv2's types (a float image too) reject
     elif img.dtype.kind == "f":
@@ -130,7 +134,7 @@ def _decode(data: np.ndarray, where: str) -> np.ndarray:
     if channels > 4:
         raise ValueError(f"cannot use {where}: {channels} channels; expected 1 (gray), 3 (colour) or 4 (with alpha)")
     gray = channels <= 2
-    colour = img.reshape(img.shape[0], img.shape[1], -1)[:, :, :1 if gray else 3]
+    colour = img.reshape(img.shape[0], img.shape[1], -1)[:, :, : 1 if gray else 3]
     colour = cv2.cvtColor(colour, cv2.COLOR_GRAY2RGB) if gray else colour if is_rgb else cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
     if channels in (2, 4):  # composite over white: transparent backgrounds are meant to look blank, not black
         alpha = img[:, :, -1:].astype(np.float32) / 255.0

@@ -40,8 +40,13 @@ def named_bands(question: str, bands: Sequence[Band]) -> list[Band]:
             continue
         if re.search(rf"(?<![\w]){re.escape(label)}(?![\w])", q):
             found.append(band)
-    return [b for b in found if not any(o is not b and o.axis == b.axis and _norm(b.label) in _norm(o.label)
-                                        and len(o.label) > len(b.label) for o in found)]
+    return [
+        b
+        for b in found
+        if not any(
+            o is not b and o.axis == b.axis and _norm(b.label) in _norm(o.label) and len(o.label) > len(b.label) for o in found
+        )
+    ]
 
 
 def evidence_regions(question: str, bands: Sequence[Band]) -> tuple[Region, ...]:
@@ -114,8 +119,9 @@ class RealVQAEnv(ToolVQAEnv):
         kwargs.pop("difficulty", None)  # a data set has no difficulty
         super().__init__(ocr=ocr, tools=tools, **kwargs)
         if data_dir is None:
-            raise ValueError(f"RealVQA-v0 needs data_dir=: the folder holding a local copy of {dataset!r} "
-                             f"({public_set(dataset).source})")
+            raise ValueError(
+                f"RealVQA-v0 needs data_dir=: the folder holding a local copy of {dataset!r} ({public_set(dataset).source})"
+            )
         spec = public_set(dataset)
         self.dataset = spec.name
         self.scorer = scorer or spec.scorer
@@ -153,15 +159,26 @@ class RealVQAEnv(ToolVQAEnv):
             except ValueError as exc:  # changed on disk since loading: say which item
                 raise ValueError(f"{item.where}: {exc}") from None
         evidence = evidence_regions(item.question, item.bands)
-        layout = tuple(Region(FOCUS_AXES[b.axis], b.box, label=b.label, value="header" if b.header else "")
-                       for b in item.bands)
+        layout = tuple(Region(FOCUS_AXES[b.axis], b.box, label=b.label, value="header" if b.header else "") for b in item.bands)
         return Scene(
-            family=self.family, image=image, question=item.question, answers=item.answers, evidence=evidence,
-            program=Program("open"), layout=layout, texts=(),
+            family=self.family,
+            image=image,
+            question=item.question,
+            answers=item.answers,
+            evidence=evidence,
+            program=Program("open"),
+            layout=layout,
+            texts=(),
             key_tokens=tuple(w for r in evidence for w in _norm(r.label).replace("/", " ").split()),
-            meta={"dataset": self.dataset, "item_id": item.id, "where": item.where, "notes": list(item.notes),
-                  "context": dict(item.context)},
-            scorer=self.scorer, focus_inset=FOCUS_INSET,
+            meta={
+                "dataset": self.dataset,
+                "item_id": item.id,
+                "where": item.where,
+                "notes": list(item.notes),
+                "context": dict(item.context),
+            },
+            scorer=self.scorer,
+            focus_inset=FOCUS_INSET,
         )
 
     def tool_specs(self, scene: Scene) -> dict[str, Mapping[str, Any]]:

@@ -47,8 +47,7 @@ def textured_background(rng: np.random.Generator, clutter: int, size: int = 1024
     q = size // 4
     blot = cv2.resize(rng.integers(110, 216, size=(20, 20), dtype=np.uint8), (q, q), interpolation=cv2.INTER_CUBIC)
     grain = rng.integers(0, 24, size=(q, q), dtype=np.uint8)
-    mottle = cv2.resize(rng.integers(0, 25, size=(q // 3, q // 3, 3), dtype=np.uint8), (q, q),
-                        interpolation=cv2.INTER_LINEAR)
+    mottle = cv2.resize(rng.integers(0, 25, size=(q // 3, q // 3, 3), dtype=np.uint8), (q, q), interpolation=cv2.INTER_LINEAR)
     small = cv2.add(cv2.cvtColor(cv2.add(blot, grain), cv2.COLOR_GRAY2RGB), mottle)
     image = cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
     # one draw for every clutter shape: kind, position, extent, grey level, tint, thickness
@@ -82,8 +81,12 @@ def _first_free(
         cy = y + side / 2
         x0, y0 = x - pad - margin, int(min(y - pad, cy - th / 2 - 1)) - margin
         x1, y1 = x + side + _TAG_GAP + tw + margin, int(max(y + side + pad, cy + th / 2 + 2)) + margin
-        if x0 >= 4 and y0 >= 4 and x1 <= 1020 and y1 <= 1020 and not any(
-            x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken
+        if (
+            x0 >= 4
+            and y0 >= 4
+            and x1 <= 1020
+            and y1 <= 1020
+            and not any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken)
         ):
             return x, y, (x0, y0, x1, y1)
     return None
@@ -199,8 +202,16 @@ class FineDetailEnv(ToolVQAEnv):
         else:
             q, keys, meta = f"What color is the small object tagged {target.label}?", (target.label, "color"), {}
         return Scene(
-            "FineDetail", c.image, q, (target.value,), (evidence,), Program("color"), tuple(layout), tuple(c.texts),
-            keys, meta=meta,
+            "FineDetail",
+            c.image,
+            q,
+            (target.value,),
+            (evidence,),
+            Program("color"),
+            tuple(layout),
+            tuple(c.texts),
+            keys,
+            meta=meta,
         )
 
 
@@ -214,9 +225,7 @@ _SKY = (205, 228, 245)
 _WINDOW = (226, 234, 240)
 
 
-def _describe(
-    rng: np.random.Generator, color_names: list[str], heights: list[int]
-) -> tuple[int, str, tuple[str, ...]]:
+def _describe(rng: np.random.Generator, color_names: list[str], heights: list[int]) -> tuple[int, str, tuple[str, ...]]:
     """Pick a building and a phrase that singles it out at a glance: its colour, its side, or its height."""
     n = len(color_names)
     kind = int(rng.integers(4))
@@ -316,7 +325,14 @@ class TextReadEnv(ToolVQAEnv):
         q = f"What word is on the sign of {phrase}?"
         layout.extend(signs)
         return Scene(
-            "TextRead", c.image, q, (words[i],), (signs[i],), Program("read"), tuple(layout), tuple(c.texts),
+            "TextRead",
+            c.image,
+            q,
+            (words[i],),
+            (signs[i],),
+            Program("read"),
+            tuple(layout),
+            tuple(c.texts),
             keys + ("sign", "word"),
         )
 

@@ -64,9 +64,7 @@ def series_values(rng: np.random.Generator, s: int, n: int, gap: int) -> np.ndar
     return out
 
 
-def easy_values(
-    rng: np.random.Generator, s: int, n: int, gap: int, target: int, highest: bool
-) -> tuple[np.ndarray, int]:
+def easy_values(rng: np.random.Generator, s: int, n: int, gap: int, target: int, highest: bool) -> tuple[np.ndarray, int]:
     """Difficulty 0: values as :func:`series_values`, where line ``target`` has one point above (``highest``)
     or below all its others by :data:`EXTREME_MARGIN` or more. Returns ``(values, index of that point)``.
 
@@ -105,24 +103,36 @@ def _question(
         kind = 0
     if kind == 0:
         return (
-            f"What is the value of {a} at x = {x}?", (str(values[i, k]),), (evidence[i][k],), Program("read"),
+            f"What is the value of {a} at x = {x}?",
+            (str(values[i, k]),),
+            (evidence[i][k],),
+            Program("read"),
             (a, x, "value"),
         )
     if kind == 1:
         return (
-            f"What is the value of {a} minus the value of {b} at x = {x}?", (str(values[i, k] - values[j, k]),),
-            (evidence[i][k], evidence[j][k]), Program("diff"), (a, b, x, "minus"),
+            f"What is the value of {a} minus the value of {b} at x = {x}?",
+            (str(values[i, k] - values[j, k]),),
+            (evidence[i][k], evidence[j][k]),
+            Program("diff"),
+            (a, b, x, "minus"),
         )
     if kind == 2:
         yes = "yes" if values[i, k] > values[j, k] else "no"
         return (
-            f"Is {a} larger than {b} at x = {x}?", (yes,), (evidence[i][k], evidence[j][k]), Program("compare"),
+            f"Is {a} larger than {b} at x = {x}?",
+            (yes,),
+            (evidence[i][k], evidence[j][k]),
+            Program("compare"),
             (a, b, x, "larger"),
         )
     best = names[int(np.argmax(values[:, k]))]
     return (
-        f"Which series has the highest value at x = {x}?", (best,), tuple(evidence[m][k] for m in range(s)),
-        Program("argmax"), (x, "highest"),
+        f"Which series has the highest value at x = {x}?",
+        (best,),
+        tuple(evidence[m][k] for m in range(s)),
+        Program("argmax"),
+        (x, "highest"),
     )
 
 
@@ -186,8 +196,13 @@ class SciChartEnv(ToolVQAEnv):
         def py(v: float) -> float:
             return base - h * v / 100
 
-        c.text(f"Figure {int(rng.integers(1, 12))}: measurement {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 70,
-               MEDIUM, align="center")
+        c.text(
+            f"Figure {int(rng.integers(1, 12))}: measurement {int(rng.integers(100, 999))}",
+            x0 + w / 2,
+            y0 - 70,
+            MEDIUM,
+            align="center",
+        )
         # axes, grid and ticks
         for t in range(0, 101, 20):
             y = py(t)

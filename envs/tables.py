@@ -146,17 +146,26 @@ def table_question(
         return f"What is the {col} of {a}?", (str(va),), (ea,), Program("read"), (col, a)
     if kind == 1:
         return (
-            f"What is the {col} of {a} minus the {col} of {b}?", (str(va - vb),), (ea, eb), Program("diff"),
+            f"What is the {col} of {a} minus the {col} of {b}?",
+            (str(va - vb),),
+            (ea, eb),
+            Program("diff"),
             (col, a, b, "minus"),
         )
     if kind == 2:
         return (
-            f"What is the sum of the {col} of {a} and the {col} of {b}?", (str(va + vb),), (ea, eb),
-            Program("sum"), (col, a, b, "sum"),
+            f"What is the sum of the {col} of {a} and the {col} of {b}?",
+            (str(va + vb),),
+            (ea, eb),
+            Program("sum"),
+            (col, a, b, "sum"),
         )
     yes = "yes" if va > vb else "no"
     return (
-        f"Is the {col} of {a} larger than the {col} of {b}?", (yes,), (ea, eb), Program("compare"),
+        f"Is the {col} of {a} larger than the {col} of {b}?",
+        (yes,),
+        (ea, eb),
+        Program("compare"),
         (col, a, b, "larger"),
     )
 
@@ -179,8 +188,15 @@ def _qa_scene(
         table = draw_table(rng, size[0], size[1], EASY_ROW_PX[family], extra_col_px, highlight=(i, j))
         cell = table.cells[i][j]
         return Scene(
-            family, table.image, "What is the value in the highlighted cell?", (cell.value,), (cell,),
-            Program("read"), table.layout, table.texts, ("highlighted", "cell"),
+            family,
+            table.image,
+            "What is the value in the highlighted cell?",
+            (cell.value,),
+            (cell,),
+            Program("read"),
+            table.layout,
+            table.texts,
+            ("highlighted", "cell"),
             meta={"cue": "highlight", "target_box": table.highlight_box},
         )
     table = draw_table(rng, size[0], size[1], row_px, extra_col_px)
@@ -271,8 +287,16 @@ class TableFactEnv(ToolVQAEnv):
         else:
             question, keys, meta = f"True or false: the {col} of {row} is {claim}.", (col, row, str(claim)), {}
         return Scene(
-            "TableFact", table.image, question, (truth,), (table.cells[i][j],), Program("equals", claim=str(claim)),
-            table.layout, table.texts, keys, meta=meta,
+            "TableFact",
+            table.image,
+            question,
+            (truth,),
+            (table.cells[i][j],),
+            Program("equals", claim=str(claim)),
+            table.layout,
+            table.texts,
+            keys,
+            meta=meta,
         )
 
 

@@ -78,8 +78,11 @@ def evidence_read(scene: Scene, trajectory: TrajectoryLike, relaxed_tolerance: f
         if not scene.answers:
             return None
         sizes = sorted({max(1, len(str(a).split())) for a in scene.answers})
-        return any(scorer_accepts(scene.scorer, w, scene.answers, scene.meta.get("context"))
-                   for step in trajectory.steps for w in _windows(str(step.output).split(), sizes))
+        return any(
+            scorer_accepts(scene.scorer, w, scene.answers, scene.meta.get("context"))
+            for step in trajectory.steps
+            for w in _windows(str(step.output).split(), sizes)
+        )
     tol = relaxed_tolerance if relaxed_tolerance is not None else scene.relaxed_tolerance
     printed = " ".join(t.text for t in scene.texts)
     if not scene.answers or not text_contains_answer(printed, scene.answers, tol):

@@ -110,8 +110,13 @@ class IAPOObjective:
     cold_start: float = 0.0
 
     def __post_init__(self) -> None:
-        for name, allowed in (("form", FORMS), ("granularity", GRANULARITIES), ("decisions", DECISIONS),
-                              ("weighting", WEIGHTINGS), ("schedule", SCHEDULES)):
+        for name, allowed in (
+            ("form", FORMS),
+            ("granularity", GRANULARITIES),
+            ("decisions", DECISIONS),
+            ("weighting", WEIGHTINGS),
+            ("schedule", SCHEDULES),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"IAPO {name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         divergence(self.divergence)  # unknown names fail here, listing the known ones
@@ -157,8 +162,9 @@ class IAPOObjective:
         return is_answer if self.decisions == "answers" else ~is_answer
 
     # -- the divergence of one decision ---------------------------------------------------------------
-    def compare(self, teacher: Tensor | np.ndarray | Attribution, student: Tensor | np.ndarray | Attribution,
-                   layout: ComponentLayout) -> Tensor:
+    def compare(
+        self, teacher: Tensor | np.ndarray | Attribution, student: Tensor | np.ndarray | Attribution, layout: ComponentLayout
+    ) -> Tensor:
         """Per decision, the divergence between teacher and student attributions at ``granularity``.
 
         Args:
@@ -175,8 +181,10 @@ class IAPOObjective:
         t, s = t.reshape(-1, t.shape[-1]), s.reshape(-1, s.shape[-1]).to(t.dtype if t.is_floating_point() else torch.float32)
         t = t.to(s.dtype)
         if t.shape != s.shape or t.shape[-1] != layout.size:
-            raise ValueError(f"teacher {tuple(t.shape)} and student {tuple(s.shape)} attributions must both have "
-                             f"{layout.size} components (the layout's)")
+            raise ValueError(
+                f"teacher {tuple(t.shape)} and student {tuple(s.shape)} attributions must both have "
+                f"{layout.size} components (the layout's)"
+            )
         fn = divergence(self.divergence, torch=True)
         t, s = t.clamp_min(0), s.clamp_min(0)
         if self.granularity == "components":
@@ -205,8 +213,9 @@ class IAPOObjective:
         return (div / scale).clamp(0.0, 1.0)
 
     # -- how it enters the update ---------------------------------------------------------------------
-    def advantages(self, returns: Tensor, groups: Tensor, episode: Tensor, div: Tensor | None,
-                   selected: Tensor | None, lam: float) -> Tensor:
+    def advantages(
+        self, returns: Tensor, groups: Tensor, episode: Tensor, div: Tensor | None, selected: Tensor | None, lam: float
+    ) -> Tensor:
         """Per-decision advantages.
 
         Args:
@@ -270,8 +279,9 @@ def _as_tensor(x: Tensor | np.ndarray | Attribution) -> Tensor:
 
 PRESETS: dict[str, IAPOObjective] = {
     # the paper, as its digest describes it: IG of the decision, block-level KL, reward form, group-normalised
-    "paper": IAPOObjective(form="reward", lam=0.5, divergence="kl", granularity="blocks", decisions="all",
-                           method="integrated_gradients", steps=8),
+    "paper": IAPOObjective(
+        form="reward", lam=0.5, divergence="kl", granularity="blocks", decisions="all", method="integrated_gradients", steps=8
+    ),
     "default": IAPOObjective(),
 }
 """Named objectives. ``"default"`` is what ``iapo`` trains with (the best variant measured by

@@ -92,8 +92,20 @@ class Scene:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Scene):
             return NotImplemented
-        fields = ("family", "question", "answers", "evidence", "program", "layout", "texts", "key_tokens",
-                  "relaxed_tolerance", "meta", "scorer", "focus_inset")
+        fields = (
+            "family",
+            "question",
+            "answers",
+            "evidence",
+            "program",
+            "layout",
+            "texts",
+            "key_tokens",
+            "relaxed_tolerance",
+            "meta",
+            "scorer",
+            "focus_inset",
+        )
         return all(getattr(self, f) == getattr(other, f) for f in fields) and np.array_equal(self.image, other.image)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value (typeshed's object.__hash__ is a method)
@@ -127,8 +139,12 @@ def unit_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int
     """
     a, b, c, d = x0 / width, y0 / height, x1 / width, y1 / height
     # min(max(v, 0.0), 1.0), spelled out (the builtins cost more than the comparisons)
-    return (float(0.0 if a < 0.0 else 1.0 if a > 1.0 else a), float(0.0 if b < 0.0 else 1.0 if b > 1.0 else b),
-            float(0.0 if c < 0.0 else 1.0 if c > 1.0 else c), float(0.0 if d < 0.0 else 1.0 if d > 1.0 else d))
+    return (
+        float(0.0 if a < 0.0 else 1.0 if a > 1.0 else a),
+        float(0.0 if b < 0.0 else 1.0 if b > 1.0 else b),
+        float(0.0 if c < 0.0 else 1.0 if c > 1.0 else c),
+        float(0.0 if d < 0.0 else 1.0 if d > 1.0 else d),
+    )
 
 
 def box_area(box: Box) -> float:

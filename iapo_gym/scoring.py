@@ -146,11 +146,7 @@ def _match(pred: str, answer: str, item: Callable[[str, str], bool], commas: boo
         return item(ps[0], as_[0])
     if commas and "|" not in pred + answer and item(pred, answer):  # "Paris, France" as one term
         return True
-    return (
-        len(ps) == len(as_)
-        and all(any(item(p, a) for a in as_) for p in ps)
-        and all(any(item(p, a) for p in ps) for a in as_)
-    )
+    return len(ps) == len(as_) and all(any(item(p, a) for a in as_) for p in ps) and all(any(item(p, a) for p in ps) for a in as_)
 
 
 @runtime_checkable
@@ -263,23 +259,44 @@ def _charxiv(pred: str, answer: str, ctx: Mapping[str, Any]) -> bool:
 
 
 for _scorer in (
-    RuleScorer("exact", "normalised exact match (case, articles, punctuation, number formats); no tolerance",
-               lambda p, a, c: _match(p, a, lambda x, y: is_correct(x, [y]))),
-    RuleScorer("relaxed", "ChartQA relaxed accuracy: numbers within 5% relative error of the answer, else exact",
-               lambda p, a, c: _match(p, a, lambda x, y: is_correct(x, [y], relaxed_tolerance=0.05))),
-    RuleScorer("refocus-chart", "ReFocus chart rules: a number matches when it rounds (half-up) to the answer's "
-               "decimal places (1.541~1.54, 70!~69); 69%~69, 3%~0.03; 1,234, $ and units ignored; text normalised",
-               lambda p, a, c: _match(p, a, _rounded_item)),
-    RuleScorer("refocus-table", "ReFocus table rules: text normalised (case, whitespace, punctuation); numbers as "
-               "refocus-chart; |||, || or comma lists as sets",
-               lambda p, a, c: _match(p, a, _rounded_item, commas=True)),
-    RuleScorer("vtool-r1", "VTool-R1 fallback: float()-parsable numbers match when 1-|a-b|/max(|a|,|b|) >= 0.95; "
-               "other strings exact, case-insensitive; ||| lists as sets",
-               lambda p, a, c: _match(p, a, _vtool_item)),
-    RuleScorer("charxiv", "CharXiv rules by inst_category: 4 rounds to the answer's decimal places; 3 exact "
-               "value (1.5e3=1500); 1 comma-separated terms in any order; text normalised",
-               _charxiv),
-    RuleScorer("vtabfact", "VTabFact: true/yes/entailed/1 and false/no/refuted/0 unified, else normalised exact",
-               lambda p, a, c: _match(p, a, _tabfact_item)),
+    RuleScorer(
+        "exact",
+        "normalised exact match (case, articles, punctuation, number formats); no tolerance",
+        lambda p, a, c: _match(p, a, lambda x, y: is_correct(x, [y])),
+    ),
+    RuleScorer(
+        "relaxed",
+        "ChartQA relaxed accuracy: numbers within 5% relative error of the answer, else exact",
+        lambda p, a, c: _match(p, a, lambda x, y: is_correct(x, [y], relaxed_tolerance=0.05)),
+    ),
+    RuleScorer(
+        "refocus-chart",
+        "ReFocus chart rules: a number matches when it rounds (half-up) to the answer's "
+        "decimal places (1.541~1.54, 70!~69); 69%~69, 3%~0.03; 1,234, $ and units ignored; text normalised",
+        lambda p, a, c: _match(p, a, _rounded_item),
+    ),
+    RuleScorer(
+        "refocus-table",
+        "ReFocus table rules: text normalised (case, whitespace, punctuation); numbers as "
+        "refocus-chart; |||, || or comma lists as sets",
+        lambda p, a, c: _match(p, a, _rounded_item, commas=True),
+    ),
+    RuleScorer(
+        "vtool-r1",
+        "VTool-R1 fallback: float()-parsable numbers match when 1-|a-b|/max(|a|,|b|) >= 0.95; "
+        "other strings exact, case-insensitive; ||| lists as sets",
+        lambda p, a, c: _match(p, a, _vtool_item),
+    ),
+    RuleScorer(
+        "charxiv",
+        "CharXiv rules by inst_category: 4 rounds to the answer's decimal places; 3 exact "
+        "value (1.5e3=1500); 1 comma-separated terms in any order; text normalised",
+        _charxiv,
+    ),
+    RuleScorer(
+        "vtabfact",
+        "VTabFact: true/yes/entailed/1 and false/no/refuted/0 unified, else normalised exact",
+        lambda p, a, c: _match(p, a, _tabfact_item),
+    ),
 ):
     register_scorer(_scorer)

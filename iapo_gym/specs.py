@@ -44,7 +44,7 @@ def is_package_spec(spec: str) -> bool:
     """True when ``spec`` names an attribute of a module inside ``iapo_gym`` (no file path, no odd names)."""
     module_name, sep, attr = str(spec).rpartition(":")
     parts = module_name.split(".")
-    return (bool(sep) and parts[0] == PACKAGE and all(p.isidentifier() for p in parts) and attr.isidentifier())
+    return bool(sep) and parts[0] == PACKAGE and all(p.isidentifier() for p in parts) and attr.isidentifier()
 
 
 def normalise_spec(spec: str) -> str:
@@ -55,8 +55,9 @@ def normalise_spec(spec: str) -> str:
     return f"{Path(module_name).expanduser().resolve()}:{attr}"
 
 
-def check_trusted(spec: str, *, where: str, what: str = "class", trust_remote_code: bool = False,
-                  allowed: Collection[str] = ()) -> None:
+def check_trusted(
+    spec: str, *, where: str, what: str = "class", trust_remote_code: bool = False, allowed: Collection[str] = ()
+) -> None:
     """Refuse ``spec`` read from ``where`` unless it is inside ``iapo_gym``, in ``allowed`` (names the user
     registered in code) or the user opted in. Looks at the string only; imports nothing."""
     if trust_remote_code or is_package_spec(spec) or _already_loaded(spec):
@@ -127,5 +128,16 @@ def load_class(spec: str) -> Any:
         raise ValueError(f"class spec {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
 
 
-__all__ = ["OPT_IN", "PACKAGE", "USER_MODULE_PREFIX", "UntrustedCodeError", "check_env_id", "check_trusted", "is_file_spec",
-           "is_package_spec", "load_class", "normalise_spec", "split_spec"]
+__all__ = [
+    "OPT_IN",
+    "PACKAGE",
+    "USER_MODULE_PREFIX",
+    "UntrustedCodeError",
+    "check_env_id",
+    "check_trusted",
+    "is_file_spec",
+    "is_package_spec",
+    "load_class",
+    "normalise_spec",
+    "split_spec",
+]

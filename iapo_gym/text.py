@@ -119,8 +119,10 @@ def token_id(token: str, vocab_size: int) -> int:
     """
     n = len(KNOWN_TOKENS)
     if vocab_size < n + 2:
-        raise ValueError(f"vocab_size must be at least {n + 2} (the {n} exact answer/label tokens, padding and "
-                         f"one hashed id); got {vocab_size}")
+        raise ValueError(
+            f"vocab_size must be at least {n + 2} (the {n} exact answer/label tokens, padding and "
+            f"one hashed id); got {vocab_size}"
+        )
     known = _KNOWN_IDS.get(token)
     if known is not None:
         return known

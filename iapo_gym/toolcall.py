@@ -61,7 +61,9 @@ def _from_json(payload: str, name_keys: tuple[str, str], args_keys: tuple[str, s
     except json.JSONDecodeError as exc:
         raise ToolCallError(f"malformed JSON in tool call ({exc.msg} at char {exc.pos}): {_snippet(payload)}") from None
     except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; arrays nested too deep
-        raise ToolCallError(f"tool call JSON cannot be read ({type(exc).__name__}: {str(exc)[:80]}): {_snippet(payload)}") from None
+        raise ToolCallError(
+            f"tool call JSON cannot be read ({type(exc).__name__}: {str(exc)[:80]}): {_snippet(payload)}"
+        ) from None
     if not isinstance(obj, dict):
         raise ToolCallError(f"tool call JSON must be an object, got {type(obj).__name__}: {_snippet(payload)}")
     name = next((obj[k] for k in name_keys if k in obj), None)

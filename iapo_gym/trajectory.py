@@ -121,8 +121,13 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action, "tool": self.tool, "args": self.args, "boxes": [list(b) for b in self.boxes],
-            "output": self.output, "error": self.error, "reward_terms": self.reward_terms,
+            "action": self.action,
+            "tool": self.tool,
+            "args": self.args,
+            "boxes": [list(b) for b in self.boxes],
+            "output": self.output,
+            "error": self.error,
+            "reward_terms": self.reward_terms,
             "view_box": None if self.view_box is None else list(self.view_box),
             "agent_attribution": None if self.agent_attribution is None else self.agent_attribution.to_dict(),
             "teacher_attribution": None if self.teacher_attribution is None else self.teacher_attribution.to_dict(),
@@ -136,10 +141,18 @@ class Step:
         def attr(a: Any) -> DecisionAttribution | None:
             return None if a is None else DecisionAttribution.from_dict(a)
 
-        return cls(str(d["action"]), d.get("tool"), dict(d.get("args") or {}), tuple(box(b) for b in d.get("boxes", [])),
-                   str(d.get("output", "")), d.get("error"), {str(k): float(v) for k, v in (d.get("reward_terms") or {}).items()},
-                   None if d.get("view_box") is None else box(d["view_box"]), attr(d.get("agent_attribution")),
-                   attr(d.get("teacher_attribution")))
+        return cls(
+            str(d["action"]),
+            d.get("tool"),
+            dict(d.get("args") or {}),
+            tuple(box(b) for b in d.get("boxes", [])),
+            str(d.get("output", "")),
+            d.get("error"),
+            {str(k): float(v) for k, v in (d.get("reward_terms") or {}).items()},
+            None if d.get("view_box") is None else box(d["view_box"]),
+            attr(d.get("agent_attribution")),
+            attr(d.get("teacher_attribution")),
+        )
 
 
 @dataclass(frozen=True)
@@ -181,15 +194,31 @@ class Trajectory:
         return float(np.mean(values)) if values else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "scene_id": self.scene_id, "question": self.question, "answers": list(self.answers),
-                "steps": [s.to_dict() for s in self.steps], "answer": self.answer, "correct": self.correct,
-                "evidence_hit": self.evidence_hit, "evidence_read": self.evidence_read}
+        return {
+            "family": self.family,
+            "scene_id": self.scene_id,
+            "question": self.question,
+            "answers": list(self.answers),
+            "steps": [s.to_dict() for s in self.steps],
+            "answer": self.answer,
+            "correct": self.correct,
+            "evidence_hit": self.evidence_hit,
+            "evidence_read": self.evidence_read,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Trajectory:
-        return cls(str(d["family"]), int(d["scene_id"]), str(d["question"]), tuple(str(a) for a in d["answers"]),
-                   tuple(Step.from_dict(s) for s in d["steps"]), d.get("answer"), bool(d["correct"]),
-                   d.get("evidence_hit"), d.get("evidence_read"))
+        return cls(
+            str(d["family"]),
+            int(d["scene_id"]),
+            str(d["question"]),
+            tuple(str(a) for a in d["answers"]),
+            tuple(Step.from_dict(s) for s in d["steps"]),
+            d.get("answer"),
+            bool(d["correct"]),
+            d.get("evidence_hit"),
+            d.get("evidence_read"),
+        )
 
 
 def _parse(action: str) -> ToolCall | None:
@@ -240,19 +269,30 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
         error = info.get("error")
         new_crop = not error and (
             (call is not None and call.name in ("zoom", "ocr", "focus"))
-            or before_box is None or not np.array_equal(obs["view_box"], before_box)
-            or before_crop is None or not np.array_equal(obs["crop"], before_crop))
+            or before_box is None
+            or not np.array_equal(obs["view_box"], before_box)
+            or before_crop is None
+            or not np.array_equal(obs["crop"], before_crop)
+        )
         view_box = as_box(obs["view_box"]) if new_crop and np.any(obs["view_box"]) else None
-        self._steps.append(Step(
-            action=str(action), tool=info.get("tool"), args=dict(call.args) if call is not None else {},
-            boxes=tuple(info["regions"]) if "regions" in info else tuple(chosen_regions(call, self.scene))
-            if not error and call is not None and call.name != "answer" else (),
-            output=cut(obs["tool_output"]), error=error,
-            reward_terms={str(k): float(v) for k, v in info.get("reward_terms", {}).items()},
-            view_box=view_box,
-            agent_attribution=DecisionAttribution.of(mine) if mine is not None else None,
-            teacher_attribution=DecisionAttribution.of(teacher) if isinstance(teacher, Attribution) else None,
-        ))
+        self._steps.append(
+            Step(
+                action=str(action),
+                tool=info.get("tool"),
+                args=dict(call.args) if call is not None else {},
+                boxes=tuple(info["regions"])
+                if "regions" in info
+                else tuple(chosen_regions(call, self.scene))
+                if not error and call is not None and call.name != "answer"
+                else (),
+                output=cut(obs["tool_output"]),
+                error=error,
+                reward_terms={str(k): float(v) for k, v in info.get("reward_terms", {}).items()},
+                view_box=view_box,
+                agent_attribution=DecisionAttribution.of(mine) if mine is not None else None,
+                teacher_attribution=DecisionAttribution.of(teacher) if isinstance(teacher, Attribution) else None,
+            )
+        )
         if self.keep_crops:
             self.crops.append(obs["crop"].copy() if view_box is not None else None)
         if terminated and not error and call is not None and call.name == "answer":
@@ -268,8 +308,9 @@ class TrajectoryRecorder(gym.Wrapper[dict[str, Any], str, dict[str, Any], str]):
         if self.scene is None:
             raise RuntimeError("no episode recorded yet: call reset() and step()")
         answer, correct = self._final or (None, False)
-        draft = Trajectory(self.scene.family, self.scene_id, self.scene.question, tuple(self.scene.answers),
-                           tuple(self._steps), answer, correct)
+        draft = Trajectory(
+            self.scene.family, self.scene_id, self.scene.question, tuple(self.scene.answers), tuple(self._steps), answer, correct
+        )
         tol = getattr(self.env.unwrapped, "relaxed_tolerance", None)
         return replace(draft, evidence_hit=evidence_hit(self.scene, draft), evidence_read=evidence_read(self.scene, draft, tol))
 
@@ -283,8 +324,13 @@ class Recording:
     crops: list[np.ndarray | None]
 
 
-def _play(recorder: TrajectoryRecorder, act: Callable[[dict[str, Any], dict[str, Any]], str], seed: int | None,
-          options: dict[str, Any] | None, max_steps: int = 1000) -> Recording:
+def _play(
+    recorder: TrajectoryRecorder,
+    act: Callable[[dict[str, Any], dict[str, Any]], str],
+    seed: int | None,
+    options: dict[str, Any] | None,
+    max_steps: int = 1000,
+) -> Recording:
     obs, info = recorder.reset(seed=seed, options=options)
     for _ in range(max_steps):
         obs, _, terminated, truncated, info = recorder.step(act(obs, info))
@@ -294,8 +340,14 @@ def _play(recorder: TrajectoryRecorder, act: Callable[[dict[str, Any], dict[str,
     return Recording(recorder.trajectory, recorder.scene, list(recorder.crops))
 
 
-def record_episode(env: gym.Env[dict[str, Any], str], agent: Any, seed: int | None = None,
-                   options: dict[str, Any] | None = None, *, attribution: bool = True) -> Recording:
+def record_episode(
+    env: gym.Env[dict[str, Any], str],
+    agent: Any,
+    seed: int | None = None,
+    options: dict[str, Any] | None = None,
+    *,
+    attribution: bool = True,
+) -> Recording:
     """Play one episode of ``agent`` (anything with ``act(observation, info)`` and ``reset()``) and record it.
 
     With ``attribution`` and an agent that has ``attribute(observation, info, action)``, each decision's
@@ -322,16 +374,25 @@ def replay(env: gym.Env[dict[str, Any], str], trajectory: Trajectory) -> Recordi
     the env's version or settings differ from the run's: crops drawn then would not be what the agent saw.
     """
     recorder = TrajectoryRecorder(env, keep_crops=True)
-    again = _play(recorder, scripted([s.action for s in trajectory.steps]), trajectory.scene_id, {"scene_id": trajectory.scene_id},
-                  max_steps=len(trajectory.steps))
+    again = _play(
+        recorder,
+        scripted([s.action for s in trajectory.steps]),
+        trajectory.scene_id,
+        {"scene_id": trajectory.scene_id},
+        max_steps=len(trajectory.steps),
+    )
     got, want = again.trajectory, trajectory
     if got.family != want.family or got.question != want.question:
-        raise ReplayMismatch(f"scene {want.scene_id} of this env is not the stored one: question {got.question!r} here, "
-                             f"{want.question!r} stored; replay it with the env settings of the run")
+        raise ReplayMismatch(
+            f"scene {want.scene_id} of this env is not the stored one: question {got.question!r} here, "
+            f"{want.question!r} stored; replay it with the env settings of the run"
+        )
     for k, (a, b) in enumerate(zip(got.steps, want.steps)):
         if a.output != b.output or a.boxes != b.boxes:
-            raise ReplayMismatch(f"step {k + 1} of scene {want.scene_id} replays to {a.output!r}, stored {b.output!r}; "
-                                 f"the env changed since the run, so its crops cannot be redrawn")
+            raise ReplayMismatch(
+                f"step {k + 1} of scene {want.scene_id} replays to {a.output!r}, stored {b.output!r}; "
+                f"the env changed since the run, so its crops cannot be redrawn"
+            )
     return Recording(trajectory, again.scene, again.crops)
 
 
@@ -341,5 +402,18 @@ def scripted(actions: Sequence[str]) -> Callable[[dict[str, Any], dict[str, Any]
     return lambda obs, info: next(it)
 
 
-__all__ = ["MAX_OUTPUT_CHARS", "Attributor", "DecisionAttribution", "Recording", "ReplayMismatch", "Step", "Trajectory",
-           "TrajectoryRecorder", "chosen_regions", "cut", "record_episode", "replay", "scripted"]
+__all__ = [
+    "MAX_OUTPUT_CHARS",
+    "Attributor",
+    "DecisionAttribution",
+    "Recording",
+    "ReplayMismatch",
+    "Step",
+    "Trajectory",
+    "TrajectoryRecorder",
+    "chosen_regions",
+    "cut",
+    "record_episode",
+    "replay",
+    "scripted",
+]

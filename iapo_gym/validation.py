@@ -23,13 +23,25 @@ def int_range(minimum: int, maximum: int | None = None, *, numeric: bool = False
     return f"an integer >= {minimum}"
 
 
-def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None, *, hint: str = "",
-              numeric: bool = False, error: type[Exception] = ValueError) -> int:
+def check_int(
+    name: str,
+    value: Any,
+    minimum: int = 1,
+    maximum: int | None = None,
+    *,
+    hint: str = "",
+    numeric: bool = False,
+    error: type[Exception] = ValueError,
+) -> int:
     """``value`` as an ``int`` if it is an integer (a numpy integer too, never a bool) in
     ``[minimum, maximum]``; else raise ``error`` naming ``name``, the range and ``hint`` (what it counts:
     ``" (tool calls per episode)"``)."""
-    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
-            or (maximum is not None and value > maximum)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
         raise error(f"{name} must be {int_range(minimum, maximum, numeric=numeric)}{hint}; got {value!r}")
     return int(value)
 

@@ -30,8 +30,13 @@ from .io import atomic_write_bytes
 from .scene import Box
 from .trajectory import DecisionAttribution, Recording, Trajectory, record_episode
 
-BLOCK_LABELS = {"image": "image", "query": "question", "tool_outputs": "tool output", "context": "context",
-                "tool_defs": "tool defs"}
+BLOCK_LABELS = {
+    "image": "image",
+    "query": "question",
+    "tool_outputs": "tool output",
+    "context": "context",
+    "tool_defs": "tool defs",
+}
 RIGHT, WRONG = "#1a7f37", "#cf222e"
 AGENT_COLOR, TEACHER_COLOR = "#0969da", "#bf8700"
 _TEXT_WIDTH = 30  # characters per line of a tool output under its panel
@@ -53,8 +58,9 @@ class EpisodeFigureData:
 def figure_data(trajectory: Trajectory) -> EpisodeFigureData:
     """The boxes, the answer and the attribution columns :func:`draw_episode` draws for ``trajectory``."""
     boxes = [(k, b) for k, s in enumerate(trajectory.steps, start=1) for b in s.boxes]
-    decisions = [k for k, s in enumerate(trajectory.steps, start=1)
-                 if s.agent_attribution is not None or s.teacher_attribution is not None]
+    decisions = [
+        k for k, s in enumerate(trajectory.steps, start=1) if s.agent_attribution is not None or s.teacher_attribution is not None
+    ]
     return EpisodeFigureData(boxes, trajectory.answer, trajectory.answers, trajectory.correct, decisions)
 
 
@@ -68,8 +74,9 @@ def _rect(ax: Any, box: Box, hw: tuple[int, int], color: str, lw: float = 2.0, g
 
     h, w = hw
     x0, y0, x1, y1 = box
-    return ax.add_patch(Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, edgecolor=color, linewidth=lw,
-                                  gid=gid))
+    return ax.add_patch(
+        Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False, edgecolor=color, linewidth=lw, gid=gid)
+    )
 
 
 def _clean(ax: Any) -> None:
@@ -113,8 +120,7 @@ def maps_region(trajectory: Trajectory, evidence: Sequence[Box] = (), share: flo
     return (x0, y0, x0 + side, y0 + side)
 
 
-def _heatmap(ax: Any, gray: np.ndarray, attr: DecisionAttribution | None, boxes: tuple[Box, ...], who: str,
-             region: Box) -> None:
+def _heatmap(ax: Any, gray: np.ndarray, attr: DecisionAttribution | None, boxes: tuple[Box, ...], who: str, region: Box) -> None:
     _clean(ax)
     h, w = gray.shape
     ax.imshow(gray, cmap="gray", vmin=0, vmax=255, alpha=0.45)
@@ -133,8 +139,11 @@ def _heatmap(ax: Any, gray: np.ndarray, attr: DecisionAttribution | None, boxes:
         _rect(ax, b, (h, w), "#00b8d9", lw=1.4)
     ax.set_xlim(region[0] * w, region[2] * w)
     ax.set_ylim(region[3] * h, region[1] * h)
-    ax.set_title(f"{who}: {100 * attr.blocks.get('image', 0.0):.0f}% on image", fontsize=8,
-                 color=AGENT_COLOR if who == "agent" else TEACHER_COLOR)
+    ax.set_title(
+        f"{who}: {100 * attr.blocks.get('image', 0.0):.0f}% on image",
+        fontsize=8,
+        color=AGENT_COLOR if who == "agent" else TEACHER_COLOR,
+    )
 
 
 def _rgb(hex_color: str) -> tuple[float, float, float]:
@@ -142,8 +151,11 @@ def _rgb(hex_color: str) -> tuple[float, float, float]:
 
 
 def _bars(ax: Any, agent: DecisionAttribution | None, teacher: DecisionAttribution | None, labels: bool) -> None:
-    names = [b for b in ("image", "query", "tool_outputs", "context", "tool_defs")
-             if any(a is not None and b in a.blocks for a in (agent, teacher))]
+    names = [
+        b
+        for b in ("image", "query", "tool_outputs", "context", "tool_defs")
+        if any(a is not None and b in a.blocks for a in (agent, teacher))
+    ]
     y = np.arange(len(names))
     for off, attr, color, label in ((-0.2, agent, AGENT_COLOR, "agent"), (0.2, teacher, TEACHER_COLOR, "teacher")):
         if attr is not None:
@@ -169,13 +181,25 @@ def draw_episode(recording: Recording, title: str | None = None, dpi: int = 100)
     data = figure_data(traj)
     steps = list(traj.steps)
     n = max(1, len(steps))
-    who = [w for w, field in (("agent", "agent_attribution"), ("teacher", "teacher_attribution"))
-           if any(getattr(s, field) is not None for s in steps)]
+    who = [
+        w
+        for w, field in (("agent", "agent_attribution"), ("teacher", "teacher_attribution"))
+        if any(getattr(s, field) is not None for s in steps)
+    ]
     heights = [3.0, 0.9] + [2.0] * len(who) + ([1.2] if who else [])
     fig = Figure(figsize=(2.0 * (n + 2) + 0.4, sum(heights) + 1.1), dpi=dpi)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(len(heights), n + 2, height_ratios=heights, hspace=0.35, wspace=0.12,
-                            left=0.02, right=0.99, top=1 - 1.0 / (sum(heights) + 1.1), bottom=0.03)
+    grid = fig.add_gridspec(
+        len(heights),
+        n + 2,
+        height_ratios=heights,
+        hspace=0.35,
+        wspace=0.12,
+        left=0.02,
+        right=0.99,
+        top=1 - 1.0 / (sum(heights) + 1.1),
+        bottom=0.03,
+    )
     hw = (scene.height, scene.width)
 
     # header: the question and the answer against the accepted answers
@@ -183,9 +207,15 @@ def draw_episode(recording: Recording, title: str | None = None, dpi: int = 100)
     given = "no answer (budget ran out)" if data.answer is None else f"answer {data.answer!r}"
     head = f"Q: {traj.question}"
     fig.text(0.01, 1 - 0.18 / (sum(heights) + 1.1), head, fontsize=11, fontweight="bold", va="top")
-    fig.text(0.01, 1 - 0.55 / (sum(heights) + 1.1),
-             f"{given}: {verdict}  ·  accepted: {', '.join(map(repr, data.accepted))}", fontsize=10, va="top",
-             color=RIGHT if data.correct else WRONG, fontweight="bold")
+    fig.text(
+        0.01,
+        1 - 0.55 / (sum(heights) + 1.1),
+        f"{given}: {verdict}  ·  accepted: {', '.join(map(repr, data.accepted))}",
+        fontsize=10,
+        va="top",
+        color=RIGHT if data.correct else WRONG,
+        fontweight="bold",
+    )
     if title:
         fig.text(0.99, 1 - 0.18 / (sum(heights) + 1.1), title, fontsize=9, va="top", ha="right", color="#57606a")
 
@@ -209,9 +239,17 @@ def draw_episode(recording: Recording, title: str | None = None, dpi: int = 100)
         steps_of.setdefault(box, []).append(k)
     for box, ks in steps_of.items():
         _rect(full, box, hw, _color(ks[0]))
-        full.text(box[0] * hw[1], box[1] * hw[0], ",".join(dict.fromkeys(map(str, ks))), color="white", fontsize=8,
-                  fontweight="bold", ha="left", va="bottom",
-                  bbox={"boxstyle": "round,pad=0.15", "facecolor": _color(ks[0]), "edgecolor": "none"})
+        full.text(
+            box[0] * hw[1],
+            box[1] * hw[0],
+            ",".join(dict.fromkeys(map(str, ks))),
+            color="white",
+            fontsize=8,
+            fontweight="bold",
+            ha="left",
+            va="bottom",
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": _color(ks[0]), "edgecolor": "none"},
+        )
 
     gray = np.asarray(scene.image, dtype=np.float64).mean(axis=2)
     crops = list(recording.crops) + [None] * (len(steps) - len(recording.crops))
@@ -229,32 +267,75 @@ def draw_episode(recording: Recording, title: str | None = None, dpi: int = 100)
         elif step.error:
             ax.text(0.5, 0.5, "invalid", ha="center", va="center", fontsize=11, color=WRONG, transform=ax.transAxes)
         elif step.tool == "answer":
-            ax.text(0.5, 0.5, textwrap.shorten(str(step.args.get("text", "")), 24, placeholder="…"), ha="center",
-                    va="center", fontsize=14, fontweight="bold", color=RIGHT if data.correct else WRONG, transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                textwrap.shorten(str(step.args.get("text", "")), 24, placeholder="…"),
+                ha="center",
+                va="center",
+                fontsize=14,
+                fontweight="bold",
+                color=RIGHT if data.correct else WRONG,
+                transform=ax.transAxes,
+            )
         else:
             ax.text(0.5, 0.5, "(no image)", ha="center", va="center", fontsize=9, color="#57606a", transform=ax.transAxes)
         text_ax = fig.add_subplot(grid[1, 2 + i])
         text_ax.axis("off")
         body = step.output or ("" if step.tool == "answer" else "(no text)")
         lines = textwrap.wrap(body, _TEXT_WIDTH, max_lines=6, placeholder=" …")
-        text_ax.text(0.0, 1.0, "\n".join(lines), fontsize=7, va="top", ha="left", family="monospace",
-                     color=WRONG if step.error else "black", transform=text_ax.transAxes)
+        text_ax.text(
+            0.0,
+            1.0,
+            "\n".join(lines),
+            fontsize=7,
+            va="top",
+            ha="left",
+            family="monospace",
+            color=WRONG if step.error else "black",
+            transform=text_ax.transAxes,
+        )
 
     if who:
         rows = {w: 2 + j for j, w in enumerate(who)}
         for w, row in rows.items():
             lab = fig.add_subplot(grid[row, 0:2])
             lab.axis("off")
-            lab.text(0.85, 0.5, f"{w}'s attribution of each\ndecision over image cells\n(darker: more; outlined: the region sent)",
-                     ha="right", va="center", fontsize=9, transform=lab.transAxes,
-                     color=AGENT_COLOR if w == "agent" else TEACHER_COLOR, fontweight="bold")
+            lab.text(
+                0.85,
+                0.5,
+                f"{w}'s attribution of each\ndecision over image cells\n(darker: more; outlined: the region sent)",
+                ha="right",
+                va="center",
+                fontsize=9,
+                transform=lab.transAxes,
+                color=AGENT_COLOR if w == "agent" else TEACHER_COLOR,
+                fontweight="bold",
+            )
         lab = fig.add_subplot(grid[2 + len(who), 0:2])
         lab.axis("off")
-        lab.text(0.85, 0.75, "block split: share of the attribution\non image / question / tool output", ha="right",
-                 va="center", fontsize=9, transform=lab.transAxes, fontweight="bold")
+        lab.text(
+            0.85,
+            0.75,
+            "block split: share of the attribution\non image / question / tool output",
+            ha="right",
+            va="center",
+            fontsize=9,
+            transform=lab.transAxes,
+            fontweight="bold",
+        )
         for j, w in enumerate(who):
-            lab.text(0.85 - 0.22 * (len(who) - 1 - j), 0.25, f"■ {w}", ha="right", va="center", fontsize=9,
-                     transform=lab.transAxes, color=AGENT_COLOR if w == "agent" else TEACHER_COLOR, fontweight="bold")
+            lab.text(
+                0.85 - 0.22 * (len(who) - 1 - j),
+                0.25,
+                f"■ {w}",
+                ha="right",
+                va="center",
+                fontsize=9,
+                transform=lab.transAxes,
+                color=AGENT_COLOR if w == "agent" else TEACHER_COLOR,
+                fontweight="bold",
+            )
         first = True
         for i, step in enumerate(steps):
             if step.agent_attribution is None and step.teacher_attribution is None:
@@ -281,9 +362,16 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
     return atomic_write_bytes(path, figure_png(fig))
 
 
-def render_episode(env: gym.Env[dict[str, Any], str], agent: Any, seed: int | None = None,
-                   options: dict[str, Any] | None = None, *, out: str | os.PathLike[str] | None = None,
-                   attribution: bool = True, title: str | None = None) -> Any:
+def render_episode(
+    env: gym.Env[dict[str, Any], str],
+    agent: Any,
+    seed: int | None = None,
+    options: dict[str, Any] | None = None,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    attribution: bool = True,
+    title: str | None = None,
+) -> Any:
     """Play one episode of ``agent`` in ``env`` and draw it; returns the ``Figure`` (and writes ``out``, a PNG).
 
     ``agent`` is anything with ``act(observation, info) -> str`` and ``reset()``. With ``attribution`` and an

@@ -80,8 +80,7 @@ def model_reply(body: dict[str, Any]) -> dict[str, Any]:
     question = question_of(body)
     if is_judge(body):
         response = question.rpartition("Response: ")[2]
-        message: dict[str, Any] = {"role": "assistant",
-                                   "content": json.dumps({"extracted_answer": response[:40], "correct": 1})}
+        message: dict[str, Any] = {"role": "assistant", "content": json.dumps({"extracted_answer": response[:40], "correct": 1})}
     else:
         turn = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
         if turn == 0:
@@ -89,14 +88,23 @@ def model_reply(body: dict[str, Any]) -> dict[str, Any]:
         else:
             name, args = "answer", {"text": "true" if question.startswith("True or false") else "0"}
         if body.get("tools"):
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"call_{turn}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": f"call_{turn}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+                ],
+            }
         else:
             message = {"role": "assistant", "content": json.dumps({"tool": name, "args": args})}
     raw = json.dumps(body, sort_keys=True).encode()
-    return {"id": "cmpl-fake", "object": "chat.completion", "model": body.get("model", ""),
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10 + len(raw) // 1000, "completion_tokens": 7}}
+    return {
+        "id": "cmpl-fake",
+        "object": "chat.completion",
+        "model": body.get("model", ""),
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10 + len(raw) // 1000, "completion_tokens": 7},
+    }
 
 
 class FakeOpenAI:
@@ -113,8 +121,17 @@ class FakeOpenAI:
         port: the port (0: any free one).
     """
 
-    def __init__(self, faults: list[Fault] | tuple[Fault, ...] = (), *, key: str | None = None, latency: float = 0.0,
-                 slow: float = 2.0, exit_after: int | None = None, log_path: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        faults: list[Fault] | tuple[Fault, ...] = (),
+        *,
+        key: str | None = None,
+        latency: float = 0.0,
+        slow: float = 2.0,
+        exit_after: int | None = None,
+        log_path: str | None = None,
+        port: int = 0,
+    ) -> None:
         for f in faults:
             if f.kind not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {f.kind!r}; known: {FAULT_KINDS}")
@@ -174,14 +191,19 @@ class FakeOpenAI:
     # -- serving -----------------------------------------------------------------------------------------------
     def _fault(self, n: int, question: str) -> Fault | None:
         for i, f in enumerate(self.faults):
-            if (f.match in question and (not f.nth or n in f.nth)
-                    and (f.times is None or self._used[i] < f.times)):
+            if f.match in question and (not f.nth or n in f.nth) and (f.times is None or self._used[i] < f.times):
                 self._used[i] += 1
                 return f
         return None
 
-    def _send(self, h: BaseHTTPRequestHandler, status: int, body: Any = None, raw: bytes | None = None,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = raw if raw is not None else json.dumps(body).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
@@ -221,8 +243,15 @@ class FakeOpenAI:
                 fault = None
             status = "dropped" if over else "401" if unauthorised else fault.kind if fault else "ok"
             self._reserved += status == "ok"
-        entry = {"n": n, "key": hashlib.sha256(raw).hexdigest(), "status": status, "question": question,
-                 "auth": bool(token), "judge": is_judge(body), "echo": echo}
+        entry = {
+            "n": n,
+            "key": hashlib.sha256(raw).hexdigest(),
+            "status": status,
+            "question": question,
+            "auth": bool(token),
+            "judge": is_judge(body),
+            "echo": echo,
+        }
         if status != "ok":  # logged at once (a slow reply is logged before the client gives up on it)
             self._record(entry)
         try:
@@ -257,8 +286,7 @@ class FakeOpenAI:
         finally:
             with self._lock:
                 self.in_flight -= 1
-            if self._exit_process and self.exit_after is not None and status == "ok" \
-                    and len(self.answered) >= self.exit_after:
+            if self._exit_process and self.exit_after is not None and status == "ok" and len(self.answered) >= self.exit_after:
                 with self._lock:  # a server killed mid-run: no clean shutdown, whatever is in flight
                     os._exit(0)
 

@@ -11,8 +11,18 @@ from iapo_gym import is_correct, normalize_answer
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("42", " 42 "), ("1,000", "1000"), ("12.0", "12"), ("50%", "50"), ("The Red", "red"), ("Yes", "true"),
-     ("no", "False"), ("grey", "gray"), ("Tokyo.", "tokyo"), ("-3", "-3.00")],
+    [
+        ("42", " 42 "),
+        ("1,000", "1000"),
+        ("12.0", "12"),
+        ("50%", "50"),
+        ("The Red", "red"),
+        ("Yes", "true"),
+        ("no", "False"),
+        ("grey", "gray"),
+        ("Tokyo.", "tokyo"),
+        ("-3", "-3.00"),
+    ],
 )
 def test_equivalent_forms_match(a: str, b: str) -> None:
     assert normalize_answer(a) == normalize_answer(b)

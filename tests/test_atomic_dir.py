@@ -41,8 +41,9 @@ def _kill_at(monkeypatch: pytest.MonkeyPatch, k: int) -> list[str]:
 
 
 def _save(path: Path, version: int) -> Path:
-    return write_checkpoint(path, {"agent_class": "iapo_gym.agents.simple:RandomAgent", "version": version},
-                            {"w": torch.full((4,), float(version))})
+    return write_checkpoint(
+        path, {"agent_class": "iapo_gym.agents.simple:RandomAgent", "version": version}, {"w": torch.full((4,), float(version))}
+    )
 
 
 def _count_operations(tmp_path: Path) -> int:

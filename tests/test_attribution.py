@@ -165,8 +165,9 @@ def test_pixels_to_cells_edge_cases() -> None:
 # -- methods ------------------------------------------------------------------------------------------
 def test_integrated_gradients_completeness() -> None:
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.Softplus(),
-                              torch.nn.Linear(16, 3)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(10, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.Softplus(), torch.nn.Linear(16, 3)
+    ).double()
     proj = torch.nn.Linear(4, 5).double()
 
     def f(x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -316,8 +317,15 @@ def test_attention_with_image_patches_and_key_slices() -> None:
     probs[..., 1 + 2] = 1.0
     probs = probs / probs.sum(-1, keepdim=True)
     image, tokens = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 4)
-    a_img, a_tok = attribute(lambda i, t: probs, (image, tokens), method="attention", mode="last_layer", query_index=0,
-                             patch_grid=2, key_slices=[slice(1, 5), slice(5, 8)])
+    a_img, a_tok = attribute(
+        lambda i, t: probs,
+        (image, tokens),
+        method="attention",
+        mode="last_layer",
+        query_index=0,
+        patch_grid=2,
+        key_slices=[slice(1, 5), slice(5, 8)],
+    )
     pixels = reduce_to_components(a_img, "image")[0]
     assert pixels[4:, :4].sum() > 0.8
     # the decision key's own mass belongs to no input: the inputs share the rest

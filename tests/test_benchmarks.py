@@ -106,8 +106,10 @@ def numbers(out: Path) -> Any:
 def rows(out: Path) -> list[tuple[Any, ...]]:
     """Every stored episode without its wall time, in a fixed order."""
     with ResultsStore(out / DB_NAME, readonly=True) as store:
-        return [tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in e.__dict__.items() if k != "wall_time")
-                for e in store.episodes()]
+        return [
+            tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in e.__dict__.items() if k != "wall_time")
+            for e in store.episodes()
+        ]
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -137,16 +139,19 @@ def test_builtin_suites_validate_and_items_are_deterministic() -> None:
     assert easy.with_episodes(7).items("EasyVQA", 2, (0, 100)) == easy.items("EasyVQA", 2, (0, 100))[:7]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("seeds: [0]\nepisodes: 2\nfamilies: [HBar]\ncolour: red\n", "unknown key 'colour'"),
-    ("seeds: [0]\nepisodes: 2\nfamilies: [HBrr]\n", "unknown family 'HBrr'; known: HBar"),
-    ("seeds: [0, 0]\nepisodes: 2\nfamilies: [HBar]\n", "lists a seed twice"),
-    ("seeds: [0]\nepisodes: 0\nfamilies: [HBar]\n", "'episodes' must be an integer >= 1"),
-    ("seeds: [0]\nepisodes: 2\n", "exactly one of 'families'"),
-    ("seeds: [0]\nepisodes: 2\nocr: tesseract\nfamilies: [HBar]\n", "'ocr' must be one of scene, easyocr"),
-    ("seeds: [0]\nepisodes: 2\ndataset: {source: vqa2}\n", "unknown dataset source 'vqa2'"),
-    ("[1, 2", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("seeds: [0]\nepisodes: 2\nfamilies: [HBar]\ncolour: red\n", "unknown key 'colour'"),
+        ("seeds: [0]\nepisodes: 2\nfamilies: [HBrr]\n", "unknown family 'HBrr'; known: HBar"),
+        ("seeds: [0, 0]\nepisodes: 2\nfamilies: [HBar]\n", "lists a seed twice"),
+        ("seeds: [0]\nepisodes: 0\nfamilies: [HBar]\n", "'episodes' must be an integer >= 1"),
+        ("seeds: [0]\nepisodes: 2\n", "exactly one of 'families'"),
+        ("seeds: [0]\nepisodes: 2\nocr: tesseract\nfamilies: [HBar]\n", "'ocr' must be one of scene, easyocr"),
+        ("seeds: [0]\nepisodes: 2\ndataset: {source: vqa2}\n", "unknown dataset source 'vqa2'"),
+        ("[1, 2", "not valid YAML"),
+    ],
+)
 def test_bad_suite_files_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -246,8 +251,12 @@ def test_same_command_twice_gives_identical_numbers_and_a_rerun_adds_nothing(tin
 
 # -- confidence intervals -----------------------------------------------------------------------------------
 def _synthetic(seeds: int, items: int, p: float, rng: np.random.Generator) -> list[EpisodeRow]:
-    return [EpisodeRow("a", None, "s", fam, s, k, k, bool(rng.random() < p), 0.0, {}, {}, 0, 1, None, 0.001, "scene")
-            for fam in ("F1", "F2") for s in range(seeds) for k in range(items)]
+    return [
+        EpisodeRow("a", None, "s", fam, s, k, k, bool(rng.random() < p), 0.0, {}, {}, 0, 1, None, 0.001, "scene")
+        for fam in ("F1", "F2")
+        for s in range(seeds)
+        for k in range(items)
+    ]
 
 
 def test_ci_of_the_average_contains_the_mean_and_shrinks_with_more_seeds(tmp_path: Path) -> None:
@@ -283,15 +292,29 @@ def test_user_agent_file_and_checkpoint_folder_reach_the_leaderboard(tiny: Path,
     ckpt = write_checkpoint(tmp_path / "ckpts" / "tiny-iapo", {"agent_class": f"{agent_file}:CkptAgent"}, {"w": torch.zeros(3)})
     out = tmp_path / "user"
     # the checkpoint names a class in a file: it runs only with the opt-in (see test_safe_loading.py)
-    rc = cli.main(["run", "--agents", f"{agent_file}:MyAgent", f"mine={ckpt}", "--suite", str(tiny), "--out", str(out), "--quiet",
-                   "--trust-remote-code"])
+    rc = cli.main(
+        [
+            "run",
+            "--agents",
+            f"{agent_file}:MyAgent",
+            f"mine={ckpt}",
+            "--suite",
+            str(tiny),
+            "--out",
+            str(out),
+            "--quiet",
+            "--trust-remote-code",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     md = (out / "leaderboard.md").read_text()
     assert "`my_agent.py:MyAgent`" in md and "`mine`" in md and f"`{checkpoint_hash(ckpt)}`" in md
     entries = {e["agent"]: e for e in json.loads((out / "leaderboard.json").read_text())["suites"]["tiny"]["entries"]}
     assert entries["my_agent.py:MyAgent"]["usage"]["tool_usage"]["zoom"] == 1.0
     assert entries["mine"]["checkpoint_hash"] == checkpoint_hash(ckpt)
-    assert all(e.checkpoint_hash == checkpoint_hash(ckpt) for e in ResultsStore(out / DB_NAME, readonly=True).episodes(agent="mine"))
+    assert all(
+        e.checkpoint_hash == checkpoint_hash(ckpt) for e in ResultsStore(out / DB_NAME, readonly=True).episodes(agent="mine")
+    )
 
 
 # -- bad input ----------------------------------------------------------------------------------------------
@@ -326,7 +349,11 @@ def test_bad_input_gives_clear_errors_and_leaves_results_intact(earlier: Path, t
     (broken / "model.safetensors").write_bytes(b"\x00" * 10)
     _fails(capsys, [*run, "--agents", str(broken)], "cannot load the checkpoint folder", "not valid JSON")
     _fails(capsys, [*run, "--agents", "oracle", "--episodes", "4"], "other settings", "episodes: 3 there, 4 now")
-    _fails(capsys, ["run", "--agents", "oracle", "--suite", str(tiny), "--out", str(earlier), "--workers", "0"], "workers must be a positive integer")
+    _fails(
+        capsys,
+        ["run", "--agents", "oracle", "--suite", str(tiny), "--out", str(earlier), "--workers", "0"],
+        "workers must be a positive integer",
+    )
     _fails(capsys, ["report", str(tmp_path / "nowhere")], "no results in", "iapo-bench run")
     assert digest(earlier) == before
 
@@ -341,15 +368,26 @@ def test_a_results_db_of_another_schema_is_refused_untouched(kind: str, tiny: Pa
     else:
         conn = sqlite3.connect(db)
         if kind == "newer-schema":
-            conn.executescript(f"CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1});")
+            conn.executescript(
+                f"CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1});"
+            )
         else:
             conn.executescript("CREATE TABLE runs (id INTEGER); INSERT INTO runs VALUES (1);")
         conn.commit()
         conn.close()
     before = digest(out)
-    expected = {"newer-schema": f"schema version {SCHEMA_VERSION + 1}", "foreign-sqlite": "not an iapo-bench results store",
-                "not-sqlite": "not an iapo-bench results store"}[kind]
-    _fails(capsys, ["run", "--agents", "oracle", "--suite", str(tiny), "--out", str(out), "--quiet"], expected, str(db), "left untouched")
+    expected = {
+        "newer-schema": f"schema version {SCHEMA_VERSION + 1}",
+        "foreign-sqlite": "not an iapo-bench results store",
+        "not-sqlite": "not an iapo-bench results store",
+    }[kind]
+    _fails(
+        capsys,
+        ["run", "--agents", "oracle", "--suite", str(tiny), "--out", str(out), "--quiet"],
+        expected,
+        str(db),
+        "left untouched",
+    )
     _fails(capsys, ["report", str(out)], expected)
     assert digest(out) == before
     with pytest.raises(StoreError):

@@ -113,8 +113,10 @@ def test_easy_target_is_visible_at_a_glance(cls: type) -> None:
 # Digest of the questions and answers of scenes 0..39 at difficulties 1 and 2, as generated before
 # difficulty 0 became the glance curriculum: changing an rng draw there changes every later scene.
 HARDER_DIGESTS = {
-    ("HBar", 1): "3b6a07e68122182b", ("HBar", 2): "9e809642dde0b575",
-    ("VBar", 1): "88dc1476a176d946", ("VBar", 2): "ab9a487c2d65c367",
+    ("HBar", 1): "3b6a07e68122182b",
+    ("HBar", 2): "9e809642dde0b575",
+    ("VBar", 1): "88dc1476a176d946",
+    ("VBar", 2): "ab9a487c2d65c367",
 }
 
 

@@ -43,7 +43,8 @@ class Paper(CompactAgent):
 
 
 def test_each_decision_is_attributed_once_and_every_agent_is_aligned_by_the_suites_one_measure(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from iapo_gym.agents.compact_agent import CompactAgent
     from iapo_gym.benchmarks.store import DB_NAME, ResultsStore
 
@@ -57,8 +58,13 @@ def test_each_decision_is_attributed_once_and_every_agent_is_aligned_by_the_suit
     monkeypatch.setattr(CompactAgent, "attribute", counting)
     (tmp_path / "suite.yaml").write_text(SUITE)
     (tmp_path / "paper.py").write_text(PAPER_AGENT)
-    out = run_benchmark(["iapo", f"paper={tmp_path / 'paper.py'}:Paper"], str(tmp_path / "suite.yaml"), out=tmp_path / "out",
-                        progress=False, render=False)
+    out = run_benchmark(
+        ["iapo", f"paper={tmp_path / 'paper.py'}:Paper"],
+        str(tmp_path / "suite.yaml"),
+        out=tmp_path / "out",
+        progress=False,
+        render=False,
+    )
     with ResultsStore(out / DB_NAME, readonly=True) as store:
         episodes = store.episodes()
         trajectories = [store.trajectory(e) for e in episodes]

@@ -171,7 +171,9 @@ def test_easy_vqa_adapter_and_episode() -> None:
 def test_write_and_load_round_trip(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     outside = _png(tmp_path_factory.mktemp("elsewhere") / "far.png", np.zeros((8, 8, 3), np.uint8))
     records = [
-        DatasetRecord(str(data_dir / "imgs" / "red.png"), "What colour?", ("red", "crimson"), ((0.1, 0.2, 0.3, 0.4),), "Colours", {"id": 7}),
+        DatasetRecord(
+            str(data_dir / "imgs" / "red.png"), "What colour?", ("red", "crimson"), ((0.1, 0.2, 0.3, 0.4),), "Colours", {"id": 7}
+        ),
         DatasetRecord(outside, "Anything there?", ("no",)),
     ]
     out = data_dir / "export.jsonl"

@@ -61,8 +61,18 @@ def test_scene_id_option_reproduces_an_item() -> None:
     assert again["question"] == obs["question"] and np.array_equal(again["image"], obs["image"])
 
 
-@pytest.mark.parametrize("kwargs", [{"difficulty": 5}, {"split": "val"}, {"view_size": 4}, {"budget": 0},
-                                    {"ocr": "tesseract"}, {"tools": ("zoom", "zom")}, {"task": "Pie"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"difficulty": 5},
+        {"split": "val"},
+        {"view_size": 4},
+        {"budget": 0},
+        {"ocr": "tesseract"},
+        {"tools": ("zoom", "zom")},
+        {"task": "Pie"},
+    ],
+)
 def test_bad_constructor_arguments_are_named(kwargs: dict) -> None:
     name = next(iter(kwargs))
     with pytest.raises(ValueError, match=name if name != "tools" else "unknown tool 'zom'"):
@@ -135,11 +145,21 @@ def test_budget_truncates_and_answer_terminates() -> None:
 
 action_texts = st.one_of(
     st.text(max_size=80),
-    st.builds(lambda name, args: json.dumps({"tool": name, "args": args}),
-              st.sampled_from(["zoom", "ocr", "focus", "answer", "zom", "", "ZOOM"]),
-              st.dictionaries(st.sampled_from(["box", "axis", "labels", "mode", "text", "x"]),
-                              st.one_of(st.lists(st.floats(), max_size=5), st.text(max_size=5), st.integers(),
-                                        st.lists(st.text(max_size=4), max_size=3), st.none()), max_size=3)),
+    st.builds(
+        lambda name, args: json.dumps({"tool": name, "args": args}),
+        st.sampled_from(["zoom", "ocr", "focus", "answer", "zom", "", "ZOOM"]),
+        st.dictionaries(
+            st.sampled_from(["box", "axis", "labels", "mode", "text", "x"]),
+            st.one_of(
+                st.lists(st.floats(), max_size=5),
+                st.text(max_size=5),
+                st.integers(),
+                st.lists(st.text(max_size=4), max_size=3),
+                st.none(),
+            ),
+            max_size=3,
+        ),
+    ),
     st.builds(lambda s: f"<tool_call>{s}</tool_call>", st.text(max_size=40)),
 )
 

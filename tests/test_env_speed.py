@@ -24,12 +24,27 @@ def test_vs_minigrid_writes_medians_with_the_ratio_range(tmp_path: Path, monkeyp
     try:
         import minigrid  # noqa: F401
     except ImportError:  # the bench extra is not installed: a discrete-action stand-in with the same protocol
+
         def stand_in() -> tuple[gym.Env, Any]:
             return gym.make("CartPole-v1"), lambda rng, k: [int(a) for a in rng.integers(2, size=k)]
 
         monkeypatch.setattr(env_speed, "minigrid_env", stand_in)
-    env_speed.main(["--vs-minigrid", "--families", "HBar", "--steps", "30", "--rounds", "2", "--updates", "1",
-                    "--skip-easyocr", "--out", str(tmp_path)])
+    env_speed.main(
+        [
+            "--vs-minigrid",
+            "--families",
+            "HBar",
+            "--steps",
+            "30",
+            "--rounds",
+            "2",
+            "--updates",
+            "1",
+            "--skip-easyocr",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     result = json.loads((tmp_path / "env_speed.json").read_text())
     row = result["vs_minigrid"]["HBar"]
     assert result["rounds"] == 2 and "--rounds 2" in result["command"]

@@ -78,12 +78,22 @@ def test_manifest_lists_every_set_file_and_count(built: Path) -> None:
 def test_published_file_names(built: Path) -> None:
     names = {str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()}
     expected = {
-        "data/chartQA_h_bar_wbb.json", "data/chartQA_v_bar_wbb.json", "data/tablevqa_wbb.json",
-        "data/tablevqa-vwtq_syn_wbb.json", "data/tablevqa-vtabfact_wbb.json",
-        "data/reasoning_val.json", "data/reasoning_test.json", "data/descriptive_val.json",
-        "data/descriptive_test.json", "data/image_metadata_val.json", "data/image_metadata_test.json",
-        "datasets/test_full.parquet", "datasets/val_full.parquet", "datasets/train_full.parquet",
-        "datasets/table_train.parquet", "datasets/table_test.parquet",
+        "data/chartQA_h_bar_wbb.json",
+        "data/chartQA_v_bar_wbb.json",
+        "data/tablevqa_wbb.json",
+        "data/tablevqa-vwtq_syn_wbb.json",
+        "data/tablevqa-vtabfact_wbb.json",
+        "data/reasoning_val.json",
+        "data/reasoning_test.json",
+        "data/descriptive_val.json",
+        "data/descriptive_test.json",
+        "data/image_metadata_val.json",
+        "data/image_metadata_test.json",
+        "datasets/test_full.parquet",
+        "datasets/val_full.parquet",
+        "datasets/train_full.parquet",
+        "datasets/table_train.parquet",
+        "datasets/table_test.parquet",
     }
     assert expected <= names
 
@@ -100,8 +110,18 @@ def test_refocus_chart_records_follow_the_helper(built: Path, kind: str) -> None
     records = chart_records(built, kind)
     assert len(records) == ITEMS
     for key, ex in records.items():
-        assert set(ex) == {"figure_path", "query", "answer", "figure_bbox", "x_intervals", "y_intervals",
-                           "x_values", "y_values", "x_bboxes", "y_bboxes"}
+        assert set(ex) == {
+            "figure_path",
+            "query",
+            "answer",
+            "figure_bbox",
+            "x_intervals",
+            "y_intervals",
+            "x_values",
+            "y_values",
+            "x_bboxes",
+            "y_bboxes",
+        }
         assert isinstance(ex["query"], str) and isinstance(ex["answer"], str) and ex["answer"]
         assert ex["x_intervals"] == ex["y_intervals"] == []
         image = Image.open(built / ex["figure_path"])
@@ -141,7 +161,7 @@ def label_strip(ex: dict[str, Any], kind: str, img: np.ndarray) -> tuple[np.ndar
     if kind == "h_bar":
         return img[fy1:fy2, : fx1 - 2] < INK, fy1
     bottom = round(ex["x_bboxes"][0]["y2"] * h)
-    return (img[fy2 + 2: bottom, fx1:fx2] < INK).T, fx1
+    return (img[fy2 + 2 : bottom, fx1:fx2] < INK).T, fx1
 
 
 @pytest.mark.parametrize("kind", ["h_bar", "v_bar"])
@@ -185,7 +205,7 @@ def test_ocr_reads_the_named_label_inside_its_band(built: Path) -> None:
         x1, _, x2, _ = pixels(ex["columns_bbox"][0], w, h)
         for label, box in list(zip(ex["row_starters"], ex["rows_bbox"]))[1:3]:
             _, y1, _, y2 = pixels(box, w, h)
-            read = ocr.recognize(tight_crop(img[y1 + 1: y2 - 1, x1 + 1: x2 - 1]))
+            read = ocr.recognize(tight_crop(img[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1]))
             assert similar(read, label), f"{key}: row of {label!r} reads {read!r}"
             checked += 1
     assert checked >= 8
@@ -194,7 +214,7 @@ def test_ocr_reads_the_named_label_inside_its_band(built: Path) -> None:
 def tight_crop(region: np.ndarray, pad: int = 4) -> np.ndarray:
     ink = np.argwhere(region.mean(axis=2) < INK)
     (a, b), (c, d) = ink.min(axis=0), ink.max(axis=0)
-    return region[max(0, a - pad): c + pad + 1, max(0, b - pad): d + pad + 1]
+    return region[max(0, a - pad) : c + pad + 1, max(0, b - pad) : d + pad + 1]
 
 
 def similar(read: str, label: str) -> bool:
@@ -221,8 +241,18 @@ def test_refocus_table_records(built: Path, name: str) -> None:
     records = load(built, f"data/{fixtures.TABLE_FILES[name]}")
     assert len(records) == ITEMS
     for key, ex in records.items():
-        assert list(ex) == ["figure_id", "figure_path", "query", "answer", "text_html_table", "column_headers",
-                            "columns_bbox", "row_starters", "rows_bbox", "table_bbox"]
+        assert list(ex) == [
+            "figure_id",
+            "figure_path",
+            "query",
+            "answer",
+            "text_html_table",
+            "column_headers",
+            "columns_bbox",
+            "row_starters",
+            "rows_bbox",
+            "table_bbox",
+        ]
         assert ex["figure_path"] == f"{fixtures.TABLE_IMAGE_DIRS[name]}/{ex['figure_id']}.png"
         headers, starters = parse_like_refocus(ex["text_html_table"])
         assert ex["column_headers"] in (headers, [])
@@ -252,10 +282,10 @@ def test_table_header_cells_and_row_starters_hold_ink(built: Path, name: str) ->
         cols = [pixels(b, w, h) for b in ex["columns_bbox"]]
         for label, (cx1, _, cx2, _) in zip(ex["column_headers"], cols):  # the header cell of each column
             _, ry1, _, ry2 = rows[0]
-            assert (img[ry1 + 2: ry2 - 2, cx1 + 2: cx2 - 2] < INK).sum() > 5, f"{key}: header {label!r} has no ink"
+            assert (img[ry1 + 2 : ry2 - 2, cx1 + 2 : cx2 - 2] < INK).sum() > 5, f"{key}: header {label!r} has no ink"
         cx1, _, cx2, _ = cols[0]
         for label, (_, ry1, _, ry2) in zip(ex["row_starters"], rows):  # the first cell of each row
-            assert (img[ry1 + 2: ry2 - 2, cx1 + 2: cx2 - 2] < INK).sum() > 5, f"{key}: row {label!r} has no ink"
+            assert (img[ry1 + 2 : ry2 - 2, cx1 + 2 : cx2 - 2] < INK).sum() > 5, f"{key}: row {label!r} has no ink"
 
 
 def test_vwtq_item_six_has_no_column_boxes_as_refocus_leaves_a_mismatch() -> None:
@@ -346,8 +376,7 @@ def test_vtool_table_parquets_are_the_refocus_records_in_pixels(built: Path) -> 
         for row in rows(built, rel):
             meta = json.loads(row["metadata"])
             assert list(meta) == ["type", "figure_bbox", "columns_bbox", "row_starters"] and meta["type"] == "table"
-            matches = [ex for ex in refocus.values()
-                       if ex["figure_id"] == row["figure_id"] and ex["query"] == row["query"]]
+            matches = [ex for ex in refocus.values() if ex["figure_id"] == row["figure_id"] and ex["query"] == row["query"]]
             assert matches, row["query"]
             ex = matches[0]
             w, h = Image.open(io.BytesIO(row["images"][0])).size
@@ -385,8 +414,24 @@ def test_same_seed_same_bytes_and_a_prefix_does_not_depend_on_items(tmp_path: Pa
     """Byte for byte, across processes too (another hash seed, through the command line)."""
     a = tree(build_fixtures(tmp_path / "a", items=2, seed=3, sets=SUBSET))
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    subprocess.run([sys.executable, "-m", "iapo_gym.benchmarks.fixtures", "--out", str(tmp_path / "b"), "--items", "2",
-                    "--seed", "3", "--sets", ",".join(SUBSET)], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iapo_gym.benchmarks.fixtures",
+            "--out",
+            str(tmp_path / "b"),
+            "--items",
+            "2",
+            "--seed",
+            "3",
+            "--sets",
+            ",".join(SUBSET),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     b = tree(tmp_path / "b")
     assert a == b
     c = tree(build_fixtures(tmp_path / "c", items=2, seed=4, sets=SUBSET))

@@ -21,16 +21,54 @@ was allocated while tracing, so the cache's own size is in the baseline and late
 MAX_GROWTH = 8 << 20
 """Bytes the traced memory may grow from the baseline to the end."""
 
-_WEIRD = [None, True, False, 0, -1, 1, 2, 10**400, 1e308, -1e308, 0.5, "0.5", "", "zoom", [], {}, [0.1] * 3,
-          [0.1, 0.1, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5], ["a"] * 4,
-          [None] * 4, [True, 0, 1, 1], [-0.1, 0, 1, 1], [0, 0, 1.5, 1], {"box": 1}, "\x00", "ü" * 30, "\ud800"]
+_WEIRD = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2,
+    10**400,
+    1e308,
+    -1e308,
+    0.5,
+    "0.5",
+    "",
+    "zoom",
+    [],
+    {},
+    [0.1] * 3,
+    [0.1, 0.1, 0.2, 0.2],
+    [0.2, 0.2, 0.1, 0.1],
+    [0.0, 0.0, 1.0, 1.0],
+    [0.5, 0.5, 0.5, 0.5],
+    ["a"] * 4,
+    [None] * 4,
+    [True, 0, 1, 1],
+    [-0.1, 0, 1, 1],
+    [0, 0, 1.5, 1],
+    {"box": 1},
+    "\x00",
+    "ü" * 30,
+    "\ud800",
+]
 _TOOLS = ["zoom", "ocr", "focus", "answer", "zom", "", " ", "ZOOM", "a" * 300, "answer\x00", None, 7]
 _TEMPLATES = [
-    "{{\"tool\": {t}, \"args\": {a}}}", "<tool_call>{{\"name\": {t}, \"arguments\": {a}}}</tool_call>",
-    "<answer>{s}</answer>", "<tool_call>{{\"name\": {t}", "<answer>{s}", "{{\"tool\": {t}, \"args\": {a}",
-    "<think>{s}</think><tool_call>{{\"name\": {t}, \"arguments\": {a}}}</tool_call>", "{s}",
-    "<answer><answer>{s}</answer></answer>", "<tool_call></tool_call>", "<tool_call>{s}</tool_call>",
-    "{{\"tool\": {t}, \"args\": {a}, \"tool\": \"zoom\"}}", "[{a}]", "{{\"args\": {a}}}",
+    '{{"tool": {t}, "args": {a}}}',
+    '<tool_call>{{"name": {t}, "arguments": {a}}}</tool_call>',
+    "<answer>{s}</answer>",
+    '<tool_call>{{"name": {t}',
+    "<answer>{s}",
+    '{{"tool": {t}, "args": {a}',
+    '<think>{s}</think><tool_call>{{"name": {t}, "arguments": {a}}}</tool_call>',
+    "{s}",
+    "<answer><answer>{s}</answer></answer>",
+    "<tool_call></tool_call>",
+    "<tool_call>{s}</tool_call>",
+    '{{"tool": {t}, "args": {a}, "tool": "zoom"}}',
+    "[{a}]",
+    '{{"args": {a}}}',
 ]
 
 
@@ -47,7 +85,9 @@ def _json(rng: np.random.Generator, depth: int = 0) -> str:
         return "[" + ", ".join(str(round(float(x), 3)) for x in rng.uniform(-0.2, 1.2, int(rng.integers(0, 6)))) + "]"
     if r < 0.75:
         keys = ["box", "text", "axis", "labels", "mode", "x", "__class__"]
-        items = [f"{json.dumps(keys[int(rng.integers(len(keys)))])}: {_json(rng, depth + 1)}" for _ in range(int(rng.integers(0, 4)))]
+        items = [
+            f"{json.dumps(keys[int(rng.integers(len(keys)))])}: {_json(rng, depth + 1)}" for _ in range(int(rng.integers(0, 4)))
+        ]
         return "{" + ", ".join(items) + "}"
     if r < 0.85:
         return _text(rng)
@@ -78,8 +118,11 @@ def fuzz_action(rng: np.random.Generator, labels: list[str]) -> str:
         return json.dumps({"tool": tool, "args": {"box": [x0, y0, x0 + s, y0 + s]}})
     if r < 0.25:
         picked = [labels[int(i)] for i in rng.integers(len(labels), size=int(rng.integers(0, 4)))] if labels else []
-        args = {"axis": ["rows", "columns", "bars", "series", "x"][int(rng.integers(5))], "labels": picked + ["nope"] * int(rng.integers(2)),
-                "mode": ["highlight", "mask", "blur"][int(rng.integers(3))]}
+        args = {
+            "axis": ["rows", "columns", "bars", "series", "x"][int(rng.integers(5))],
+            "labels": picked + ["nope"] * int(rng.integers(2)),
+            "mode": ["highlight", "mask", "blur"][int(rng.integers(3))],
+        }
         return json.dumps({"tool": "focus", "args": args})
     if r < 0.3:
         return f"<answer>{_text(rng)[:50]}</answer>"
@@ -118,8 +161,10 @@ def test_fuzzed_actions_never_raise_out_of_step_and_memory_stays_bounded() -> No
     after, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     growth = after - before
-    print(f"{CALLS} actions, {errors} rejected with a message, {kinds} episodes; traced memory growth "
-          f"{growth / 2**20:.2f} MiB (peak {peak / 2**20:.1f} MiB)")
+    print(
+        f"{CALLS} actions, {errors} rejected with a message, {kinds} episodes; traced memory growth "
+        f"{growth / 2**20:.2f} MiB (peak {peak / 2**20:.1f} MiB)"
+    )
     assert errors > CALLS // 2 and len(seen_errors) > 5  # the fuzzer reached many kinds of bad input
     assert growth < MAX_GROWTH, f"memory grew by {growth / 2**20:.1f} MiB over {CALLS - BASELINE} steps"
 
@@ -127,7 +172,10 @@ def test_fuzzed_actions_never_raise_out_of_step_and_memory_stays_bounded() -> No
 def test_the_inputs_the_fuzzer_found_are_tool_call_errors() -> None:
     env = gym.make("VisualToolVQA-HBar-v0")
     env.reset(seed=0)
-    for action in ('{"tool": "zoom", "args": {"box": ' + "[" * 5000 + "]}}", '{"tool": "zoom", "args": {"box": ' + "9" * 5000 + "}}",
-                   json.dumps({"tool": "zoom", "args": {"box": [0, 0, 10**400, 1]}})):
+    for action in (
+        '{"tool": "zoom", "args": {"box": ' + "[" * 5000 + "]}}",
+        '{"tool": "zoom", "args": {"box": ' + "9" * 5000 + "}}",
+        json.dumps({"tool": "zoom", "args": {"box": [0, 0, 10**400, 1]}}),
+    ):
         info = env.step(action)[-1]
         assert info["error"] and "failed" not in info["error"], info["error"]

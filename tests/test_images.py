@@ -22,16 +22,23 @@ def _opencv_rgb(path: Path) -> np.ndarray:
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.shape[2] in (2, 4):
-        colour = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB) if img.shape[2] == 2 else cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+        colour = (
+            cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+            if img.shape[2] == 2
+            else cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+        )
         alpha = img[:, :, -1:].astype(np.float32) / 255.0
         return (colour.astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(["RGB", "RGBA", "L", "LA", "P", "I;16", "1"]), st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**31))
-def test_png_decoding_matches_opencv_in_every_mode(tmp_path_factory: pytest.TempPathFactory, mode: str, w: int, h: int,
-                                                   seed: int) -> None:
+@given(
+    st.sampled_from(["RGB", "RGBA", "L", "LA", "P", "I;16", "1"]), st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**31)
+)
+def test_png_decoding_matches_opencv_in_every_mode(
+    tmp_path_factory: pytest.TempPathFactory, mode: str, w: int, h: int, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     if mode == "I;16":
         image = Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16))

@@ -18,7 +18,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True, timeout=600,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return next(out.glob("iapo_gym-*.whl"))
 
@@ -27,14 +30,14 @@ def test_wheel_maps_top_level_folders_under_one_import_name(wheel: Path) -> None
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"iapo_gym"}, f"the wheel must claim only the import name iapo_gym, got {tops}"
-    for must in ("iapo_gym/py.typed", "iapo_gym/envs/base.py", "iapo_gym/agents/oracle.py",
-                 "iapo_gym/benchmarks/env_speed.py"):
+    for must in ("iapo_gym/py.typed", "iapo_gym/envs/base.py", "iapo_gym/agents/oracle.py", "iapo_gym/benchmarks/env_speed.py"):
         assert must in names
 
 
 def test_wheel_carries_the_compiled_area_kernel_exactly_where_it_builds(wheel: Path) -> None:
     try:
         import iapo_gym._area  # noqa: F401  (built by this checkout's install)
+
         built = True
     except ImportError:  # no C compiler at install here
         built = False
@@ -46,8 +49,13 @@ def test_wheel_carries_the_compiled_area_kernel_exactly_where_it_builds(wheel: P
 
 def test_installed_wheel_imports_and_runs(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     code = (
         "import gymnasium as gym, iapo_gym, iapo_gym.agents;"
         "assert iapo_gym.__file__.startswith(%r), iapo_gym.__file__;"

@@ -21,9 +21,12 @@ FAST = {"timeout": 2.0, "retries": 2, "backoff": 0.001, "max_backoff": 0.01}
 
 
 def chat(content: str, finish: str = "stop") -> tuple[int, bytes]:
-    body = {"object": "chat.completion", "model": MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 50, "completion_tokens": 9}}
+    body = {
+        "object": "chat.completion",
+        "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 9},
+    }
     return 200, json.dumps(body).encode()
 
 
@@ -91,6 +94,7 @@ def judge_all(judge: Judge, calls: list[tuple[Any, ...]]) -> list[Verdict]:
     async def go() -> list[Verdict]:
         async with judge:
             return [await judge.verdict(*c) for c in calls]
+
     return asyncio.run(go())
 
 
@@ -103,8 +107,7 @@ RULE_FACTS: dict[str, list[str]] = {
     "refocus-chart": ["content", "69%", "3%", "0.03", "1.541", "1.54", "80 Meters", "180 Meters", "precision"],
     "refocus-table": ["table", "||"],
     "vtabfact": ["table", "true or false", "refuted"],
-    "vtool-r1": ["|||", "||", "order of the items does not matter", "cherry||Pears||Apples",
-                 "apple|||pear|||cherry"],
+    "vtool-r1": ["|||", "||", "order of the items does not matter", "cherry||Pears||Apples", "apple|||pear|||cherry"],
     "exact": ["same value"],
     "relaxed": ["5%"],
 }
@@ -122,12 +125,17 @@ def test_prompt_has_the_item_and_the_rules(scorer: str) -> None:
     if scorer.startswith("charxiv-"):
         category = int(scorer[-1])
         name, context, facts = "charxiv", {"inst_category": category}, CHARXIV_FACTS[category]
-    messages = Judge.prompt("How tall is bar Q7?", ["41.5|||x-ray"], "I think FINAL ANSWER: 41 TERMINATE", name,
-                            context)
+    messages = Judge.prompt("How tall is bar Q7?", ["41.5|||x-ray"], "I think FINAL ANSWER: 41 TERMINATE", name, context)
     assert [m["role"] for m in messages] == ["system", "user"]
     body = text(messages)
-    for needle in ["How tall is bar Q7?", "41.5|||x-ray", "I think FINAL ANSWER: 41 TERMINATE", *facts,
-                   '"extracted_answer"', '"correct"']:
+    for needle in [
+        "How tall is bar Q7?",
+        "41.5|||x-ray",
+        "I think FINAL ANSWER: 41 TERMINATE",
+        *facts,
+        '"extracted_answer"',
+        '"correct"',
+    ]:
         assert needle in body, (scorer, needle)
     json.dumps(messages)  # JSON-safe, as the cache key needs
 
@@ -183,13 +191,22 @@ def test_parse_verdict(reply: str, correct: bool | None, extracted: str) -> None
 
 
 def test_verdicts_from_the_server(server: FakeServer) -> None:
-    server.script = [chat('```json\n{"extracted_answer": "69%", "correct": 1}\n```'), chat("<|NO|>"),
-                     chat("no idea"), chat('{"extracted_answer": "1', finish="length")]
+    server.script = [
+        chat('```json\n{"extracted_answer": "69%", "correct": 1}\n```'),
+        chat("<|NO|>"),
+        chat("no idea"),
+        chat('{"extracted_answer": "1', finish="length"),
+    ]
     judge = Judge(server.spec, **FAST)
-    right, wrong, unread, cut = judge_all(judge, [("What is it?", ["69"], "ANSWER: 69%. TERMINATE", "refocus-chart"),
-                                                  ("q", ["a|||b"], "a", "vtool-r1"),
-                                                  ("q", ["3"], "3", "exact"),
-                                                  ("q", ["3"], "3", "exact")])
+    right, wrong, unread, cut = judge_all(
+        judge,
+        [
+            ("What is it?", ["69"], "ANSWER: 69%. TERMINATE", "refocus-chart"),
+            ("q", ["a|||b"], "a", "vtool-r1"),
+            ("q", ["3"], "3", "exact"),
+            ("q", ["3"], "3", "exact"),
+        ],
+    )
     assert right == Verdict(True, "69%", '```json\n{"extracted_answer": "69%", "correct": 1}\n```', None, 50, 9, False)
     assert right.judged and wrong.correct is False and wrong.error is None
     assert unread.correct is None and "unreadable" in (unread.error or "") and unread.raw == "no idea"
@@ -201,8 +218,9 @@ def test_verdicts_from_the_server(server: FakeServer) -> None:
 
 def test_no_published_answer_makes_no_request(server: FakeServer) -> None:
     judge = Judge(server.spec, **FAST)
-    verdicts = judge_all(judge, [("q", [], "r", "exact"), ("q", None, "r", "charxiv", {"inst_category": 2}),
-                                 ("q", [None], "r", "refocus-table")])
+    verdicts = judge_all(
+        judge, [("q", [], "r", "exact"), ("q", None, "r", "charxiv", {"inst_category": 2}), ("q", [None], "r", "refocus-table")]
+    )
     assert all(v.correct is None and v.error == NO_ANSWER for v in verdicts)
     assert server.requests == []
 
@@ -235,8 +253,11 @@ def test_cache_answers_a_repeated_verdict(server: FakeServer) -> None:
 
 def test_key_never_leaks(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUDGE_TEST_KEY", KEY)
-    server.script = [chat('{"extracted_answer": "ECHO_KEY", "correct": 1} ECHO_KEY'),
-                     *[(500, b'{"error": {"message": "bad key ECHO_KEY"}}')] * 3, chat("ECHO_KEY")]
+    server.script = [
+        chat('{"extracted_answer": "ECHO_KEY", "correct": 1} ECHO_KEY'),
+        *[(500, b'{"error": {"message": "bad key ECHO_KEY"}}')] * 3,
+        chat("ECHO_KEY"),
+    ]
     judge = Judge(server.spec, api_key_env="JUDGE_TEST_KEY", **FAST)
     verdicts = judge_all(judge, [("q", ["3"], "3", "exact")] * 3)
     assert server.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"  # it was sent, and echoed

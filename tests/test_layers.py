@@ -85,7 +85,9 @@ def import_graph() -> dict[str, set[str]]:
     """``module -> modules it imports`` over the whole project, less the allow-listed edges."""
     files = module_files()
     known = set(files)
-    return {m: {t for t in imports_of(m, p, known) if (m, t) not in ALLOWED} if p.suffix == ".py" else set() for m, p in files.items()}
+    return {
+        m: {t for t in imports_of(m, p, known) if (m, t) not in ALLOWED} if p.suffix == ".py" else set() for m, p in files.items()
+    }
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -138,9 +140,9 @@ def test_the_walker_sees_every_layer_and_function_level_imports() -> None:
     assert {layer(m) for m in graph} == {0, 1, 2, 3}
     assert {"iapo_gym.envs.base", "iapo_gym.agents.base", "iapo_gym.benchmarks.runner"} <= set(graph)
     trainer = graph["iapo_gym.agents.trainer"]
-    assert "iapo_gym.agents.compact" in trainer     # `from .compact import ...`: a relative import, resolved
-    assert "iapo_gym.agents.imitation" in trainer   # imported inside GroupTrainer.warm_start only
-    assert "iapo_gym.wrappers" in trainer           # `from iapo_gym.wrappers import ...`: the package itself
+    assert "iapo_gym.agents.compact" in trainer  # `from .compact import ...`: a relative import, resolved
+    assert "iapo_gym.agents.imitation" in trainer  # imported inside GroupTrainer.warm_start only
+    assert "iapo_gym.wrappers" in trainer  # `from iapo_gym.wrappers import ...`: the package itself
     assert "iapo_gym.benchmarks.suites" in graph["iapo_gym.benchmarks.leaderboard"]  # inside a function
 
 
@@ -157,8 +159,12 @@ def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
 
 def test_no_import_of_a_higher_layer() -> None:
     graph = import_graph()
-    upward = sorted(f"{m} ({LAYERS[layer(m)]}) imports {t} ({LAYERS[layer(t)]})"
-                    for m, targets in graph.items() for t in targets if layer(t) > layer(m))
+    upward = sorted(
+        f"{m} ({LAYERS[layer(m)]}) imports {t} ({LAYERS[layer(t)]})"
+        for m, targets in graph.items()
+        for t in targets
+        if layer(t) > layer(m)
+    )
     assert not upward, "imports of a higher layer:\n  " + "\n  ".join(upward)
 
 
@@ -173,8 +179,9 @@ def test_allow_list_entries_are_still_needed() -> None:
     files = module_files()
     for importer, imported in sorted(ALLOWED):
         assert importer in files, f"{importer} is gone; remove {(importer, imported)} from ALLOWED"
-        assert imported in imports_of(importer, files[importer], set(files)), \
+        assert imported in imports_of(importer, files[importer], set(files)), (
             f"{(importer, imported)} no longer imports; remove it from ALLOWED"
+        )
 
 
 def test_the_core_names_no_module_of_a_higher_layer_even_in_strings() -> None:

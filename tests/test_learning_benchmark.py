@@ -10,9 +10,31 @@ from iapo_gym.benchmarks import learning, update_cost
 
 
 def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) -> None:
-    argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--methods", "grpo", "default",
-            "--steps", "40", "--start-episodes", "6", "6", "--warm-epochs", "1", "1", "--eval-episodes", "2",
-            "--eval-every", "1", "--curve-episodes", "2"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--seeds",
+        "0",
+        "--starts",
+        "weak",
+        "--methods",
+        "grpo",
+        "default",
+        "--steps",
+        "40",
+        "--start-episodes",
+        "6",
+        "6",
+        "--warm-epochs",
+        "1",
+        "1",
+        "--eval-episodes",
+        "2",
+        "--eval-every",
+        "1",
+        "--curve-episodes",
+        "2",
+    ]
     learning.main(argv)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["weak"]) == {"warm start", "grpo", "default"}
@@ -29,8 +51,28 @@ def test_learning_benchmark_writes_a_paired_summary_and_resumes(tmp_path: Path) 
 
 
 def test_methods_added_later_start_from_the_same_cached_warm_start(tmp_path: Path) -> None:
-    argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--steps", "20", "--start-episodes", "4", "4",
-            "--warm-epochs", "1", "1", "--eval-episodes", "1", "--eval-every", "1", "--curve-episodes", "1"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--seeds",
+        "0",
+        "--starts",
+        "weak",
+        "--steps",
+        "20",
+        "--start-episodes",
+        "4",
+        "4",
+        "--warm-epochs",
+        "1",
+        "1",
+        "--eval-episodes",
+        "1",
+        "--eval-every",
+        "1",
+        "--curve-episodes",
+        "1",
+    ]
     learning.main([*argv, "--methods", "grpo"])
     (cached,) = (tmp_path / "warm").glob("*/model.safetensors")
     stamp = cached.stat().st_mtime_ns

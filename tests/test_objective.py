@@ -23,8 +23,16 @@ from iapo_gym.text import token_id, tokenize
 from iapo_gym.wrappers import TeacherAttributionWrapper
 from iapo_gym.wrappers.structured import FOCUS_LABELS
 
-TINY = dict(env_id="VisualToolVQA-HBar-v0", questions=2, group_size=3, eval_every=100, eval_episodes=2,
-            minibatch=64, epochs=1, policy={"width": 8, "hidden": 32, "view_size": 64})
+TINY = dict(
+    env_id="VisualToolVQA-HBar-v0",
+    questions=2,
+    group_size=3,
+    eval_every=100,
+    eval_episodes=2,
+    minibatch=64,
+    epochs=1,
+    policy={"width": 8, "hidden": 32, "view_size": 64},
+)
 
 
 def test_the_trainers_teacher_sees_the_question_and_the_tool_outputs() -> None:
@@ -48,10 +56,22 @@ def _one_decision_rollouts(trainer: GroupTrainer, seed: int = 0) -> tuple[Rollou
     batch = observations_to_batch([obs], trainer.policy.config)
     acts = torch.from_numpy(trainer.policy.codec.encode(action)).unsqueeze(0)
     scene = info["scene"]
-    ro = Rollouts(batch, acts, torch.zeros(1), torch.zeros(1, dtype=torch.long), [(scene.height, scene.width)],
-                  [trainer.policy.codec.tools[int(acts[0, 0])]],
-                  torch.tensor(after["teacher_attribution"].values, dtype=torch.float32).unsqueeze(0),
-                  np.zeros(1), np.zeros(1, dtype=int), [{}], np.zeros(1, bool), np.zeros(1, bool), [{}], 1)
+    ro = Rollouts(
+        batch,
+        acts,
+        torch.zeros(1),
+        torch.zeros(1, dtype=torch.long),
+        [(scene.height, scene.width)],
+        [trainer.policy.codec.tools[int(acts[0, 0])]],
+        torch.tensor(after["teacher_attribution"].values, dtype=torch.float32).unsqueeze(0),
+        np.zeros(1),
+        np.zeros(1, dtype=int),
+        [{}],
+        np.zeros(1, bool),
+        np.zeros(1, bool),
+        [{}],
+        1,
+    )
     return ro, obs, after, action
 
 
@@ -95,20 +115,33 @@ def test_per_decision_credit_puts_each_decisions_own_term_in_its_own_advantage()
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0, 20), min_size=2, max_size=12), st.floats(0.01, 2.0),
-       st.sampled_from(["default", "credit-js", "credit-kl"]))
+@given(
+    st.lists(st.floats(0, 20), min_size=2, max_size=12),
+    st.floats(0.01, 2.0),
+    st.sampled_from(["default", "credit-js", "credit-kl"]),
+)
 def test_a_group_whose_outcomes_tie_gets_advantages_bounded_by_lambda(divs: list[float], lam: float, which: str) -> None:
-    obj = {"default": PRESETS["default"], "credit-js": IAPOObjective(form="credit", divergence="js"),
-           "credit-kl": IAPOObjective(form="credit", divergence="kl", cap=2.0)}[which]
+    obj = {
+        "default": PRESETS["default"],
+        "credit-js": IAPOObjective(form="credit", divergence="js"),
+        "credit-kl": IAPOObjective(form="credit", divergence="kl", cap=2.0),
+    }[which]
     n = len(divs)
-    adv = obj.advantages(torch.zeros(n), torch.zeros(n, dtype=torch.long), torch.arange(n), torch.tensor(divs),
-                         torch.ones(n, dtype=torch.bool), lam)
+    adv = obj.advantages(
+        torch.zeros(n),
+        torch.zeros(n, dtype=torch.long),
+        torch.arange(n),
+        torch.tensor(divs),
+        torch.ones(n, dtype=torch.bool),
+        lam,
+    )
     assert float(adv.abs().max()) <= lam + 1e-6
 
 
 def test_the_paper_preset_lets_the_penalty_alone_set_the_scale_in_tied_groups() -> None:
-    adv = PRESETS["paper"].advantages(torch.zeros(3), torch.zeros(3, dtype=torch.long), torch.arange(3),
-                                      torch.tensor([0.1, 0.5, 0.9]), None, lam=0.1)
+    adv = PRESETS["paper"].advantages(
+        torch.zeros(3), torch.zeros(3, dtype=torch.long), torch.arange(3), torch.tensor([0.1, 0.5, 0.9]), None, lam=0.1
+    )
     assert float(adv[0]) > float(adv[1]) > float(adv[2]) and float(adv.abs().max()) > 1.0
 
 
@@ -137,16 +170,30 @@ def test_within_blocks_ignores_how_many_pixels_or_slots_a_block_has() -> None:
 
 
 def test_answers_and_labels_that_used_to_collide_have_ids_of_their_own() -> None:
-    pairs = [("3", "39"), ("48", "85"), ("148", "199"), ("bank", "143"), ("jun", "b7"), ("dan", "loss"),
-             ("gamma", "h3"), ("c2", "d8")]
+    pairs = [
+        ("3", "39"),
+        ("48", "85"),
+        ("148", "199"),
+        ("bank", "143"),
+        ("jun", "b7"),
+        ("dan", "loss"),
+        ("gamma", "h3"),
+        ("c2", "d8"),
+    ]
     for a, b in pairs:
         assert token_id(a, 4096) != token_id(b, 4096), (a, b)
     assert tokenize("Loss -5") == ["loss", "-5"]
     # and the policy's copy score picks the answer that was read, not its old twin
     pol = CompactPolicy()
     for read, twin in [("39", "3"), ("85", "48"), ("199", "148")]:
-        obs = {"image": np.zeros((128, 128, 3), np.uint8), "crop": np.zeros((128, 128, 3), np.uint8),
-               "question": "What is the value?", "tool_output": read, "view_box": np.zeros(4, np.float32), "budget": 3}
+        obs = {
+            "image": np.zeros((128, 128, 3), np.uint8),
+            "crop": np.zeros((128, 128, 3), np.uint8),
+            "question": "What is the value?",
+            "tool_output": read,
+            "view_box": np.zeros(4, np.float32),
+            "budget": 3,
+        }
         (g, c, q, o), (qm, om, aux) = pol.inputs(observations_to_batch([obs], pol.config))
         copy = pol.net._copy(o, om, pol.net.answer_tokens)[0].detach()
         answers = pol.codec.answers
@@ -170,8 +217,15 @@ def test_bad_objective_settings_are_clear() -> None:
 
 
 def test_cold_start_and_schedule_follow_the_env_step_budget() -> None:
-    cfg = TrainConfig(**{**TINY, "reward": "iapo", "updates": 10**6, "max_env_steps": 1000,
-                         "iapo": {"cold_start": 0.5, "schedule": "linear", "lam": 2.0}})
+    cfg = TrainConfig(
+        **{
+            **TINY,
+            "reward": "iapo",
+            "updates": 10**6,
+            "max_env_steps": 1000,
+            "iapo": {"cold_start": 0.5, "schedule": "linear", "lam": 2.0},
+        }
+    )
     assert cfg.lam_at(3, env_steps=400) == 0.0  # still GRPO
     assert 0 < cfg.lam_at(4, env_steps=750) < 2.0  # rising
     assert cfg.lam_at(5, env_steps=1000) == pytest.approx(2.0)

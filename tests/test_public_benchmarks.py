@@ -37,7 +37,9 @@ def test_every_set_loads_every_item_of_its_file(data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_a_tiny_vlm_plays_each_set_with_the_items_tools_in_its_chat(data_dir: Path, name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_tiny_vlm_plays_each_set_with_the_items_tools_in_its_chat(
+    data_dir: Path, name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     folder = tmp_path_factory.getbasetemp() / "tiny-qwen3-public"
     if not folder.exists():
         build_tiny_vlm(folder, family="qwen3_vl")
@@ -57,8 +59,27 @@ def test_a_tiny_vlm_plays_each_set_with_the_items_tools_in_its_chat(data_dir: Pa
 
 def test_paper_six_runs_end_to_end_with_one_column_per_set(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    assert cli.main(["run", "--agents", "oracle", "no-tool", "random", "--suite", "paper-six", "--data-dir", str(data_dir),
-                     "--episodes", "2", "--out", str(out), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--agents",
+                "oracle",
+                "no-tool",
+                "random",
+                "--suite",
+                "paper-six",
+                "--data-dir",
+                str(data_dir),
+                "--episodes",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     board = json.loads((out / "leaderboard.json").read_text())["suites"]["paper-six"]
     assert board["families"] == list(PAPER_SIX)
     assert {e["agent"] for e in board["entries"]} == {"oracle", "no-tool", "random"}

@@ -29,8 +29,11 @@ def test_python_snippets_run_in_order(tmp_path: Path, monkeypatch: pytest.Monkey
             raise AssertionError(f"README python block {i + 1} failed: {exc!r}\n{code}") from exc
 
 
-SMALL_SCALE = {"iapo-demo": ["--scale", "tiny"], "iapo-bench run": ["--episodes", "1", "--seeds", "0", "--quiet"],
-               "iapo-train": ["--no-progress"]}
+SMALL_SCALE = {
+    "iapo-demo": ["--scale", "tiny"],
+    "iapo-bench run": ["--episodes", "1", "--seeds", "0", "--quiet"],
+    "iapo-train": ["--no-progress"],
+}
 """Flags that run a README command at test scale (the same code path, fewer updates and episodes)."""
 SMALL_VALUES = {"--updates": "1", "--warm-start": "4"}
 

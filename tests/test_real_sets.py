@@ -43,9 +43,18 @@ def _chart(root: Path, records: dict[str, Any], name: str = "chartQA_h_bar_wbb.j
 
 
 def _record(**over: Any) -> dict[str, Any]:
-    rec = {"query": "What is the value of Oak?", "answer": "17", "figure_path": "imgs/c.png", "x_values": [],
-           "x_bboxes": [], "y_values": LABELS, "y_bboxes": _bands(), "figure_bbox": {"x1": 0, "y1": 0, "x2": 1, "y2": 1},
-           "x_intervals": [], "y_intervals": []}
+    rec = {
+        "query": "What is the value of Oak?",
+        "answer": "17",
+        "figure_path": "imgs/c.png",
+        "x_values": [],
+        "x_bboxes": [],
+        "y_values": LABELS,
+        "y_bboxes": _bands(),
+        "figure_bbox": {"x1": 0, "y1": 0, "x2": 1, "y2": 1},
+        "x_intervals": [],
+        "y_intervals": [],
+    }
     rec.update(over)
     return rec
 
@@ -99,11 +108,17 @@ def test_focus_edits_the_pixels_as_refocus_does(tmp_path: Path, mode: str, focus
 def test_mask_of_every_band_leaves_the_image_and_a_tables_header_row_is_never_masked(tmp_path: Path) -> None:
     root = tmp_path / "t"
     rows = _bands()
-    rec = {"query": "What is the Score of Oak?", "answer": "3", "figure_path": "imgs/c.png",
-           "column_headers": ["Name", "Score"], "columns_bbox": [{"x1": 0, "y1": 0, "x2": 0.5, "y2": 1},
-                                                                 {"x1": 0.5, "y1": 0, "x2": 1, "y2": 1}],
-           "row_starters": ["Name", "Oak", "Pine"], "rows_bbox": rows, "table_bbox": {"x1": 0, "y1": 0, "x2": 1, "y2": 1},
-           "text_html_table": "<table></table>"}
+    rec = {
+        "query": "What is the Score of Oak?",
+        "answer": "3",
+        "figure_path": "imgs/c.png",
+        "column_headers": ["Name", "Score"],
+        "columns_bbox": [{"x1": 0, "y1": 0, "x2": 0.5, "y2": 1}, {"x1": 0.5, "y1": 0, "x2": 1, "y2": 1}],
+        "row_starters": ["Name", "Oak", "Pine"],
+        "rows_bbox": rows,
+        "table_bbox": {"x1": 0, "y1": 0, "x2": 1, "y2": 1},
+        "text_html_table": "<table></table>",
+    }
     _chart(root, {"t1": rec}, name="tablevqa_wbb.json")
     env = gym.make("RealVQA-v0", dataset="vwtq", data_dir=str(root), ocr="scene")
     _, info = env.reset(options={"scene_id": 0})
@@ -115,10 +130,20 @@ def test_mask_of_every_band_leaves_the_image_and_a_tables_header_row_is_never_ma
     assert np.array_equal(env.unwrapped.ctx.image, original)  # only the header named: nothing to keep, unchanged
     env.step(json.dumps({"tool": "focus", "args": {"axis": "rows", "labels": ["Oak"], "mode": "mask"}}))
     edited = env.unwrapped.ctx.image
-    x1, y1, x2, y2 = (int(rows[0]["x1"] * W + 2), int(rows[0]["y1"] * H + 2), int(rows[0]["x2"] * W - 2), int(rows[0]["y2"] * H - 2))
-    assert np.array_equal(edited[y1:y2 + 1, x1:x2 + 1], original[y1:y2 + 1, x1:x2 + 1])  # header kept
-    x1, y1, x2, y2 = (int(rows[2]["x1"] * W + 2), int(rows[2]["y1"] * H + 2), int(rows[2]["x2"] * W - 2), int(rows[2]["y2"] * H - 2))
-    assert (edited[y1:y2 + 1, x1:x2 + 1] == 255).all()  # Pine masked
+    x1, y1, x2, y2 = (
+        int(rows[0]["x1"] * W + 2),
+        int(rows[0]["y1"] * H + 2),
+        int(rows[0]["x2"] * W - 2),
+        int(rows[0]["y2"] * H - 2),
+    )
+    assert np.array_equal(edited[y1 : y2 + 1, x1 : x2 + 1], original[y1 : y2 + 1, x1 : x2 + 1])  # header kept
+    x1, y1, x2, y2 = (
+        int(rows[2]["x1"] * W + 2),
+        int(rows[2]["y1"] * H + 2),
+        int(rows[2]["x2"] * W - 2),
+        int(rows[2]["y2"] * H - 2),
+    )
+    assert (edited[y1 : y2 + 1, x1 : x2 + 1] == 255).all()  # Pine masked
 
 
 def test_tool_schema_lists_the_items_labels_and_an_unknown_label_is_refused_with_them(tmp_path: Path) -> None:
@@ -147,10 +172,18 @@ def test_evidence_is_the_band_of_the_label_the_question_names() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.one_of(st.dictionaries(st.sampled_from(["x1", "y1", "x2", "y2"]),
-                                 st.one_of(st.floats(allow_nan=True), st.integers(-5, 2000), st.text(max_size=4))),
-                 st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5), st.none(), st.text(max_size=5)),
-       st.sampled_from(["fraction", "pixel"]))
+@given(
+    st.one_of(
+        st.dictionaries(
+            st.sampled_from(["x1", "y1", "x2", "y2"]),
+            st.one_of(st.floats(allow_nan=True), st.integers(-5, 2000), st.text(max_size=4)),
+        ),
+        st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+        st.none(),
+        st.text(max_size=5),
+    ),
+    st.sampled_from(["fraction", "pixel"]),
+)
 def test_a_bbox_parses_to_a_box_in_the_image_or_to_a_reason(raw: Any, unit: str) -> None:
     box = parse_box(raw, unit, (W, H))
     if isinstance(box, str):
@@ -188,12 +221,19 @@ def test_the_none_sentinel_and_empty_lists_mean_no_labels(tmp_path: Path) -> Non
     assert loaded.report["metadata_dropped"] == {"y_values: bbox is the 'none' sentinel": 1}
 
 
-@pytest.mark.parametrize(("labels", "boxes", "reason"), [
-    (["Velvet", "Oak"], _bands(3), "y_values: 2 labels but 3 boxes"),
-    (LABELS, [{"x1": 0.5, "y1": 0.1, "x2": 0.2, "y2": 0.3}] * 3, "y_values: bbox inverted or empty"),
-    (LABELS, [{"x1": 0.1, "y1": 0.1, "x2": 1.5, "y2": 0.3}, *_bands(2)], "y_values: bbox outside the image"),
-    (LABELS, [{"x1": float("nan"), "y1": 0.1, "x2": 0.5, "y2": 0.3}, *_bands(2)], "y_values: bbox has NaN or infinite coordinates"),
-])
+@pytest.mark.parametrize(
+    ("labels", "boxes", "reason"),
+    [
+        (["Velvet", "Oak"], _bands(3), "y_values: 2 labels but 3 boxes"),
+        (LABELS, [{"x1": 0.5, "y1": 0.1, "x2": 0.2, "y2": 0.3}] * 3, "y_values: bbox inverted or empty"),
+        (LABELS, [{"x1": 0.1, "y1": 0.1, "x2": 1.5, "y2": 0.3}, *_bands(2)], "y_values: bbox outside the image"),
+        (
+            LABELS,
+            [{"x1": float("nan"), "y1": 0.1, "x2": 0.5, "y2": 0.3}, *_bands(2)],
+            "y_values: bbox has NaN or infinite coordinates",
+        ),
+    ],
+)
 def test_unusable_label_metadata_is_dropped_and_counted(tmp_path: Path, labels: list[str], boxes: list[Any], reason: str) -> None:
     records = {"a": _record(y_values=labels, y_bboxes=boxes)}
     _chart(tmp_path, records)
@@ -251,7 +291,9 @@ print(env.unwrapped.report["skipped"], peak // 1024)
 def test_an_oversized_image_is_skipped_before_it_is_decoded(tmp_path: Path) -> None:
     _chart(tmp_path, {"a": _record(), "big": _record(figure_path="imgs/big.png")})
     Image.new("L", (20_000, 20_000), 255).save(tmp_path / "imgs" / "big.png")  # 400 megapixels, a small file
-    out = subprocess.run([sys.executable, "-c", OVERSIZED, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", OVERSIZED, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True
+    )
     skipped, rss_mb = out.stdout.rsplit(" ", 1)
     assert skipped == "{'image too large': 1}" and int(rss_mb) < 1500  # decoding it would take 1.2 GB more
 
@@ -276,4 +318,3 @@ def test_unknown_dataset_and_split_and_no_data_dir_are_clear(tmp_path: Path) -> 
         gym.make("RealVQA-v0", dataset="charxiv", data_dir=str(tmp_path), split="train")
     with pytest.raises(ValueError, match="RealVQA-v0 needs data_dir="):
         gym.make("RealVQA-v0", dataset="charxiv")
-

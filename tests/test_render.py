@@ -47,7 +47,9 @@ def test_an_unrecorded_or_edited_canvas_takes_the_plain_path() -> None:
 def test_a_white_region_views_as_the_blank_view() -> None:
     white = np.full((1024, 1024, 3), 255, np.uint8)
     rng = np.random.default_rng(0)
-    sizes = [(h, w) for h in range(1, 41, 3) for w in range(1, 41, 3)] + [tuple(int(v) for v in rng.integers(1, 1025, 2)) for _ in range(150)]
+    sizes = [(h, w) for h in range(1, 41, 3) for w in range(1, 41, 3)] + [
+        tuple(int(v) for v in rng.integers(1, 1025, 2)) for _ in range(150)
+    ]
     for view in (128, 64, 100, 448):
         for h, w in sizes:
             assert np.array_equal(view_region(white, (0, 0, w, h), view), blank_view(h, w, view)), (h, w, view)
@@ -72,10 +74,21 @@ def test_views_of_white_parts_are_the_plain_resize(cls: type) -> None:
 
 # sha256 (first 16 hex digits) of the glances, crops and tool outputs of a fixed rollout, recorded at 836be81: a speed-up
 # of drawing or resampling must leave every observation bit-identical
-ROLLOUT_DIGESTS = {"HBar": "cc41970c85460069", "VBar": "45a9a9faa8b7ab9f", "SciChart": "e2365a21da777ac7",
-                   "TableQA": "48ca0bfb3d03c4fe", "TableSynth": "0ec44aaa2bb59428", "TableFact": "0b5be1f530c194c1"}
-ROLLOUT = (("zoom", [0.1, 0.1, 0.27, 0.25]), ("ocr", [0.3, 0.42, 0.46, 0.6]), ("zoom", [0.0, 0.0, 1.0, 1.0]),
-           ("zoom", [0.5, 0.5, 0.55, 0.56]), ("ocr", [0.2, 0.6, 0.43, 0.75]))  # shrinks by 1.2-1.4, by 8, a blow-up
+ROLLOUT_DIGESTS = {
+    "HBar": "cc41970c85460069",
+    "VBar": "45a9a9faa8b7ab9f",
+    "SciChart": "e2365a21da777ac7",
+    "TableQA": "48ca0bfb3d03c4fe",
+    "TableSynth": "0ec44aaa2bb59428",
+    "TableFact": "0b5be1f530c194c1",
+}
+ROLLOUT = (
+    ("zoom", [0.1, 0.1, 0.27, 0.25]),
+    ("ocr", [0.3, 0.42, 0.46, 0.6]),
+    ("zoom", [0.0, 0.0, 1.0, 1.0]),
+    ("zoom", [0.5, 0.5, 0.55, 0.56]),
+    ("ocr", [0.2, 0.6, 0.43, 0.75]),
+)  # shrinks by 1.2-1.4, by 8, a blow-up
 
 
 @pytest.mark.parametrize("family", list(ROLLOUT_DIGESTS))

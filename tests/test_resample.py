@@ -61,8 +61,10 @@ def canvas(rng: np.random.Generator, kind: str, h: int, w: int) -> np.ndarray:
 @given(
     seed=st.integers(0, 2**32 - 1),
     kind=st.sampled_from(["noise", "scene", "stripes", "white"]),
-    h=st.integers(1, 320), w=st.integers(1, 320),
-    fy=st.floats(0.0, 1.0), fx=st.floats(0.0, 1.0),
+    h=st.integers(1, 320),
+    w=st.integers(1, 320),
+    fy=st.floats(0.0, 1.0),
+    fx=st.floats(0.0, 1.0),
     pad=st.integers(0, 9),
 )
 def test_the_kernel_equals_cv2_at_any_shrink(seed: int, kind: str, h: int, w: int, fy: float, fx: float, pad: int) -> None:

@@ -86,8 +86,9 @@ def test_a_checkpoint_naming_a_file_class_loads_only_with_the_opt_in(planted: tu
     assert type(agent).__name__ == "Planted" and marker.exists()
 
 
-def test_a_checkpoint_naming_a_module_outside_the_package_is_refused(planted: tuple[Path, Path], tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkpoint_naming_a_module_outside_the_package_is_refused(
+    planted: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     file, marker = planted
     monkeypatch.syspath_prepend(str(file.parent))  # `planted` is importable by module name
     ckpt = _checkpoint(tmp_path / "ckpt", "planted:Planted")
@@ -97,8 +98,9 @@ def test_a_checkpoint_naming_a_module_outside_the_package_is_refused(planted: tu
     assert not marker.exists()
 
 
-def test_a_registered_agent_class_needs_no_opt_in(planted: tuple[Path, Path], tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registered_agent_class_needs_no_opt_in(
+    planted: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     file, marker = planted
     monkeypatch.setitem(agents_base._AGENTS, "planted", agents_base._SpecFactory(f"{file}:Planted"))
     relative = Path("..") / file.parent.name / file.name  # another spelling of the same file
@@ -107,13 +109,21 @@ def test_a_registered_agent_class_needs_no_opt_in(planted: tuple[Path, Path], tm
     assert type(load_agent(ckpt)).__name__ == "Planted"  # the user registered it in code
 
 
-def test_a_saved_training_config_naming_a_teacher_class_is_refused_on_resume(planted: tuple[Path, Path], tmp_path: Path,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_saved_training_config_naming_a_teacher_class_is_refused_on_resume(
+    planted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     file, marker = planted
     spec = f"{file}:PlantedTeacher"
     out = tmp_path / "run"
-    CompactAgent(train={"env_id": "VisualToolVQA-HBar-v0", "teacher": spec, "questions": 1, "group_size": 2,
-                        "policy": {"width": 8, "hidden": 16, "view_size": 32}}).save(out)
+    CompactAgent(
+        train={
+            "env_id": "VisualToolVQA-HBar-v0",
+            "teacher": spec,
+            "questions": 1,
+            "group_size": 2,
+            "policy": {"width": 8, "hidden": 16, "view_size": 32},
+        }
+    ).save(out)
     with pytest.raises(UntrustedCodeError) as err:
         CompactAgent.load_checkpoint(out)
     _refused(err.value, spec)
@@ -136,8 +146,9 @@ def test_env_ids_with_a_module_part_and_nested_classes_are_checked() -> None:
             check_trusted(spec, where="here")
 
 
-def test_iapo_bench_refuses_a_planted_checkpoint_and_runs_it_with_the_opt_in(planted: tuple[Path, Path], tmp_path: Path,
-                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_iapo_bench_refuses_a_planted_checkpoint_and_runs_it_with_the_opt_in(
+    planted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     file, marker = planted
     spec = f"{file}:Planted"
     ckpt = _checkpoint(tmp_path / "ckpt", spec)
@@ -154,8 +165,9 @@ def test_iapo_bench_refuses_a_planted_checkpoint_and_runs_it_with_the_opt_in(pla
 
 
 # -- suite files, training configs, submissions ---------------------------------------------------------------
-def test_a_suite_file_naming_a_teacher_class_loads_only_with_the_opt_in(planted: tuple[Path, Path], tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_suite_file_naming_a_teacher_class_loads_only_with_the_opt_in(
+    planted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     file, marker = planted
     spec = f"{file}:PlantedTeacher"
     suite = tmp_path / "taught.yaml"
@@ -170,13 +182,13 @@ def test_a_suite_file_naming_a_teacher_class_loads_only_with_the_opt_in(planted:
         run_benchmark(["no-tool"], str(suite), out=tmp_path / "api", progress=False)
     assert not marker.exists()
     assert load_suite(suite, trust_remote_code=True).teacher == spec
-    out = run_benchmark(["no-tool"], str(suite), out=tmp_path / "api", progress=False, render=False,
-                        trust_remote_code=True)
+    out = run_benchmark(["no-tool"], str(suite), out=tmp_path / "api", progress=False, render=False, trust_remote_code=True)
     assert (out / "results.sqlite").is_file() and marker.exists()  # the wrapper built the planted teacher
 
 
-def test_a_training_config_naming_a_teacher_class_is_refused(planted: tuple[Path, Path], tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_training_config_naming_a_teacher_class_is_refused(
+    planted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     file, marker = planted
     spec = f"{file}:PlantedTeacher"
     cfg = tmp_path / "run.yaml"
@@ -186,8 +198,9 @@ def test_a_training_config_naming_a_teacher_class_is_refused(planted: tuple[Path
     assert not marker.exists()
 
 
-def test_reporting_results_and_submissions_that_name_a_file_class_imports_nothing(planted: tuple[Path, Path], tmp_path: Path,
-                                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_reporting_results_and_submissions_that_name_a_file_class_imports_nothing(
+    planted: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     file, marker = planted
     suite = tmp_path / "tiny.yaml"
     suite.write_text(TINY_SUITE)

@@ -118,8 +118,12 @@ def test_scene_ocr_vectorised_reads_the_same_words_as_the_definition() -> None:
             x0, y0 = rng.uniform(0, 0.9, 2)
             box = (float(x0), float(y0), float(x0 + rng.uniform(0.01, 0.5)), float(y0 + rng.uniform(0.01, 0.5)))
             scale = float(rng.uniform(0.1, 1.0))
-            expected = [t for t in scene.texts if t.height * scale >= ocr.min_legible_px
-                        and box_intersection(t.box, box) >= ocr.min_overlap * max(box_area(t.box), 1e-12)]
+            expected = [
+                t
+                for t in scene.texts
+                if t.height * scale >= ocr.min_legible_px
+                and box_intersection(t.box, box) >= ocr.min_overlap * max(box_area(t.box), 1e-12)
+            ]
             assert ocr.visible(scene.texts, box, scale) == expected
 
 

@@ -200,8 +200,10 @@ def test_finedetail_easy_frame_surrounds_the_target_at_a_glance() -> None:
         cx, cy = int((tx0 + tx1) / 2), int((ty0 + ty1) / 2)  # the glance pixel at the target's centre
         row, col = dark[cy], dark[:, cx]
         sides = {
-            "left": row[int(fx0) : int(np.floor(tx0))], "right": row[int(np.ceil(tx1)) : int(np.ceil(fx1))],
-            "above": col[int(fy0) : int(np.floor(ty0))], "below": col[int(np.ceil(ty1)) : int(np.ceil(fy1))],
+            "left": row[int(fx0) : int(np.floor(tx0))],
+            "right": row[int(np.ceil(tx1)) : int(np.ceil(fx1))],
+            "above": col[int(fy0) : int(np.floor(ty0))],
+            "below": col[int(np.ceil(ty1)) : int(np.ceil(fy1))],
         }
         assert all(side.any() for side in sides.values()), (seed, {k: v.tolist() for k, v in sides.items()})
         ys, xs = np.nonzero(dark)
@@ -233,9 +235,12 @@ def test_textread_easy_names_a_building_by_a_glance_cue() -> None:
 # Digest of the questions and answers of scenes 0..39 at difficulties 1 and 2, as generated before
 # difficulty 0 became the glance curriculum: changing an rng draw there changes every later scene.
 HARDER_DIGESTS = {
-    ("SciChart", 1): "13b29ce21d1367ab", ("SciChart", 2): "914b61d9ab98434f",
-    ("FineDetail", 1): "b97c477e2a6da998", ("FineDetail", 2): "e7af37c388ff9916",
-    ("TextRead", 1): "e028758b878467ac", ("TextRead", 2): "c318b87708fa9383",
+    ("SciChart", 1): "13b29ce21d1367ab",
+    ("SciChart", 2): "914b61d9ab98434f",
+    ("FineDetail", 1): "b97c477e2a6da998",
+    ("FineDetail", 2): "e7af37c388ff9916",
+    ("TextRead", 1): "e028758b878467ac",
+    ("TextRead", 2): "c318b87708fa9383",
 }
 
 

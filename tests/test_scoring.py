@@ -29,8 +29,13 @@ ZOOM = '<tool_call>{"name": "zoom", "arguments": {"box": [0, 0, 0.5, 0.5]}}</too
 # (scorer, prediction, accepted answer, context, verdict)
 CASES: list[tuple[str, str, str, dict[str, Any] | None, bool]] = [
     # answer extraction: FINAL ANSWER .. TERMINATE (ReFocus), <answer>, tool calls, last occurrence wins
-    ("exact", "ANSWER: The title is Customer Information. FINAL ANSWER: Customer Information. TERMINATE",
-     "customer information", None, True),
+    (
+        "exact",
+        "ANSWER: The title is Customer Information. FINAL ANSWER: Customer Information. TERMINATE",
+        "customer information",
+        None,
+        True,
+    ),
     ("exact", "FINAL ANSWER: 3 TERMINATE ... on reflection FINAL ANSWER: 4", "4", None, True),
     ("exact", "FINAL ANSWER: 3 TERMINATE ... on reflection FINAL ANSWER: 4", "3", None, False),
     ("exact", "FINAL ANSWER: 5\nThe run TERMINATEs here", "5", None, True),
@@ -162,8 +167,27 @@ def test_numbers_and_closeness() -> None:
     assert closeness(97, 100) == pytest.approx(0.97) and closeness(0, 1) == 0.0 and closeness(0, 0) == 1.0
 
 
-FRAGMENTS = ["FINAL ANSWER:", "TERMINATE", "<answer>", "</answer>", "<tool_call>", "</tool_call>", "{", "}",
-             '"tool"', '"name"', '"answer"', '"args":', '"arguments":', '{"text":', "\n", ":", ",", '"', "|||"]
+FRAGMENTS = [
+    "FINAL ANSWER:",
+    "TERMINATE",
+    "<answer>",
+    "</answer>",
+    "<tool_call>",
+    "</tool_call>",
+    "{",
+    "}",
+    '"tool"',
+    '"name"',
+    '"answer"',
+    '"args":',
+    '"arguments":',
+    '{"text":',
+    "\n",
+    ":",
+    ",",
+    '"',
+    "|||",
+]
 WRAPS: list[Callable[[str], str]] = [
     lambda a: a,
     lambda a: f"ANSWER: see above. FINAL ANSWER: {a} TERMINATE",
@@ -175,8 +199,7 @@ WRAPS: list[Callable[[str], str]] = [
 ]
 ANSWER_TEXT = st.text(alphabet="abcxyzABC0123456789 .,%$-", max_size=12).filter(lambda s: s.strip(" ."))
 """Non-blank: "FINAL ANSWER:" with an empty line after it takes the next line."""
-CONTEXTS = st.sampled_from([None, {"inst_category": 1}, {"inst_category": 2}, {"inst_category": 3},
-                            {"inst_category": 4}])
+CONTEXTS = st.sampled_from([None, {"inst_category": 1}, {"inst_category": 2}, {"inst_category": 3}, {"inst_category": 4}])
 
 
 @settings(max_examples=300, deadline=None)
@@ -214,6 +237,5 @@ def test_verdict_symmetric_in_list_order(
 ) -> None:
     scorer = get_scorer(name)
     before = scorer.score("||".join(pred), ["|||".join(gold)], context=context)
-    after = scorer.score("||".join(rnd.sample(pred, len(pred))), ["|||".join(rnd.sample(gold, len(gold)))],
-                         context=context)
+    after = scorer.score("||".join(rnd.sample(pred, len(pred))), ["|||".join(rnd.sample(gold, len(gold)))], context=context)
     assert before == after

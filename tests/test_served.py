@@ -59,14 +59,25 @@ class Reply:
 
 
 def completion(message: dict[str, Any], prompt: int = 11, completion_tokens: int = 3) -> Reply:
-    return Reply(body={"id": "cmpl-1", "object": "chat.completion", "model": MODEL,
-                       "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens}})
+    return Reply(
+        body={
+            "id": "cmpl-1",
+            "object": "chat.completion",
+            "model": MODEL,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens},
+        }
+    )
 
 
 def tool_reply(name: str, args: dict[str, Any], call_id: str = "call_1") -> Reply:
-    return completion({"role": "assistant", "content": None, "tool_calls": [
-        {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]})
+    return completion(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}],
+        }
+    )
 
 
 def text_reply(text: str) -> Reply:
@@ -133,8 +144,9 @@ class FakeServer:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         with self._lock:
-            self.requests.append({"method": method, "path": h.path, "headers": dict(h.headers),
-                                  "body": json.loads(raw) if raw else None})
+            self.requests.append(
+                {"method": method, "path": h.path, "headers": dict(h.headers), "body": json.loads(raw) if raw else None}
+            )
             reply = self.script.pop(0) if (self.script and h.path.endswith("/chat/completions")) else self.default
             if h.path.endswith("/models"):
                 reply = Reply(body={"object": "list", "data": [{"id": MODEL, "object": "model"}]})
@@ -237,8 +249,11 @@ def test_episode_chat_with_a_tool_call_then_an_answer(server: FakeServer, agent:
 
     msgs = second["messages"]
     assert msgs[:2] == first["messages"] and second["tools"] == first["tools"]
-    assert msgs[2] == {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_a", "type": "function", "function": {"name": "zoom", "arguments": json.dumps(ZOOM)}}]}
+    assert msgs[2] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "zoom", "arguments": json.dumps(ZOOM)}}],
+    }
     assert msgs[3]["role"] == "tool" and msgs[3]["tool_call_id"] == "call_a" and isinstance(msgs[3]["content"], str)
     assert msgs[4]["role"] == "user" and len(msgs) == 5
     np.testing.assert_array_equal(decode(msgs[4]["content"][-1]), zoomed["crop"])
@@ -275,10 +290,14 @@ def test_plain_text_reply_then_env_error_as_user_message(server: FakeServer, age
     assert msgs[3]["role"] == "user" and msgs[3]["content"][0]["text"].startswith("error:")
 
 
-def test_malformed_tool_arguments_reach_the_env_as_an_error(server: FakeServer, agent: OpenAIAgent,
-                                                            hbar: gym.Env) -> None:
-    bad = completion({"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "zoom", "arguments": "{box: oops"}}]})
+def test_malformed_tool_arguments_reach_the_env_as_an_error(server: FakeServer, agent: OpenAIAgent, hbar: gym.Env) -> None:
+    bad = completion(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "zoom", "arguments": "{box: oops"}}],
+        }
+    )
     server.script = [bad, tool_reply("answer", {"text": "3"})]
     result = run_episode(hbar, agent, seed=2)
     assert result.invalid_calls == 1
@@ -335,10 +354,17 @@ def test_retry_after_is_capped(server: FakeServer) -> None:
     assert client.waited == pytest.approx(FAST["max_backoff"])
 
 
-@pytest.mark.parametrize(("kind", "says"), [
-    ("500", "HTTP 500: boom"), ("429", "HTTP 429: rate limited"), ("timeout", "timed out after 0.3 s"),
-    ("malformed", "malformed JSON"), ("no-choices", "no choices[0].message"), ("close", "connection error"),
-])
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("500", "HTTP 500: boom"),
+        ("429", "HTTP 429: rate limited"),
+        ("timeout", "timed out after 0.3 s"),
+        ("malformed", "malformed JSON"),
+        ("no-choices", "no choices[0].message"),
+        ("close", "connection error"),
+    ],
+)
 def test_exhausted_retries_raise_a_clear_error(server: FakeServer, kind: str, says: str) -> None:
     server.default = FAILURES[kind]
     client = ChatClient(server.url, ChatSettings(MODEL, **FAST))
@@ -359,8 +385,7 @@ def test_connection_refused() -> None:
         asyncio.run(client.models())
 
 
-def test_no_retry_on_400_and_the_session_records_the_error(server: FakeServer, agent: OpenAIAgent,
-                                                           hbar: gym.Env) -> None:
+def test_no_retry_on_400_and_the_session_records_the_error(server: FakeServer, agent: OpenAIAgent, hbar: gym.Env) -> None:
     server.script = [error_reply(400, f"The model `{MODEL}` does not exist")]
     obs, info = hbar.reset(seed=0)
     with pytest.raises(ServedError) as err:
@@ -388,10 +413,15 @@ def test_backoff_and_retry_after_rules() -> None:
     assert parse_retry_after({"Retry-After": "soon"}) is None and parse_retry_after({}) is None
 
 
-@pytest.mark.parametrize(("kwargs", "says"), [
-    ({"model": ""}, "model must be"), ({"model": "m", "retries": -1}, "retries"),
-    ({"model": "m", "timeout": 0}, "timeout"), ({"model": "m", "temperature": float("nan")}, "temperature"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"model": ""}, "model must be"),
+        ({"model": "m", "retries": -1}, "retries"),
+        ({"model": "m", "timeout": 0}, "timeout"),
+        ({"model": "m", "temperature": float("nan")}, "temperature"),
+    ],
+)
 def test_settings_are_checked(kwargs: dict[str, Any], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         ChatSettings(**kwargs)
@@ -420,8 +450,12 @@ def test_request_key_covers_what_changes_the_answer() -> None:
     base = request_key(ChatSettings(MODEL), msgs)
     assert base == request_key(ChatSettings(MODEL, timeout=5, retries=0, backoff=0.1), msgs)
     assert base == request_key(ChatSettings(MODEL, temperature=0), msgs)
-    for other in (ChatSettings(MODEL, temperature=0.5), ChatSettings(MODEL, seed=1), ChatSettings(MODEL, max_tokens=9),
-                  ChatSettings("other")):
+    for other in (
+        ChatSettings(MODEL, temperature=0.5),
+        ChatSettings(MODEL, seed=1),
+        ChatSettings(MODEL, max_tokens=9),
+        ChatSettings("other"),
+    ):
         assert request_key(other, msgs) != base
     assert request_key(ChatSettings(MODEL), [{"role": "user", "content": "ho"}]) != base
     assert request_key(ChatSettings(MODEL), msgs, [{"type": "function", "function": {"name": "zoom"}}]) != base
@@ -458,9 +492,18 @@ def test_api_key_is_sent_and_shown_nowhere(server: FakeServer, hbar: gym.Env, mo
         obs2, _, _, _, info2 = hbar.step("hmm")
         with pytest.raises(ServedError) as err:
             agent.act(obs2, info2)
-        texts = [str(err.value), repr(err.value), repr(agent), repr(agent.client), repr(vars(agent.client)),
-                 repr(agent.current), str(agent.error), json.dumps(agent.config()), json.dumps(list(cache.data)),
-                 json.dumps(list(cache.data.values()))]
+        texts = [
+            str(err.value),
+            repr(err.value),
+            repr(agent),
+            repr(agent.client),
+            repr(vars(agent.client)),
+            repr(agent.current),
+            str(agent.error),
+            json.dumps(agent.config()),
+            json.dumps(list(cache.data)),
+            json.dumps(list(cache.data.values())),
+        ]
     assert all(secret not in t for t in texts)
     assert "HTTP 401" in str(err.value) and "$IAPO_TEST_KEY" in str(err.value) and "***" in str(err.value)
     assert [r["headers"].get("Authorization") for r in server.requests] == [f"Bearer {secret}"] * 2
@@ -473,35 +516,45 @@ def test_api_key_is_sent_and_shown_nowhere(server: FakeServer, hbar: gym.Env, mo
 
 
 # -- specs --------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("spec", "model", "url"), [
-    ("openai:gpt-4o@https://api.openai.com/v1", "gpt-4o", "https://api.openai.com/v1"),
-    ("openai:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct",
-     "http://localhost:8000/v1"),
-    ("openai:org/m:tag@v2@http://10.0.0.2:30000/v1", "org/m:tag@v2", "http://10.0.0.2:30000/v1"),
-    ("openai:m@https://user:pa@ss@host.example/v1", "m", "https://user:pa@ss@host.example/v1"),
-])
+@pytest.mark.parametrize(
+    ("spec", "model", "url"),
+    [
+        ("openai:gpt-4o@https://api.openai.com/v1", "gpt-4o", "https://api.openai.com/v1"),
+        (
+            "openai:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1",
+            "Qwen/Qwen2.5-VL-7B-Instruct",
+            "http://localhost:8000/v1",
+        ),
+        ("openai:org/m:tag@v2@http://10.0.0.2:30000/v1", "org/m:tag@v2", "http://10.0.0.2:30000/v1"),
+        ("openai:m@https://user:pa@ss@host.example/v1", "m", "https://user:pa@ss@host.example/v1"),
+    ],
+)
 def test_parse_spec(spec: str, model: str, url: str) -> None:
     assert parse_spec(spec) == (model, url)
 
 
-@pytest.mark.parametrize(("spec", "says"), [
-    ("gpt-4o@https://api.openai.com/v1", "does not start with 'openai:'"),
-    ("openai:gpt-4o", "no '@URL'"),
-    ("openai:gpt-4o@api.openai.com/v1", "no '@URL'"),
-    ("openai:gpt-4o@ftp://host/v1", "no '@URL'"),
-    ("openai:@http://localhost:8000/v1", "empty model name"),
-    ("openai:my model@http://localhost:8000/v1", "whitespace"),
-    ("openai:m@http://", "not an http:// or https:// URL with a host"),
-    ("openai:m@http://host:99999/v1", "bad port"),
-])
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("gpt-4o@https://api.openai.com/v1", "does not start with 'openai:'"),
+        ("openai:gpt-4o", "no '@URL'"),
+        ("openai:gpt-4o@api.openai.com/v1", "no '@URL'"),
+        ("openai:gpt-4o@ftp://host/v1", "no '@URL'"),
+        ("openai:@http://localhost:8000/v1", "empty model name"),
+        ("openai:my model@http://localhost:8000/v1", "whitespace"),
+        ("openai:m@http://", "not an http:// or https:// URL with a host"),
+        ("openai:m@http://host:99999/v1", "bad port"),
+    ],
+)
 def test_parse_spec_rejects(spec: str, says: str) -> None:
     with pytest.raises(ValueError, match=says) as err:
         parse_spec(spec)
     assert "openai:MODEL@URL" in str(err.value) or "e.g." in str(err.value)
 
 
-_MODELS = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), min_size=1, max_size=40) \
-    .filter(lambda m: not any(c.isspace() for c in m))
+_MODELS = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), min_size=1, max_size=40).filter(
+    lambda m: not any(c.isspace() for c in m)
+)
 _URLS = st.builds(
     lambda scheme, user, host, port, path: f"{scheme}://{user}{host}{port}{path}",
     st.sampled_from(["http", "https"]),

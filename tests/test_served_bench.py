@@ -53,15 +53,36 @@ PER_EPISODE = 2  # the fake model's requests per episode: a zoom, then the answe
 @pytest.fixture
 def suite(tmp_path: Path) -> Path:
     path = tmp_path / "tiny-served.yaml"
-    path.write_text(f"name: {SUITE}\nseeds: [0]\nepisodes: {EPISODES}\ndifficulty: 0\nocr: scene\nview_size: 128\n"
-                    f"budget: 3\nfamilies: [{', '.join(FAMILIES)}]\n", encoding="utf-8")
+    path.write_text(
+        f"name: {SUITE}\nseeds: [0]\nepisodes: {EPISODES}\ndifficulty: 0\nocr: scene\nview_size: 128\n"
+        f"budget: 3\nfamilies: [{', '.join(FAMILIES)}]\n",
+        encoding="utf-8",
+    )
     return path
 
 
 def bench(suite: Path, out: Path, agents: list[str], *extra: str, quiet: bool = True) -> int:
     """``iapo-bench run`` on the tiny suite, seed 0, with tiny timeouts and backoff (``extra`` overrides)."""
-    argv = ["run", "--agents", *agents, "--suite", str(suite), "--seeds", "0", "--episodes", str(EPISODES),
-            "--out", str(out), "--request-timeout", "0.5", "--backoff", "0.01", "--max-in-flight", "2", *extra]
+    argv = [
+        "run",
+        "--agents",
+        *agents,
+        "--suite",
+        str(suite),
+        "--seeds",
+        "0",
+        "--episodes",
+        str(EPISODES),
+        "--out",
+        str(out),
+        "--request-timeout",
+        "0.5",
+        "--backoff",
+        "0.01",
+        "--max-in-flight",
+        "2",
+        *extra,
+    ]
     return bench_main(argv + (["--quiet"] if quiet else []))
 
 
@@ -108,8 +129,11 @@ def judge_row(out: Path, agent: str = "fake") -> dict[str, str]:
 
 def episodes(out: Path) -> list[tuple[Any, ...]]:
     """(family, episode, item, correct, steps, reward, tool_calls, error, prompt, completion) of every episode."""
-    rows = query(out, "SELECT family, episode, item, correct, steps, reward, tool_calls, error, usage FROM episodes "
-                      "ORDER BY family, seed, episode")
+    rows = query(
+        out,
+        "SELECT family, episode, item, correct, steps, reward, tool_calls, error, usage FROM episodes "
+        "ORDER BY family, seed, episode",
+    )
     return [(*r[:8], json.loads(r[8])["prompt_tokens"], json.loads(r[8])["completion_tokens"]) for r in rows]
 
 
@@ -154,28 +178,47 @@ def transformers_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         pytest.fail("the `transformers` command is missing: install the serving extra (pip install -e '.[serving]')")
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(root / "hf-home"),
-           "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(root / "hf-home"),
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "2",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     log_path = root / "serve.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([exe, "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [exe, "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     try:
         deadline, last = time.monotonic() + 90, ""
         while True:  # ready once a chat request with the folder as the model name is answered
             if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited with code {proc.returncode} before answering:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"transformers serve exited with code {proc.returncode} before answering:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             try:
-                status, last = _post(url + "/chat/completions", {"model": str(folder), "max_tokens": 1,
-                                                                 "messages": [{"role": "user", "content": "hi"}]}, 10)
+                status, last = _post(
+                    url + "/chat/completions",
+                    {"model": str(folder), "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]},
+                    10,
+                )
                 if status == 200:
                     break
             except OSError as exc:  # not listening yet
                 last = repr(exc)
             if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve gave no chat answer within 90 s (last: {last[:300]}):\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"transformers serve gave no chat answer within 90 s (last: {last[:300]}):\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.25)
         yield str(folder), url
     finally:
@@ -187,8 +230,9 @@ def transformers_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
             proc.wait(10)
 
 
-def test_transformers_serve_on_the_leaderboard_and_as_judge(transformers_serve: tuple[str, str], suite: Path,
-                                                            tmp_path: Path) -> None:
+def test_transformers_serve_on_the_leaderboard_and_as_judge(
+    transformers_serve: tuple[str, str], suite: Path, tmp_path: Path
+) -> None:
     """A tiny random VLM behind `transformers serve`: every family on the leaderboard with its tokens per episode
     (Markdown and JSON); then the same model as --judge: a verdict stored per scored episode (mostly unjudged:
     a random model writes no verdict) and the judge table shown."""
@@ -211,8 +255,22 @@ def test_transformers_serve_on_the_leaderboard_and_as_judge(transformers_serve: 
     usage = [json.loads(u) for (u,) in query(out, "SELECT usage FROM episodes")]
     assert n_requests == sum(u["requests"] for u in usage) > 0 and all(u["cached"] == 0 for u in usage)
 
-    assert bench(suite, out, [agent], "--max-tokens", "16", "--request-timeout", "60", "--retries", "1",
-                 "--judge", f"openai:{model}@{url}") == 0
+    assert (
+        bench(
+            suite,
+            out,
+            [agent],
+            "--max-tokens",
+            "16",
+            "--request-timeout",
+            "60",
+            "--retries",
+            "1",
+            "--judge",
+            f"openai:{model}@{url}",
+        )
+        == 0
+    )
     verdicts = query(out, "SELECT verdict, error FROM judgements")
     scored = query(out, "SELECT COUNT(*) FROM episodes WHERE scored = 1")[0][0]
     assert len(verdicts) == scored == len(FAMILIES) * EPISODES
@@ -236,8 +294,13 @@ def test_faults_with_enough_retries_give_the_clean_numbers(suite: Path, tmp_path
         needed = clean.count()
     assert needed == len(FAMILIES) * EPISODES * PER_EPISODE and clean.count("ok") == needed
 
-    faults = [Fault("429", nth=(1,)), Fault("500", nth=(3,)), Fault("slow", nth=(5,)), Fault("malformed", nth=(7,)),
-              Fault("close", nth=(9,))]
+    faults = [
+        Fault("429", nth=(1,)),
+        Fault("500", nth=(3,)),
+        Fault("slow", nth=(5,)),
+        Fault("malformed", nth=(7,)),
+        Fault("close", nth=(9,)),
+    ]
     out = tmp_path / "faulty"
     with FakeOpenAI(faults, slow=1.5) as faulty:
         assert bench(suite, out, [spec(faulty.url)], "--retries", str(len(faults) + 1)) == 0
@@ -275,7 +338,7 @@ def test_one_family_failing_is_stored_with_its_error_and_replayed(suite: Path, t
 
         server.faults.clear()  # the server behaves: the same command again
         assert bench(suite, out, [spec(server.url)], "--retries", "0") == 0
-        again = server.log[len(broken):]
+        again = server.log[len(broken) :]
         assert len(again) == EPISODES * PER_EPISODE and all(r["status"] == "ok" for r in again)
         assert all(r["question"].startswith("True or false") for r in again)  # the TableFact cell only
         answered = [r["key"] for r in server.log if r["status"] == "ok"]
@@ -344,8 +407,10 @@ def test_server_killed_mid_run_then_resumed(suite: Path, tmp_path: Path, capsys:
     assert all(r["question"].startswith("True or false") for r in second)  # the finished HBar cell was kept
     assert not {r["key"] for r in first} & {r["key"] for r in second}  # nothing answered before was asked again
     assert len(second) == len(FAMILIES) * EPISODES * PER_EPISODE - len(first)
-    assert query(out, "SELECT family, COUNT(*), COUNT(error) FROM episodes GROUP BY family ORDER BY family") == \
-        [("HBar", EPISODES, 0), ("TableFact", EPISODES, 0)]
+    assert query(out, "SELECT family, COUNT(*), COUNT(error) FROM episodes GROUP BY family ORDER BY family") == [
+        ("HBar", EPISODES, 0),
+        ("TableFact", EPISODES, 0),
+    ]
     assert query(out, "SELECT COUNT(*) FROM requests")[0][0] == len(FAMILIES) * EPISODES * PER_EPISODE
 
 
@@ -355,11 +420,16 @@ def test_failed_verdicts_are_unjudged_not_wrong(suite: Path, tmp_path: Path, ser
     (NULL, with the error), the leaderboard counts them under "unjudged", never as wrong; a rerun with the judge
     healthy fills them in without asking the judged ones again."""
     out = tmp_path / "out"
-    with FakeOpenAI([Fault("500", match="Question: True or false"), Fault("malformed", match="Question: What", nth=(2,))]) as judge:
+    with FakeOpenAI(
+        [Fault("500", match="Question: True or false"), Fault("malformed", match="Question: What", nth=(2,))]
+    ) as judge:
         assert bench(suite, out, [spec(server.url)], "--retries", "0", "--judge", f"openai:judge/m@{judge.url}") == 0
     assert all(r["judge"] for r in judge.log) and not any(r["judge"] for r in server.log)
-    rows = query(out, "SELECT e.family, j.judge, j.verdict, j.error FROM judgements j JOIN episodes e USING "
-                      "(agent, suite, family, seed, episode) ORDER BY e.family, e.episode")
+    rows = query(
+        out,
+        "SELECT e.family, j.judge, j.verdict, j.error FROM judgements j JOIN episodes e USING "
+        "(agent, suite, family, seed, episode) ORDER BY e.family, e.episode",
+    )
     assert len(rows) == len(FAMILIES) * EPISODES and {j for _, j, _, _ in rows} == {"openai:judge/m"}
     hbar = [r for r in rows if r[0] == "HBar"]
     fact = [r for r in rows if r[0] == "TableFact"]
@@ -382,20 +452,31 @@ def test_failed_verdicts_are_unjudged_not_wrong(suite: Path, tmp_path: Path, ser
 
 
 # -- 5. the API key -----------------------------------------------------------------------------------------------
-def test_api_key_is_nowhere(suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_api_key_is_nowhere(
+    suite: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The key is sent (the server checks it) and echoed back in error bodies, yet it is in no table, no byte of
     results.sqlite, no leaderboard file or page, no submission and no log line."""
     secret = "sk-iapo-e2e-7f3a9c1d5b-DO-NOT-LEAK"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     out = tmp_path / "out"
-    faults = [Fault("500", nth=(1, 2), echo_key=True), Fault("429", nth=(4,), echo_key=True),
-              Fault("malformed", nth=(6,), echo_key=True), Fault("echo", nth=(8, 9, 10)),
-              Fault("400", match="True or false", times=1, echo_key=True)]  # not retried: an errored episode
+    faults = [
+        Fault("500", nth=(1, 2), echo_key=True),
+        Fault("429", nth=(4,), echo_key=True),
+        Fault("malformed", nth=(6,), echo_key=True),
+        Fault("echo", nth=(8, 9, 10)),
+        Fault("400", match="True or false", times=1, echo_key=True),
+    ]  # not retried: an errored episode
     judge_faults = [Fault("500", match="Question: True or false", echo_key=True), Fault("echo", match="Question: What")]
     with FakeOpenAI(faults, key=secret) as agent_server, FakeOpenAI(judge_faults, key=secret) as judge:
-        assert bench(suite, out, [spec(agent_server.url)], "--retries", "4", "--judge",
-                     f"openai:judge/m@{judge.url}", quiet=False) == 0
+        assert (
+            bench(suite, out, [spec(agent_server.url)], "--retries", "4", "--judge", f"openai:judge/m@{judge.url}", quiet=False)
+            == 0
+        )
     assert {r["auth"] for r in agent_server.log + judge.log} == {True}
     assert agent_server.count("401") == judge.count("401") == 0  # the key was sent with every request
     assert agent_server.count("400") == 1 and judge.count("500") >= 1  # and echoed back, in errors
@@ -415,8 +496,16 @@ def test_api_key_is_nowhere(suite: Path, tmp_path: Path, monkeypatch: pytest.Mon
 
     files = [p for p in (*out.rglob("*"), *(tmp_path / "wrong").rglob("*")) if p.is_file()]
     names = {p.name for p in files}
-    assert {"results.sqlite", "leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.html",
-            "leaderboard.png", "summary.json", "metadata.yaml"} <= names
+    assert {
+        "results.sqlite",
+        "leaderboard.md",
+        "leaderboard.csv",
+        "leaderboard.json",
+        "leaderboard.html",
+        "leaderboard.png",
+        "summary.json",
+        "metadata.yaml",
+    } <= names
     for p in files:
         data = p.read_bytes()
         assert secret.encode() not in data and secret[:20].encode() not in data, p

@@ -50,10 +50,10 @@ def test_focus_mask_keeps_only_the_chosen_bar() -> None:
     assert info["error"] is None and keep in obs["tool_output"]
     edited = env.unwrapped.ctx.image
     x0, y0, x1, y1 = scene.to_pixels(scene.layout[1].box)
-    assert (edited[y0:y1, x0:x1] == 255).all()                       # another bar is gone
+    assert (edited[y0:y1, x0:x1] == 255).all()  # another bar is gone
     assert not np.array_equal(edited, scene.image) and scene.image[y0:y1, x0:x1].min() < 255  # scene untouched
     env.reset(seed=0)
-    assert env.unwrapped.ctx.image is env.unwrapped.scene.image       # a reset starts from the clean image
+    assert env.unwrapped.ctx.image is env.unwrapped.scene.image  # a reset starts from the clean image
 
 
 def test_custom_tool_registers_and_runs() -> None:
@@ -69,7 +69,7 @@ def test_custom_tool_registers_and_runs() -> None:
         register_tool(FunctionTool(name, "dup", schema, brightness))
     env = gym.make("VisualToolVQA-HBar-v0", tools=("zoom", "answer", name))
     env.reset(seed=0)
-    obs, *_ , info = env.step(json.dumps({"tool": name, "args": {"box": [0, 0, 0.01, 0.01]}}))
+    obs, *_, info = env.step(json.dumps({"tool": name, "args": {"box": [0, 0, 0.01, 0.01]}}))
     assert info["error"] is None and obs["tool_output"] == "255"
     *_, info = env.step(ocr_call((0, 0, 1, 1)))
     assert info["error"] == f"unknown tool 'ocr'; known: zoom, answer, {name}"
@@ -111,11 +111,22 @@ def test_easyocr_reads_a_rendered_word_offline() -> None:
     ("args", "message"),
     [
         ({"tool": "zoom", "args": {"box": ["a", "b"]}}, "zoom box must be an array of 4 numbers in [0, 1]; got ['a', 'b']"),
-        ({"tool": "zoom", "args": {"box": [0, 0, 1, 2]}}, "zoom box must be an array of 4 numbers in [0, 1]; got [0, 0, 1, 2] (item 3:"),
-        ({"tool": "focus", "args": {"axis": "bars", "labels": ["Q1"], "mode": "blur"}},
-         "focus mode must be one of highlight, mask, draw; got 'blur'"),
-        ({"tool": "focus", "args": {"axis": "diagonal", "labels": ["Q1"]}}, "focus axis must be one of rows, columns, bars, series, x_values, y_values"),
-        ({"tool": "focus", "args": {"axis": "bars", "labels": "Q1"}}, "focus labels must be a non-empty array of strings; got 'Q1'"),
+        (
+            {"tool": "zoom", "args": {"box": [0, 0, 1, 2]}},
+            "zoom box must be an array of 4 numbers in [0, 1]; got [0, 0, 1, 2] (item 3:",
+        ),
+        (
+            {"tool": "focus", "args": {"axis": "bars", "labels": ["Q1"], "mode": "blur"}},
+            "focus mode must be one of highlight, mask, draw; got 'blur'",
+        ),
+        (
+            {"tool": "focus", "args": {"axis": "diagonal", "labels": ["Q1"]}},
+            "focus axis must be one of rows, columns, bars, series, x_values, y_values",
+        ),
+        (
+            {"tool": "focus", "args": {"axis": "bars", "labels": "Q1"}},
+            "focus labels must be a non-empty array of strings; got 'Q1'",
+        ),
         ({"tool": "answer", "args": {"text": True}}, "answer text must be a string or a number; got True"),
     ],
 )
@@ -145,7 +156,10 @@ def test_a_number_is_an_answer_and_a_custom_schema_is_enforced() -> None:
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.sampled_from(["", "Q1", "rows", "mask", "x"]),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.sampled_from(["box", "axis", "labels", "mode", "text", "n"]), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.sampled_from(["box", "axis", "labels", "mode", "text", "n"]), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 _SCHEMAS = [get_tool(name).parameters for name in ("zoom", "ocr", "focus", "answer")] + [
@@ -154,7 +168,10 @@ _SCHEMAS = [get_tool(name).parameters for name in ("zoom", "ocr", "focus", "answ
 ]
 
 
-@given(instance=_JSON | st.dictionaries(st.sampled_from(["box", "labels"]), st.lists(st.floats(-0.5, 1.5) | st.integers(-1, 2), max_size=5)))
+@given(
+    instance=_JSON
+    | st.dictionaries(st.sampled_from(["box", "labels"]), st.lists(st.floats(-0.5, 1.5) | st.integers(-1, 2), max_size=5))
+)
 def test_the_compiled_schema_check_agrees_with_jsonschema(instance: object) -> None:
     for schema in _SCHEMAS:
         check = compile_check(schema)

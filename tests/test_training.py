@@ -19,8 +19,16 @@ from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.policy_gradient import group_advantages
 from iapo_gym.agents.trainer import TrainConfig
 
-TINY = dict(env_id="VisualToolVQA-HBar-v0", questions=2, group_size=3, eval_every=100, eval_episodes=2,
-            minibatch=16, epochs=1, policy={"width": 8, "hidden": 32, "view_size": 64})
+TINY = dict(
+    env_id="VisualToolVQA-HBar-v0",
+    questions=2,
+    group_size=3,
+    eval_every=100,
+    eval_episodes=2,
+    minibatch=16,
+    epochs=1,
+    policy={"width": 8, "hidden": 32, "view_size": 64},
+)
 
 
 def params(agent: CompactAgent) -> torch.Tensor:
@@ -88,14 +96,14 @@ def test_saved_agent_acts_the_same_after_loading(tmp_path: Path) -> None:
     assert agent.act(obs, info) == loaded.act(obs, info)
 
 
-USER_AGENT = '''
+USER_AGENT = """
 class AlwaysYes:
     def reset(self):
         pass
 
     def act(self, observation, info):
         return "<answer>yes</answer>"
-'''
+"""
 
 
 def test_user_agent_from_a_file_runs_through_evaluation(tmp_path: Path) -> None:
@@ -130,18 +138,53 @@ def test_bad_configs_give_clear_errors(build, message: str) -> None:
 
 def test_iapo_train_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("questions: 2\ngroup_size: 2\neval_episodes: 2\nminibatch: 16\nepochs: 1\n"
-                   "policy: {width: 8, hidden: 32, view_size: 64}\n")
+    cfg.write_text(
+        "questions: 2\ngroup_size: 2\neval_episodes: 2\nminibatch: 16\nepochs: 1\npolicy: {width: 8, hidden: 32, view_size: 64}\n"
+    )
     out = tmp_path / "run"
-    assert train_main(["--agent", "iapo", "--config", str(cfg), "--env", "VisualToolVQA-HBar-v0", "--updates", "1",
-                       "--out", str(out), "--no-progress"]) == 0
+    assert (
+        train_main(
+            [
+                "--agent",
+                "iapo",
+                "--config",
+                str(cfg),
+                "--env",
+                "VisualToolVQA-HBar-v0",
+                "--updates",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert {"config.json", "model.safetensors", "curves.csv", "curves.png"} <= {p.name for p in out.iterdir()}
     assert train_main(["--agent", "iapo", "--resume", "--updates", "2", "--out", str(out), "--no-progress"]) == 0
     assert "2 updates" in capsys.readouterr().out
     assert train_main(["--agent", "grpo", "--updates", "-3", "--out", str(out)]) == 2
     kl_run = tmp_path / "kl"
-    assert train_main(["--agent", "grpo", "--config", str(cfg), "--env", "VisualToolVQA-HBar-v0", "--updates", "1",
-                       "--kl-coef", "0.1", "--out", str(kl_run), "--no-progress"]) == 0
+    assert (
+        train_main(
+            [
+                "--agent",
+                "grpo",
+                "--config",
+                str(cfg),
+                "--env",
+                "VisualToolVQA-HBar-v0",
+                "--updates",
+                "1",
+                "--kl-coef",
+                "0.1",
+                "--out",
+                str(kl_run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads((kl_run / "config.json").read_text())["train"]["kl_coef"] == 0.1
 
 

@@ -72,8 +72,12 @@ def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     old = os.environ.get("IAPO_TEST_ACTION_LOG")
     os.environ["IAPO_TEST_ACTION_LOG"] = str(log)
     try:
-        out = run_benchmark([f"logger={tmp / 'logger.py'}:Logger", "iapo", "random", "no-tool"], str(tmp / "suite.yaml"),
-                            out=tmp / "out", progress=False)
+        out = run_benchmark(
+            [f"logger={tmp / 'logger.py'}:Logger", "iapo", "random", "no-tool"],
+            str(tmp / "suite.yaml"),
+            out=tmp / "out",
+            progress=False,
+        )
     finally:
         if old is None:
             os.environ.pop("IAPO_TEST_ACTION_LOG")
@@ -88,8 +92,15 @@ def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 # -- diagnostics --------------------------------------------------------------------------------------------
 def _scene(answers: tuple[str, ...] = ("1000",), texts: tuple[str, ...] = ("Sales", "1,000.0")) -> Scene:
-    return Scene("T", np.zeros((100, 100, 3), np.uint8), "q?", answers, (Region("bar", (0.2, 0.2, 0.4, 0.4), "a", "1000"),),
-                 Program("read"), texts=tuple(TextItem(t, (0.0, 0.0, 0.1, 0.1), 9.0) for t in texts))
+    return Scene(
+        "T",
+        np.zeros((100, 100, 3), np.uint8),
+        "q?",
+        answers,
+        (Region("bar", (0.2, 0.2, 0.4, 0.4), "a", "1000"),),
+        Program("read"),
+        texts=tuple(TextItem(t, (0.0, 0.0, 0.1, 0.1), 9.0) for t in texts),
+    )
 
 
 def _traj(boxes: list[tuple[float, float, float, float]], outputs: list[str]) -> Trajectory:
@@ -139,8 +150,15 @@ def test_stored_trajectory_is_what_the_agent_sent_and_the_picture_states_it(teac
             full = fig.axes[0]
             h, w = recording.scene.height, recording.scene.width
             drawn = [p for p in full.patches if p.get_gid() == "sent"]  # the regions sent (not the evidence or maps outline)
-            got = sorted((round(p.get_x() / w, 6), round(p.get_y() / h, 6), round((p.get_x() + p.get_width()) / w, 6),
-                          round((p.get_y() + p.get_height()) / h, 6)) for p in drawn)
+            got = sorted(
+                (
+                    round(p.get_x() / w, 6),
+                    round(p.get_y() / h, 6),
+                    round((p.get_x() + p.get_width()) / w, 6),
+                    round((p.get_y() + p.get_height()) / h, 6),
+                )
+                for p in drawn
+            )
             assert got == sorted(tuple(round(v, 6) for v in b) for b in boxes_sent)
             texts = " ".join(t.get_text() for t in fig.texts)
             assert f"answer {answer!r}: {'right' if row.correct else 'wrong'}" in texts
@@ -158,7 +176,10 @@ def test_iapo_agent_picture_shows_its_and_the_teachers_maps(teacher_run: dict[st
     a = traj.steps[0].agent_attribution
     assert a is not None and len(a.image) == a.grid**2 and abs(sum(a.blocks.values()) - 1) < 1e-3
     assert abs(sum(a.image) - a.blocks["image"]) < 1e-3
-    assert cli.main(["show", str(out), "--agent", "iapo", "--family", "HBar", "--episode", "0", "--out", str(tmp_path / "ep.png")]) == 0
+    assert (
+        cli.main(["show", str(out), "--agent", "iapo", "--family", "HBar", "--episode", "0", "--out", str(tmp_path / "ep.png")])
+        == 0
+    )
     assert (tmp_path / "ep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fig = draw_stored_episode(out, "iapo", "HBar", 0)
     titles = [ax.get_title() for ax in fig.axes]
@@ -175,10 +196,12 @@ def test_iapo_agent_picture_shows_its_and_the_teachers_maps(teacher_run: dict[st
 
 def test_show_names_what_is_there_when_asked_for_what_is_not(teacher_run: dict[str, Any], capsys: Any) -> None:
     out = teacher_run["out"]
-    for args, needle in ((["--agent", "nobody", "--family", "HBar"], "agents there: iapo, logger, no-tool, random"),
-                         (["--agent", "iapo", "--family", "VBar"], "its families: HBar, TableQA"),
-                         (["--agent", "iapo", "--family", "HBar", "--episode", "9"], "episodes 0 to 1"),
-                         (["--agent", "iapo", "--family", "HBar", "--seed", "5"], "seeds: 0")):
+    for args, needle in (
+        (["--agent", "nobody", "--family", "HBar"], "agents there: iapo, logger, no-tool, random"),
+        (["--agent", "iapo", "--family", "VBar"], "its families: HBar, TableQA"),
+        (["--agent", "iapo", "--family", "HBar", "--episode", "9"], "episodes 0 to 1"),
+        (["--agent", "iapo", "--family", "HBar", "--seed", "5"], "seeds: 0"),
+    ):
         assert cli.main(["show", str(out), *args, "--out", "x.png"]) == 2
         assert needle in capsys.readouterr().err
 
@@ -217,8 +240,12 @@ def test_a_version_1_store_is_read_untouched_then_migrated_in_place_without_losi
     assert cli.main(["report", str(out)]) == 0
     page = (out / "leaderboard.html").read_text()
     assert all(a in page for a in ("oracle", "no-tool", "random")) and "episodes/tiny-v1/random/HBar-seed0-ep0.png" in page
-    assert cli.main(["show", str(out), "--agent", "random", "--family", "TableFact", "--episode", "1",
-                     "--out", str(tmp_path / "new.png")]) == 0
+    assert (
+        cli.main(
+            ["show", str(out), "--agent", "random", "--family", "TableFact", "--episode", "1", "--out", str(tmp_path / "new.png")]
+        )
+        == 0
+    )
     with pytest.raises(EpisodeNotFound, match="no stored trajectory"):
         draw_stored_episode(out, "no-tool", "TableFact", 1)
 
@@ -227,7 +254,9 @@ def test_a_version_1_store_is_read_untouched_then_migrated_in_place_without_losi
 def _browser_or_skip() -> None:
     if find_chromium() is None:
         if os.environ.get("IAPO_REQUIRE_BROWSER"):
-            pytest.fail("IAPO_REQUIRE_BROWSER is set but chromium/chromedriver are missing: apt-get install chromium chromium-driver")
+            pytest.fail(
+                "IAPO_REQUIRE_BROWSER is set but chromium/chromedriver are missing: apt-get install chromium chromium-driver"
+            )
         pytest.skip("no chromium + chromedriver (apt-get install chromium chromium-driver); CI sets IAPO_REQUIRE_BROWSER=1")
 
 
@@ -253,8 +282,10 @@ def test_leaderboard_page_in_headless_chromium(teacher_run: dict[str, Any]) -> N
         column = heads.index("tool calls / ep")
 
         def values() -> list[float]:
-            return [float(tr.find_elements(By.TAG_NAME, "td")[column].get_attribute("data-v"))
-                    for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+            return [
+                float(tr.find_elements(By.TAG_NAME, "td")[column].get_attribute("data-v"))
+                for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+            ]
 
         header = table.find_elements(By.CSS_SELECTOR, "thead th")[column]
         header.click()
@@ -269,7 +300,10 @@ def test_leaderboard_page_in_headless_chromium(teacher_run: dict[str, Any]) -> N
         assert driver.current_url.endswith("#ep-tiny-teacher-iapo")
         gallery = driver.find_element(By.ID, "ep-tiny-teacher-iapo")
         thumbs = gallery.find_elements(By.CSS_SELECTOR, "a.thumb")
-        assert {t.find_element(By.TAG_NAME, "img").get_attribute("alt").split(" on ")[1].split(",")[0] for t in thumbs} == {"HBar", "TableQA"}
+        assert {t.find_element(By.TAG_NAME, "img").get_attribute("alt").split(" on ")[1].split(",")[0] for t in thumbs} == {
+            "HBar",
+            "TableQA",
+        }
         thumbs[0].click()
         assert driver.current_url.endswith(".png")
         width = driver.execute_script("var i = document.images[0]; return i && i.complete ? i.naturalWidth : 0;")

@@ -78,7 +78,7 @@ def view_of(img, box, size):
     region = img[y0:y1, x0:x1]
     top, left, nh, nw = letterbox(region.shape[0], region.shape[1], size)
     out = np.zeros((size, size, 3), np.uint8)
-    out[top:top + nh, left:left + nw] = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_AREA)
+    out[top : top + nh, left : left + nw] = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -94,7 +94,9 @@ def test_tiny_cli_builds_a_loadable_model(tmp_path, capsys):
         assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1, special
     chat = vlm.processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}],
-        add_generation_prompt=True, tokenize=False)
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     assert "<|vision_start|><|image_pad|><|vision_end|>hi" in chat and chat.endswith("<|im_start|>assistant\n")
 
 
@@ -202,8 +204,10 @@ def test_act_batch_and_padding(agent):
     e1, e2 = make_env(), make_env()
     (o1, _), (o2, _) = e1.reset(seed=1), e2.reset(seed=2)
     d2 = Dialogue(o2["image"], o2["question"] + " and more words here", [Turn("<answer>x</answer>", "error: nope")])
-    enc = [vlm.encode(Dialogue(o1["image"], o1["question"]), "<answer>12</answer>"),
-           vlm.encode(d2, '<tool_call>{"name": "zoom"}</tool_call>')]
+    enc = [
+        vlm.encode(Dialogue(o1["image"], o1["question"]), "<answer>12</answer>"),
+        vlm.encode(d2, '<tool_call>{"name": "zoom"}</tool_call>'),
+    ]
     with torch.no_grad():
         both = vlm.action_logprobs(vlm.collate(enc))
         single = [vlm.action_logprobs(vlm.collate([e]))[0] for e in enc]
@@ -212,19 +216,26 @@ def test_act_batch_and_padding(agent):
 
 
 # -- attribution ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("config", [
-    {"method": "integrated_gradients", **FAST},
-    {"method": "integrated_gradients", "image_input": "pixels", **FAST},
-    {"method": "gradient_x_input"},
-    {"method": "attention", "attention_mode": "rollout"},
-    {"method": "attention", "attention_mode": "last_layer"},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"method": "integrated_gradients", **FAST},
+        {"method": "integrated_gradients", "image_input": "pixels", **FAST},
+        {"method": "gradient_x_input"},
+        {"method": "attention", "attention_mode": "rollout"},
+        {"method": "attention", "attention_mode": "last_layer"},
+    ],
+)
 def test_attribution_is_a_distribution_over_blocks(agent, config):
     env = make_env()
     obs, info = env.reset(seed=7)
     crop = view_of(info["scene"].image, (0.0, 0.0, 0.5, 0.5), 112)
-    d = Dialogue(obs["image"], obs["question"], [Turn('<tool_call>{"name": "ocr"}</tool_call>', "42 apples", crop,
-                                                      (0.0, 0.0, 0.5, 0.5))], source_hw=info["scene"].image.shape[:2])
+    d = Dialogue(
+        obs["image"],
+        obs["question"],
+        [Turn('<tool_call>{"name": "ocr"}</tool_call>', "42 apples", crop, (0.0, 0.0, 0.5, 0.5))],
+        source_hw=info["scene"].image.shape[:2],
+    )
     attr = attribute_decision(agent.vlm, d, "<answer>42</answer>", config=config)
     blocks = attr.blocks()
     assert set(blocks) == BLOCKS
@@ -279,8 +290,12 @@ def test_pixel_attribution_finds_the_bright_patch(agent):
     glance = view_of(img, (0.0, 0.0, 1.0, 1.0), 112)
     d = Dialogue(glance, "What colour is the square?", source_hw=img.shape[:2])
     for method in ("integrated_gradients", "gradient_x_input"):
-        attr = attribute_decision(agent.vlm, d, "<answer>white</answer>",
-                                  config={"method": method, "image_input": "pixels", "pixel_baseline": "black", **FAST})
+        attr = attribute_decision(
+            agent.vlm,
+            d,
+            "<answer>white</answer>",
+            config={"method": method, "image_input": "pixels", "pixel_baseline": "black", **FAST},
+        )
         cells = attr.block("image").reshape(4, 4)
         # with a black baseline black pixels get exactly nothing: all image mass is on the patch's cell
         assert cells[1, 2] > 0 and cells[1, 2] == pytest.approx(cells.sum(), rel=1e-9), cells
@@ -309,8 +324,11 @@ def test_save_load_gives_the_same_outputs(student_path, tmp_path):
     ref = _outputs(agent, obs, info)
     agent.save(tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "model.safetensors").is_file()
-    for other in (VLMAgent.load_checkpoint(tmp_path / "ckpt", device="cpu"), load_agent(tmp_path / "ckpt"),
-                  VLMAgent(student_path, device="cpu", max_new_tokens=10).load(tmp_path / "ckpt")):
+    for other in (
+        VLMAgent.load_checkpoint(tmp_path / "ckpt", device="cpu"),
+        load_agent(tmp_path / "ckpt"),
+        VLMAgent(student_path, device="cpu", max_new_tokens=10).load(tmp_path / "ckpt"),
+    ):
         text, lp = _outputs(other, obs, info)
         assert text == ref[0] and torch.allclose(lp, ref[1])
 

@@ -34,9 +34,13 @@ ENV = {"view_size": 112, "budget": 2}
 def models(tmp_path_factory):
     """Per family: a tiny student and a larger tiny teacher (another seed and tokenizer vocabulary)."""
     root = tmp_path_factory.mktemp("vlm-trl")
-    return {f: (build_tiny_vlm(root / f"{f}-student", family=f, seed=0),
-                build_tiny_vlm(root / f"{f}-teacher", family=f, layers=3, hidden=96, seed=1, vocab_size=400))
-            for f in FAMILIES}
+    return {
+        f: (
+            build_tiny_vlm(root / f"{f}-student", family=f, seed=0),
+            build_tiny_vlm(root / f"{f}-teacher", family=f, layers=3, hidden=96, seed=1, vocab_size=400),
+        )
+        for f in FAMILIES
+    }
 
 
 def _script_first_turn(trainer, record):
@@ -68,9 +72,20 @@ def test_two_trl_iapo_steps(models, family, tmp_path, caplog):
     student, teacher = models[family]
     before = _weights(student)
     record: list[dict] = []
-    cfg = VLMTrainConfig(model=str(student), out=str(tmp_path / "run"), teacher=f"vlm:{teacher}", reward="iapo",
-                         iapo={"weighting": "all"}, env_kwargs=ENV, max_steps=2, num_generations=2, batch_size=2,
-                         dataset_size=2, lr=1e-2, max_completion_length=96)  # 64 rolls the crop back
+    cfg = VLMTrainConfig(
+        model=str(student),
+        out=str(tmp_path / "run"),
+        teacher=f"vlm:{teacher}",
+        reward="iapo",
+        iapo={"weighting": "all"},
+        env_kwargs=ENV,
+        max_steps=2,
+        num_generations=2,
+        batch_size=2,
+        dataset_size=2,
+        lr=1e-2,
+        max_completion_length=96,
+    )  # 64 rolls the crop back
     with caplog.at_level(logging.WARNING, logger="iapo_gym.vlm"):
         out = train_vlm(cfg, progress=False, before_train=lambda t: _script_first_turn(t, record))
     if family == "qwen2_5_vl":  # the stock template cannot render tool calls: the shipped one is used, and said so
@@ -94,8 +109,7 @@ def test_two_trl_iapo_steps(models, family, tmp_path, caplog):
 
     model = trained.accelerator.unwrap_model(trained.model).eval()
     del model.generate  # the model's own generate again, not the scripted one
-    in_memory = VLMAgent(VLM.wrap(model, trained.processing_class),
-                         max_new_tokens=12)
+    in_memory = VLMAgent(VLM.wrap(model, trained.processing_class), max_new_tokens=12)
     loaded = make_agent(f"vlm:{out}", device="cpu", max_new_tokens=12)
     assert loaded.vlm.template_source == "checkpoint"  # the tool template was saved with the model
     env = gym.make("VisualToolVQA-v0", **ENV)
@@ -167,10 +181,34 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_two_steps_under_accelerate_launch_with_two_processes(models, tmp_path):
     student, teacher = models["qwen2_5_vl"]
     config = ROOT / "agents" / "vlm" / "accelerate" / "cpu_2proc.yaml"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-           "-m", "iapo_gym.agents.cli", "--agent", "vlm", "--model", str(student), "--teacher", f"vlm:{teacher}",
-           "--reward", "iapo", "--max-steps", "2", "--num-generations", "2", "--batch-size", "1",
-           "--max-completion-length", "48", "--out", str(tmp_path / "run"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "-m",
+        "iapo_gym.agents.cli",
+        "--agent",
+        "vlm",
+        "--model",
+        str(student),
+        "--teacher",
+        f"vlm:{teacher}",
+        "--reward",
+        "iapo",
+        "--max-steps",
+        "2",
+        "--num-generations",
+        "2",
+        "--batch-size",
+        "1",
+        "--max-completion-length",
+        "48",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     env = {**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

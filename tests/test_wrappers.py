@@ -64,7 +64,7 @@ def test_encode_round_trips() -> None:
         b = env.encode(call)
         # the rendered call is reproduced exactly (ignored components may differ)
         assert parse_tool_call(env.action(b)) == call
-    assert env.encode('<answer>Yes</answer>')[6] == ANSWER_VOCAB.index("true")
+    assert env.encode("<answer>Yes</answer>")[6] == ANSWER_VOCAB.index("true")
     assert env.encode('<tool_call>{"name": "focus", "arguments": {"axis": "rows", "labels": ["ada"]}}</tool_call>')[4] == (
         env.focus_labels.index("Ada")
     )

@@ -16,6 +16,16 @@ from .agent import SPEC_PREFIX, EpisodeSession, OpenAIAgent, Usage, format_spec,
 from .client import ChatClient, ChatResult, ChatSettings, ResponseCache, ServedError, request_key
 
 __all__ = [
-    "SPEC_PREFIX", "ChatClient", "ChatResult", "ChatSettings", "EpisodeSession", "OpenAIAgent", "ResponseCache",
-    "ServedError", "Usage", "format_spec", "parse_spec", "request_key",
+    "SPEC_PREFIX",
+    "ChatClient",
+    "ChatResult",
+    "ChatSettings",
+    "EpisodeSession",
+    "OpenAIAgent",
+    "ResponseCache",
+    "ServedError",
+    "Usage",
+    "format_spec",
+    "parse_spec",
+    "request_key",
 ]

@@ -52,14 +52,17 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if not isinstance(spec, str):
         raise ValueError(f"agent spec must be a string 'openai:MODEL@URL' ({_SPEC_EXAMPLE}); got {type(spec).__name__}")
     if not spec.startswith(SPEC_PREFIX):
-        raise ValueError(f"agent spec {spec!r} does not start with {SPEC_PREFIX!r}: expected 'openai:MODEL@URL' "
-                         f"({_SPEC_EXAMPLE})")
-    rest = spec[len(SPEC_PREFIX):]
+        raise ValueError(
+            f"agent spec {spec!r} does not start with {SPEC_PREFIX!r}: expected 'openai:MODEL@URL' ({_SPEC_EXAMPLE})"
+        )
+    rest = spec[len(SPEC_PREFIX) :]
     cut = max((i for i, c in enumerate(rest) if c == "@" and rest.startswith(_SCHEMES, i + 1)), default=-1)
     if cut < 0:
-        raise ValueError(f"agent spec {spec!r} has no '@URL' with an http:// or https:// URL after the model "
-                         f"name: expected 'openai:MODEL@URL' ({_SPEC_EXAMPLE})")
-    model, url = rest[:cut], rest[cut + 1:]
+        raise ValueError(
+            f"agent spec {spec!r} has no '@URL' with an http:// or https:// URL after the model "
+            f"name: expected 'openai:MODEL@URL' ({_SPEC_EXAMPLE})"
+        )
+    model, url = rest[:cut], rest[cut + 1 :]
     if not model:
         raise ValueError(f"agent spec {spec!r} has an empty model name: expected 'openai:MODEL@URL' ({_SPEC_EXAMPLE})")
     if any(c.isspace() for c in model):
@@ -136,8 +139,10 @@ class EpisodeSession:
         self.actions: list[str] = []
 
     def __repr__(self) -> str:
-        return (f"EpisodeSession(model={self._agent.settings.model!r}, actions={len(self.actions)}, "
-                f"usage={self.usage}, error={self.error!r})")
+        return (
+            f"EpisodeSession(model={self._agent.settings.model!r}, actions={len(self.actions)}, "
+            f"usage={self.usage}, error={self.error!r})"
+        )
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -156,16 +161,24 @@ class EpisodeSession:
         text = clean(turn.text)
         if self._calls:
             first = self._calls[0]
-            shown = text or ("(the tool returned an image: see the next message)" if turn.image is not None
-                             else "(no output)")
+            shown = text or ("(the tool returned an image: see the next message)" if turn.image is not None else "(no output)")
             self.messages.append({"role": "tool", "tool_call_id": first["id"], "content": shown})
             for call in self._calls[1:]:  # the API wants an answer to every call; the env runs one per turn
-                self.messages.append({"role": "tool", "tool_call_id": call["id"],
-                                      "content": "not run: one tool call per turn; call it again if still needed"})
+                self.messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call["id"],
+                        "content": "not run: one tool call per turn; call it again if still needed",
+                    }
+                )
             if turn.image is not None:
                 name = first["function"]["name"] or "tool"
-                self.messages.append({"role": "user", "content": [
-                    {"type": "text", "text": f"The image returned by the {name} call:"}, image_part(turn.image)]})
+                self.messages.append(
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": f"The image returned by the {name} call:"}, image_part(turn.image)],
+                    }
+                )
         else:
             content: list[dict[str, Any]] = [{"type": "text", "text": text or "(no output)"}]
             if turn.image is not None:
@@ -245,13 +258,19 @@ class OpenAIAgent:
         prices: tuple[float, float] | None = None,
         cache: ResponseCache | None = None,
     ) -> None:
-        self.settings = ChatSettings(model, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                     timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff)
-        self.client = ChatClient(base_url, self.settings, api_key_env=api_key_env, max_in_flight=max_in_flight,
-                                 cache=cache)
+        self.settings = ChatSettings(
+            model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+        )
+        self.client = ChatClient(base_url, self.settings, api_key_env=api_key_env, max_in_flight=max_in_flight, cache=cache)
         if isinstance(tools, str) or not all(isinstance(t, str) for t in tools):
-            raise ValueError(f"tools must be a sequence of registered tool names, e.g. {list(BUILTIN_TOOLS)}; "
-                             f"got {tools!r}")
+            raise ValueError(f"tools must be a sequence of registered tool names, e.g. {list(BUILTIN_TOOLS)}; got {tools!r}")
         if not isinstance(system, str):
             raise ValueError(f"system must be the instruction text; got {type(system).__name__}")
         self.function_calling = bool(function_calling)
@@ -269,12 +288,15 @@ class OpenAIAgent:
         return cls(model, url, **kwargs)
 
     def __repr__(self) -> str:
-        return (f"OpenAIAgent(model={self.settings.model!r}, url={self.client.url!r}, "
-                f"api_key_env={self.client.api_key_env!r}, function_calling={self.function_calling})")
+        return (
+            f"OpenAIAgent(model={self.settings.model!r}, url={self.client.url!r}, "
+            f"api_key_env={self.client.api_key_env!r}, function_calling={self.function_calling})"
+        )
 
     # -- sessions ----------------------------------------------------------------------------------------------
-    def function_specs(self, tools: Sequence[str], parameters: Mapping[str, Mapping[str, Any]] | None = None
-                       ) -> list[dict[str, Any]]:
+    def function_specs(
+        self, tools: Sequence[str], parameters: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """The function specs of ``tools`` (with an item's own ``parameters``), built once per distinct set."""
         key = canonical_json([list(tools), parameters or {}])
         if key not in self._specs:
@@ -349,12 +371,23 @@ class OpenAIAgent:
         """The settings to store with results (JSON-safe; the API key's variable name only, the URL without
         credentials)."""
         s = self.settings
-        return {"agent": AGENT_NAME, "spec": format_spec(s.model, self.client.url), "model": s.model,
-                "url": self.client.url, "temperature": s.temperature, "max_tokens": s.max_tokens, "seed": s.seed,
-                "timeout": s.timeout, "retries": s.retries, "max_in_flight": self.client.max_in_flight,
-                "function_calling": self.function_calling, "api_key_env": self.client.api_key_env,
-                "tools": list(self.tools), "system": self.system,
-                "prices": list(self.prices) if self.prices is not None else None}
+        return {
+            "agent": AGENT_NAME,
+            "spec": format_spec(s.model, self.client.url),
+            "model": s.model,
+            "url": self.client.url,
+            "temperature": s.temperature,
+            "max_tokens": s.max_tokens,
+            "seed": s.seed,
+            "timeout": s.timeout,
+            "retries": s.retries,
+            "max_in_flight": self.client.max_in_flight,
+            "function_calling": self.function_calling,
+            "api_key_env": self.client.api_key_env,
+            "tools": list(self.tools),
+            "system": self.system,
+            "prices": list(self.prices) if self.prices is not None else None,
+        }
 
 
 def _prices(prices: Any) -> tuple[float, float] | None:
@@ -363,11 +396,9 @@ def _prices(prices: Any) -> tuple[float, float] | None:
     try:
         inp, out = (float(p) for p in prices)
     except (TypeError, ValueError):
-        raise ValueError(f"prices must be (USD per 1M input tokens, USD per 1M output tokens); "
-                         f"got {prices!r}") from None
+        raise ValueError(f"prices must be (USD per 1M input tokens, USD per 1M output tokens); got {prices!r}") from None
     if not (math.isfinite(inp) and math.isfinite(out) and inp >= 0 and out >= 0):
-        raise ValueError(f"prices must be two finite non-negative numbers (USD per 1M input/output tokens); "
-                         f"got {prices!r}")
+        raise ValueError(f"prices must be two finite non-negative numbers (USD per 1M input/output tokens); got {prices!r}")
     return (inp, out)
 
 

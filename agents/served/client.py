@@ -119,8 +119,9 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def request_key(settings: ChatSettings, messages: Sequence[Mapping[str, Any]],
-                tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+def request_key(
+    settings: ChatSettings, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+) -> str:
     """The cache key of a chat request: the SHA-256 (hex) of the canonical JSON of the model, the settings
     that change the answer (:data:`ANSWER_FIELDS`), the messages and the tools.
 
@@ -262,8 +263,9 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return None
 
 
-def backoff_delay(retry: int, settings: ChatSettings, retry_after: float | None = None,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    retry: int, settings: ChatSettings, retry_after: float | None = None, rng: random.Random | None = None
+) -> float:
     """Seconds to wait before retry number ``retry`` (1 for the first retry).
 
     The server's ``retry_after`` when given, capped at ``settings.max_backoff``; else full jitter: uniform in
@@ -312,16 +314,25 @@ def result_of(response: Any, *, cached: bool, attempts: int) -> ChatResult:
     if not isinstance(response, dict):
         raise ValueError(f"the response is a JSON {type(response).__name__}, not an object")
     choices = response.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict) \
-            or not isinstance(choices[0].get("message"), dict):
+    if (
+        not isinstance(choices, list)
+        or not choices
+        or not isinstance(choices[0], dict)
+        or not isinstance(choices[0].get("message"), dict)
+    ):
         err = response.get("error")
         extra = f" (the body says: {_snippet(json.dumps(err), 200)})" if err else ""
         raise ValueError(f"the response has no choices[0].message{extra}: {_snippet(json.dumps(response), 200)}")
     usage = response.get("usage")
     finish = choices[0].get("finish_reason")
-    return ChatResult(dict(choices[0]["message"]), _usage_int(usage, "prompt_tokens"),
-                      _usage_int(usage, "completion_tokens"), cached, attempts,
-                      finish if isinstance(finish, str) else None)
+    return ChatResult(
+        dict(choices[0]["message"]),
+        _usage_int(usage, "prompt_tokens"),
+        _usage_int(usage, "completion_tokens"),
+        cached,
+        attempts,
+        finish if isinstance(finish, str) else None,
+    )
 
 
 class ChatClient:
@@ -342,15 +353,21 @@ class ChatClient:
     loop's (or use ``async with client:``).
     """
 
-    def __init__(self, base_url: str, settings: ChatSettings, *, api_key_env: str = "OPENAI_API_KEY",
-                 max_in_flight: int = 8, cache: ResponseCache | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        settings: ChatSettings,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_in_flight: int = 8,
+        cache: ResponseCache | None = None,
+    ) -> None:
         if not isinstance(settings, ChatSettings):
             raise TypeError(f"settings must be a ChatSettings; got {type(settings).__name__}")
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValueError(f"max_in_flight must be a positive integer; got {max_in_flight!r}")
         if not isinstance(api_key_env, str) or not api_key_env:
-            raise ValueError("api_key_env must name an environment variable (e.g. 'OPENAI_API_KEY'); "
-                             f"got {api_key_env!r}")
+            raise ValueError(f"api_key_env must name an environment variable (e.g. 'OPENAI_API_KEY'); got {api_key_env!r}")
         if cache is not None and not isinstance(cache, ResponseCache):
             raise TypeError(f"cache must have get(key) and put(key, response); got {type(cache).__name__}")
         self._base_url = check_base_url(base_url)
@@ -374,8 +391,10 @@ class ChatClient:
 
     def __repr__(self) -> str:
         key = "set" if self._key is not None else "not set"
-        return (f"ChatClient(url={self.url!r}, model={self.settings.model!r}, api_key_env={self.api_key_env!r} "
-                f"({key}), max_in_flight={self.max_in_flight})")
+        return (
+            f"ChatClient(url={self.url!r}, model={self.settings.model!r}, api_key_env={self.api_key_env!r} "
+            f"({key}), max_in_flight={self.max_in_flight})"
+        )
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _redact(self, text: str) -> str:
@@ -427,8 +446,7 @@ class ChatClient:
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
 
-    async def _send(self, http: httpx2.AsyncClient, method: str, url: str,
-                    body: bytes | None) -> httpx2.Response | _Failure:
+    async def _send(self, http: httpx2.AsyncClient, method: str, url: str, body: bytes | None) -> httpx2.Response | _Failure:
         """One HTTP request with the total timeout; a transport failure comes back as a :class:`_Failure`."""
         timeout = self.settings.timeout
         try:
@@ -447,21 +465,20 @@ class ChatClient:
             return resp
         code = resp.status_code
         if code == 429 or code >= 500:
-            return _Failure(f"HTTP {code}: {self._redact(_server_message(resp))}", True, code,
-                            parse_retry_after(resp.headers))
+            return _Failure(f"HTTP {code}: {self._redact(_server_message(resp))}", True, code, parse_retry_after(resp.headers))
         if not 200 <= code < 300:
             hint = ""
             if code in (401, 403):
-                hint = (f" (check the API key in ${self.api_key_env}: "
-                        f"{'set' if self._key is not None else 'not set'})")
+                hint = f" (check the API key in ${self.api_key_env}: {'set' if self._key is not None else 'not set'})"
             elif code == 404:
                 hint = f" (check the URL, usually ending in /v1, and the model name {self.settings.model!r})"
             return _Failure(f"HTTP {code}: {self._redact(_server_message(resp))}{hint}", False, code)
         try:
             data = resp.json()
         except ValueError:
-            return _Failure(f"malformed JSON in the response (HTTP {code}): {self._redact(_snippet(resp.text, 200))!r}",
-                            True, code)
+            return _Failure(
+                f"malformed JSON in the response (HTTP {code}): {self._redact(_snippet(resp.text, 200))!r}", True, code
+            )
         try:
             result_of(data, cached=False, attempts=1)
         except ValueError as exc:
@@ -469,8 +486,9 @@ class ChatClient:
         return data
 
     # -- API ---------------------------------------------------------------------------------------------------
-    async def complete(self, messages: Sequence[Mapping[str, Any]],
-                       tools: Sequence[Mapping[str, Any]] | None = None) -> ChatResult:
+    async def complete(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> ChatResult:
         """The assistant's reply to ``messages`` (``tools``: OpenAI-style function specs, sent as ``tools=``).
 
         A cached response returns at once; otherwise up to ``1 + settings.retries`` requests are made.
@@ -506,8 +524,7 @@ class ChatClient:
         for attempt in range(1, total + 1):
             if failure is not None:
                 delay = backoff_delay(attempt - 1, self.settings, failure.retry_after, self._rng)
-                log.warning("%s: %s (attempt %d of %d); retrying in %.2f s", what, failure.reason, attempt - 1, total,
-                            delay)
+                log.warning("%s: %s (attempt %d of %d); retrying in %.2f s", what, failure.reason, attempt - 1, total, delay)
                 self.retries += 1
                 self.waited += delay
                 await asyncio.sleep(delay)
@@ -522,12 +539,16 @@ class ChatClient:
             failure = outcome
             if not failure.retryable:
                 self.failures += 1
-                raise ServedError(f"{what} failed after {attempt} attempt{'s' * (attempt > 1)} "
-                                  f"(not retried): {failure.reason}", attempts=attempt, status=failure.status)
+                raise ServedError(
+                    f"{what} failed after {attempt} attempt{'s' * (attempt > 1)} (not retried): {failure.reason}",
+                    attempts=attempt,
+                    status=failure.status,
+                )
         assert failure is not None
         self.failures += 1
-        raise ServedError(f"{what} failed after {total} attempt{'s' * (total > 1)}: {failure.reason}",
-                          attempts=total, status=failure.status)
+        raise ServedError(
+            f"{what} failed after {total} attempt{'s' * (total > 1)}: {failure.reason}", attempts=total, status=failure.status
+        )
 
     async def models(self) -> list[str]:
         """The model ids the server lists (``GET {base_url}/models``): a health check, one attempt.
@@ -538,24 +559,41 @@ class ChatClient:
         what = f"GET {self.url}/models"
         resp = await self._send(self._state().http, "GET", self._base_url + "/models", None)
         if isinstance(resp, _Failure):
-            raise ServedError(f"{what} failed: {resp.reason}; is an OpenAI-compatible server running at {self.url}?",
-                              attempts=1)
+            raise ServedError(f"{what} failed: {resp.reason}; is an OpenAI-compatible server running at {self.url}?", attempts=1)
         if not 200 <= resp.status_code < 300:
-            raise ServedError(f"{what} failed: HTTP {resp.status_code}: {self._redact(_server_message(resp))}",
-                              attempts=1, status=resp.status_code)
+            raise ServedError(
+                f"{what} failed: HTTP {resp.status_code}: {self._redact(_server_message(resp))}",
+                attempts=1,
+                status=resp.status_code,
+            )
         try:
             data = resp.json()
         except ValueError:
-            raise ServedError(f"{what} failed: malformed JSON: {self._redact(_snippet(resp.text, 200))!r}",
-                              attempts=1, status=resp.status_code) from None
+            raise ServedError(
+                f"{what} failed: malformed JSON: {self._redact(_snippet(resp.text, 200))!r}", attempts=1, status=resp.status_code
+            ) from None
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list):
-            raise ServedError(f"{what} failed: expected {{\"data\": [{{\"id\": ...}}]}}; got "
-                              f"{self._redact(_snippet(json.dumps(data), 200))}", attempts=1, status=resp.status_code)
+            raise ServedError(
+                f'{what} failed: expected {{"data": [{{"id": ...}}]}}; got {self._redact(_snippet(json.dumps(data), 200))}',
+                attempts=1,
+                status=resp.status_code,
+            )
         return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
 
 
 __all__ = [
-    "ANSWER_FIELDS", "ChatClient", "ChatResult", "ChatSettings", "ResponseCache", "ServedError", "backoff_delay",
-    "canonical_json", "check_base_url", "display_url", "parse_retry_after", "request_key", "result_of",
+    "ANSWER_FIELDS",
+    "ChatClient",
+    "ChatResult",
+    "ChatSettings",
+    "ResponseCache",
+    "ServedError",
+    "backoff_delay",
+    "canonical_json",
+    "check_base_url",
+    "display_url",
+    "parse_retry_after",
+    "request_key",
+    "result_of",
 ]

@@ -48,8 +48,7 @@ def image_part(image: np.ndarray) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": png_data_url(image)}}
 
 
-def function_specs(tools: Sequence[str],
-                   parameters: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+def function_specs(tools: Sequence[str], parameters: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The tools as OpenAI-style function specs (``{"type": "function", "function": {...}}``).
 
     The same definitions the ``vlm:`` agent renders (:func:`iapo_gym.agents.vlm.prompt.tool_definitions`,
@@ -64,9 +63,16 @@ def function_specs(tools: Sequence[str],
     out = []
     for name in tools:
         tool = get_tool(name)
-        out.append({"type": "function", "function": {
-            "name": name, "description": " ".join(tool.description.split()),
-            "parameters": dict(given.get(name, tool.parameters))}})
+        out.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "description": " ".join(tool.description.split()),
+                    "parameters": dict(given.get(name, tool.parameters)),
+                },
+            }
+        )
     return out
 
 
@@ -121,8 +127,13 @@ def assistant_message(message: Mapping[str, Any], turn: int) -> dict[str, Any]:
                 args = "{}"
             elif not isinstance(args, str):  # a server that returns the arguments as an object
                 args = json.dumps(args, ensure_ascii=False)
-            norm.append({"id": str(call.get("id") or f"call_{turn}_{i}"), "type": "function",
-                         "function": {"name": clean(str(fn.get("name") or "")), "arguments": clean(args)}})
+            norm.append(
+                {
+                    "id": str(call.get("id") or f"call_{turn}_{i}"),
+                    "type": "function",
+                    "function": {"name": clean(str(fn.get("name") or "")), "arguments": clean(args)},
+                }
+            )
         out["tool_calls"] = norm
     elif out["content"] is None:
         out["content"] = ""
@@ -159,6 +170,13 @@ def action_of(message: Mapping[str, Any]) -> str:
 
 
 __all__ = [
-    "TEXT_FORMS", "action_of", "assistant_message", "content_text", "first_message", "function_specs",
-    "image_part", "png_data_url", "text_system",
+    "TEXT_FORMS",
+    "action_of",
+    "assistant_message",
+    "content_text",
+    "first_message",
+    "function_specs",
+    "image_part",
+    "png_data_url",
+    "text_system",
 ]

@@ -19,10 +19,21 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "VLMAgent": "agent", "VLM": "model", "Encoded": "model", "attribute_decision": "attribution",
-    "VLMAttributionConfig": "attribution", "layout_of": "attribution", "patch_grid": "attribution",
-    "VLMTrainConfig": "train", "train_vlm": "train", "VLMTeacher": "teacher", "build_tiny_vlm": "tiny", "Dialogue": "prompt", "Turn": "prompt",
-    "DialogueTracker": "prompt", "tool_definitions": "prompt",
+    "VLMAgent": "agent",
+    "VLM": "model",
+    "Encoded": "model",
+    "attribute_decision": "attribution",
+    "VLMAttributionConfig": "attribution",
+    "layout_of": "attribution",
+    "patch_grid": "attribution",
+    "VLMTrainConfig": "train",
+    "train_vlm": "train",
+    "VLMTeacher": "teacher",
+    "build_tiny_vlm": "tiny",
+    "Dialogue": "prompt",
+    "Turn": "prompt",
+    "DialogueTracker": "prompt",
+    "tool_definitions": "prompt",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -95,9 +95,15 @@ class VLMAgent:
         max_pixels: int | None = None,
         chat_template: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._load_kw: dict[str, Any] = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code,
-                                         "attn_implementation": attn_implementation, "min_pixels": min_pixels,
-                                         "max_pixels": max_pixels, "chat_template": chat_template}
+        self._load_kw: dict[str, Any] = {
+            "device": device,
+            "dtype": dtype,
+            "trust_remote_code": trust_remote_code,
+            "attn_implementation": attn_implementation,
+            "min_pixels": min_pixels,
+            "max_pixels": max_pixels,
+            "chat_template": chat_template,
+        }
         self.vlm = model if isinstance(model, VLM) else VLM(model, lora=lora, **self._load_kw)
         self.tools = tuple(tools)
         self.system = system
@@ -124,8 +130,12 @@ class VLMAgent:
     def generate(self, dialogues: Sequence[Dialogue], **kw: Any) -> list[tuple[str, list[int]]]:
         """Batched generation for ready dialogues: ``(text, token_ids)`` each (keyword arguments override the
         agent's sampling settings)."""
-        args: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                                "temperature": self.temperature, "top_p": self.top_p}
+        args: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
         args.update(kw)
         return self.vlm.generate(dialogues, **args)
 
@@ -145,9 +155,15 @@ class VLMAgent:
         return texts
 
     # -- attribution -------------------------------------------------------------------------------------------
-    def attribute(self, observation: Mapping[str, Any] | Dialogue, info: Mapping[str, Any] | None = None,
-                  action: str | None = None, *, action_ids: Sequence[int] | None = None,
-                  **config: Any) -> Attribution:
+    def attribute(
+        self,
+        observation: Mapping[str, Any] | Dialogue,
+        info: Mapping[str, Any] | None = None,
+        action: str | None = None,
+        *,
+        action_ids: Sequence[int] | None = None,
+        **config: Any,
+    ) -> Attribution:
         """The attribution of ``action`` (its log-probability) over this decision's input.
 
         ``observation`` may be a :class:`Dialogue` (e.g. from :meth:`dialogue`) or an observation: then the
@@ -179,9 +195,16 @@ class VLMAgent:
         return self.load(out)
 
     def config(self) -> dict[str, Any]:
-        return {"agent_class": AGENT_CLASS, "tools": list(self.tools), "system": self.system,
-                "max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample, "temperature": self.temperature,
-                "top_p": self.top_p, "attribution": self.attribution.to_dict()}
+        return {
+            "agent_class": AGENT_CLASS,
+            "tools": list(self.tools),
+            "system": self.system,
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "attribution": self.attribution.to_dict(),
+        }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save with ``save_pretrained`` (safetensors): the weights (or the LoRA adapter), the processor and
@@ -205,5 +228,3 @@ class VLMAgent:
         args = {k: meta[k] for k in keys if k in meta}
         args.update(kwargs)
         return cls(path, **args)
-
-

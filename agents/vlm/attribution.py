@@ -134,8 +134,9 @@ def grid_to_view(scores: np.ndarray, view_size: int) -> np.ndarray:
     return per[ry][:, cx]
 
 
-def image_cells(scores: np.ndarray, view_box: Sequence[float], view_size: int, grid: int,
-                source_hw: tuple[int, int]) -> np.ndarray:
+def image_cells(
+    scores: np.ndarray, view_box: Sequence[float], view_size: int, grid: int, source_hw: tuple[int, int]
+) -> np.ndarray:
     """A score grid over one view (magnitudes) -> ``grid * grid`` original-image cells (row-major)."""
     amap = grid_to_view(np.abs(scores), view_size)
     return pixels_to_cells(amap, tuple(view_box), grid, source_hw)
@@ -147,9 +148,14 @@ def layout_of(enc: Encoded, grid: int = 4, query_length: int = 32, output_length
     bw = enc.block_words
     ctx = list(bw["context"]) + [CHAT_LABEL]
     return ComponentLayout(
-        grid=grid, query_length=query_length, output_length=output_length, context_length=len(ctx),
-        tool_defs_length=len(bw["tool_defs"]), query_tokens=tuple(bw["query"][:query_length]),
-        output_tokens=tuple(bw["tool_outputs"][:output_length]), context_tokens=tuple(ctx),
+        grid=grid,
+        query_length=query_length,
+        output_length=output_length,
+        context_length=len(ctx),
+        tool_defs_length=len(bw["tool_defs"]),
+        query_tokens=tuple(bw["query"][:query_length]),
+        output_tokens=tuple(bw["tool_outputs"][:output_length]),
+        context_tokens=tuple(ctx),
         tool_defs_tokens=tuple(bw["tool_defs"]),
     )
 
@@ -162,8 +168,12 @@ def assignment(enc: Encoded, layout: ComponentLayout) -> np.ndarray:
     sl = layout.slices()
     out = np.zeros((len(enc), layout.size), dtype=np.float64)
     kinds = np.asarray(enc.kinds)
-    limits = {"query": layout.query_length, "tool_outputs": layout.output_length,
-              "context": layout.context_length - 1, "tool_defs": layout.tool_defs_length}
+    limits = {
+        "query": layout.query_length,
+        "tool_outputs": layout.output_length,
+        "context": layout.context_length - 1,
+        "tool_defs": layout.tool_defs_length,
+    }
     for block in ("query", "tool_outputs", "context", "tool_defs"):
         idx = np.flatnonzero(kinds == block)
         if idx.size == 0 or block not in sl:
@@ -173,13 +183,15 @@ def assignment(enc: Encoded, layout: ComponentLayout) -> np.ndarray:
     out[np.flatnonzero(kinds == "chat"), sl["context"].stop - 1] = 1.0
     for i, meta in enumerate(enc.images):
         idx = np.flatnonzero(enc.image_index == i)
-        out[idx, sl["image"]] = token_cell_map(meta["grid_thw"], meta["merge"], meta["view_box"], meta["view_size"],
-                                               layout.grid, enc.source_hw)
+        out[idx, sl["image"]] = token_cell_map(
+            meta["grid_thw"], meta["merge"], meta["view_box"], meta["view_size"], layout.grid, enc.source_hw
+        )
     return out
 
 
-def token_cell_map(grid_thw: Sequence[int], merge: int, view_box: Sequence[float], view_size: int, grid: int,
-                   source_hw: tuple[int, int]) -> np.ndarray:
+def token_cell_map(
+    grid_thw: Sequence[int], merge: int, view_box: Sequence[float], view_size: int, grid: int, source_hw: tuple[int, int]
+) -> np.ndarray:
     """``(image tokens, grid * grid)``: how a unit score on each image token (raster over ``(t, h/m, w/m)``)
     spreads over original-image cells; the matrix form of :func:`token_grid` -> :func:`image_cells` (both
     separable: evenly over the token's view pixels, then by area onto the cells)."""
@@ -198,8 +210,9 @@ def token_cell_map(grid_thw: Sequence[int], merge: int, view_box: Sequence[float
     return np.tile(m, (t, 1))
 
 
-def components(enc: Encoded, layout: ComponentLayout, token_scores: np.ndarray,
-               image_grids: Sequence[np.ndarray] | None = None) -> np.ndarray:
+def components(
+    enc: Encoded, layout: ComponentLayout, token_scores: np.ndarray, image_grids: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
     """Raw per-token scores (and optionally per-image pixel-patch score grids replacing the image tokens'
     scores) -> a non-negative component vector of ``layout`` (magnitudes summed per component)."""
     scores = np.abs(np.asarray(token_scores, dtype=np.float64))
@@ -260,8 +273,7 @@ def _logprob_fn(vlm: VLM, enc: Encoded, positions: torch.Tensor, pixel_rows_shap
             feats = core.model.get_image_features(pixel_rows.reshape(-1, pixel_rows.shape[-1]), thw.repeat(k, 1))
             feats = torch.cat(list(feats.pooler_output), 0).to(embeds.dtype)
             embeds = embeds.masked_scatter(img_mask.expand(k, length, embeds.shape[-1]), feats)
-        out = core(inputs_embeds=embeds, position_ids=positions.expand(3, k, length), logits_to_keep=n_act + 1,
-                   use_cache=False)
+        out = core(inputs_embeds=embeds, position_ids=positions.expand(3, k, length), logits_to_keep=n_act + 1, use_cache=False)
         logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
         return logp.gather(-1, targets.expand(k, -1).unsqueeze(-1)).squeeze(-1).sum(-1)
 
@@ -295,8 +307,9 @@ def _gradient_scores(vlm: VLM, enc: Encoded, cfg: VLMAttributionConfig) -> tuple
         (a_emb,) = attribute(f, (embeds,), baselines=(base_embeds,), method=cfg.method, **kw)
         return a_emb[0].float().sum(-1).cpu().numpy(), None
     if cfg.pixel_baseline == "black":
-        base_pv = torch.cat([vlm.process_image(np.zeros_like(_view_image(enc, i)))[0]
-                             for i in range(len(enc.images))], 0).to(dev, vlm.dtype)
+        base_pv = torch.cat([vlm.process_image(np.zeros_like(_view_image(enc, i)))[0] for i in range(len(enc.images))], 0).to(
+            dev, vlm.dtype
+        )
     else:
         base_pv = torch.zeros_like(pv)
     a_emb, a_pix = attribute(f, (embeds, pv[None]), baselines=(base_embeds, base_pv[None]), method=cfg.method, **kw)
@@ -384,7 +397,7 @@ def attribute_decision(
     finally:
         vlm.model.train(was_training)
     tokens = np.nan_to_num(tokens, nan=0.0, posinf=0.0, neginf=0.0)
-    tokens[enc.action_start:] = 0.0
+    tokens[enc.action_start :] = 0.0
     if grids is not None:
         grids = [np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in grids]
     return Attribution(layout, components(enc, layout, tokens, grids), allow_uniform=True)

@@ -53,12 +53,15 @@ def _hint(schema: Mapping[str, Any]) -> Any:
         return list[_hint(schema.get("items", {"type": "string"}))]  # type: ignore[misc]  # a hint built at run time
     if kind in _JSON_TYPES:
         return _JSON_TYPES[kind]
-    raise ValueError(f"tool parameter schema {dict(schema)!r}: type must be one of array, "
-                     f"{', '.join(_JSON_TYPES)} (or an enum) to become a chat tool definition")
+    raise ValueError(
+        f"tool parameter schema {dict(schema)!r}: type must be one of array, "
+        f"{', '.join(_JSON_TYPES)} (or an enum) to become a chat tool definition"
+    )
 
 
-def tool_function(name: str, call: Callable[[str, dict[str, Any]], Any] | None = None,
-                  parameters: Mapping[str, Any] | None = None) -> Callable[..., Any]:
+def tool_function(
+    name: str, call: Callable[[str, dict[str, Any]], Any] | None = None, parameters: Mapping[str, Any] | None = None
+) -> Callable[..., Any]:
     """The registered tool ``name`` as a function ``f(self, **arguments)`` with a signature, type hints and a
     Google-style docstring built from its JSON schema (what TRL and ``apply_chat_template`` read).
 
@@ -93,8 +96,9 @@ def tool_function(name: str, call: Callable[[str, dict[str, Any]], Any] | None =
     return method
 
 
-def tool_schemas(tools: Sequence[str] = BUILTIN_TOOLS,
-                 parameters: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+def tool_schemas(
+    tools: Sequence[str] = BUILTIN_TOOLS, parameters: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The chat tool definitions of the named tools, exactly as TRL renders an environment's tool methods;
     ``parameters`` gives some of them an item's own schema (see :func:`tool_function`)."""
     from transformers.utils import get_json_schema
@@ -119,12 +123,19 @@ def renders_tools(processor: Any) -> bool:
     message (all three must show up in the text)."""
     if not getattr(processor, "chat_template", None):
         return False
-    tools = [{"type": "function", "function": {"name": "probe_tool_x", "description": "d",
-                                                "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "probe_tool_x", "description": "d", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     messages = [
         {"role": "user", "content": [{"type": "text", "text": "hi"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": ""}],
-         "tool_calls": [{"type": "function", "function": {"name": "probe_call_y", "arguments": {"k": "v"}}}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": ""}],
+            "tool_calls": [{"type": "function", "function": {"name": "probe_call_y", "arguments": {"k": "v"}}}],
+        },
         {"role": "tool", "name": "probe_call_y", "content": [{"type": "text", "text": "probe_result_z"}]},
     ]
     try:
@@ -153,8 +164,10 @@ def ensure_tool_template(processor: Any, family: str, source: str, chat_template
         text = Path(chat_template).read_text() if Path(str(chat_template)).suffix == ".jinja" else str(chat_template)
         _set_template(processor, text)
         if not renders_tools(processor):
-            raise ValueError(f"chat_template {str(chat_template)[:80]!r} cannot render tools, tool calls and tool "
-                             "messages; give a tool-capable Jinja template")
+            raise ValueError(
+                f"chat_template {str(chat_template)[:80]!r} cannot render tools, tool calls and tool "
+                "messages; give a tool-capable Jinja template"
+            )
         return "given"
     if renders_tools(processor):
         return "checkpoint"
@@ -165,10 +178,15 @@ def ensure_tool_template(processor: Any, family: str, source: str, chat_template
             f"{source}: the chat template of this {family or 'unknown'!r} model cannot render tool calls, and "
             f"iapo-gym ships no tool template for that family (shipped for: {', '.join(sorted(SHIPPED_TEMPLATES))}; "
             f"supported families: {known}). Pass a tool-capable Jinja template: chat_template='path/to/tools.jinja' "
-            "(VLMAgent / VLM) or --chat-template PATH (iapo-train), or save one as chat_template.jinja in the folder")
+            "(VLMAgent / VLM) or --chat-template PATH (iapo-train), or save one as chat_template.jinja in the folder"
+        )
     _set_template(processor, shipped.read_text())
-    log.warning("%s: the stock %s chat template cannot render tool calls; using the tool template shipped with "
-                "iapo-gym (%s)", source, FAMILIES.get(family, family), shipped.name)
+    log.warning(
+        "%s: the stock %s chat template cannot render tool calls; using the tool template shipped with iapo-gym (%s)",
+        source,
+        FAMILIES.get(family, family),
+        shipped.name,
+    )
     return f"shipped:{shipped.name}"
 
 

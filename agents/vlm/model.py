@@ -32,14 +32,22 @@ from .prompt import Dialogue, chat_messages, clean, tool_definitions
 
 AGENT_CONFIG = "iapo_vlm.json"
 TEXT_BLOCKS = ("context", "tool_defs", "query", "tool_outputs")
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype:
     """``"auto"`` / ``None``: bfloat16 on a GPU, float32 on the CPU; else a torch dtype or its name."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
         return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if dtype not in table:
         raise ValueError(f"dtype must be one of {', '.join(table)}, 'auto' or a torch.dtype; got {dtype!r}")
     return table[dtype]
@@ -95,9 +103,14 @@ class Batch:
     action_lengths: list[int] = field(default_factory=list)
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "pixel_values": self.pixel_values,
-                "image_grid_thw": self.image_grid_thw, "position_ids": self.position_ids,
-                "mm_token_type_ids": self.mm_token_type_ids}
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "pixel_values": self.pixel_values,
+            "image_grid_thw": self.image_grid_thw,
+            "position_ids": self.position_ids,
+            "mm_token_type_ids": self.mm_token_type_ids,
+        }
 
 
 def _word_spans(text: str) -> list[tuple[int, int, str]]:
@@ -116,7 +129,7 @@ def _token_words(offsets: Sequence[tuple[int, int]], text: str) -> tuple[list[in
         owner[s:e] = i
     out, last = [], 0
     for s, e in offsets:
-        hit = owner[s:max(e, s + 1)]
+        hit = owner[s : max(e, s + 1)]
         hit = hit[hit >= 0]
         if hit.size:
             last = int(hit[0])
@@ -144,7 +157,7 @@ def _block_spans(text: str, dialogue: Dialogue) -> list[tuple[int, int, str, str
     a = text.find("<tools>\n", cursor)  # the list itself, not "within <tools></tools> XML tags"
     b = text.find("</tools>", a + 1) if a >= 0 else -1
     if a >= 0 and b > a:
-        spans.append((a + len("<tools>"), b, "tool_defs", text[a + len("<tools>"):b]))
+        spans.append((a + len("<tools>"), b, "tool_defs", text[a + len("<tools>") : b]))
         cursor = b
     find(clean(dialogue.question), "query")
     for turn in dialogue.turns:
@@ -171,15 +184,20 @@ def _span_owners(spans: Sequence[tuple[int, int, str, str]]) -> list[tuple[np.nd
     return out
 
 
-def _label(s: int, e: int, spans: Sequence[tuple[int, int, str, str]], owners: Sequence[tuple[np.ndarray, int]],
-           base_of: Mapping[int, int]) -> tuple[str, int]:
+def _label(
+    s: int,
+    e: int,
+    spans: Sequence[tuple[int, int, str, str]],
+    owners: Sequence[tuple[np.ndarray, int]],
+    base_of: Mapping[int, int],
+) -> tuple[str, int]:
     """The block and word index (within the block) of the token covering characters ``[s, e)`` of the prompt."""
     for i, (a, b, kind, _) in enumerate(spans):
         if s < b and e > a:
             owner, n = owners[i]
             if n == 0:  # no word in this part: count it with the block's previous word
                 return kind, max(base_of[i] - 1, 0)
-            hit = owner[max(s, a) - a:min(e, b) - a]
+            hit = owner[max(s, a) - a : min(e, b) - a]
             return kind, base_of[i] + int(hit[np.flatnonzero(hit >= 0)[0]] if (hit >= 0).any() else 0)
     return "chat", -1
 
@@ -239,8 +257,7 @@ class VLM:
 
         path = recover_dir(path)  # a save killed half-way
         if not path.is_dir():
-            raise ValueError(f"model path {str(path)!r} is not a folder; give a local checkpoint folder "
-                             "(nothing is downloaded)")
+            raise ValueError(f"model path {str(path)!r} is not a folder; give a local checkpoint folder (nothing is downloaded)")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.trust_remote_code = bool(trust_remote_code)
@@ -258,7 +275,9 @@ class VLM:
             model = AutoModelForImageTextToText.from_pretrained(str(base_path), **kw)
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot load a vision-language model from {str(base_path)!r}: {exc}") from exc
-        proc_path = path if (path / "preprocessor_config.json").is_file() or (path / "processor_config.json").is_file() else base_path
+        proc_path = (
+            path if (path / "preprocessor_config.json").is_file() or (path / "processor_config.json").is_file() else base_path
+        )
         self.processor = load_processor(proc_path, trust_remote_code=self.trust_remote_code)
         self.family = family_of(model.config)
         self.template_source = ensure_tool_template(self.processor, self.family, str(path), chat_template)
@@ -310,8 +329,10 @@ class VLM:
         eos = [tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
         self.eos_ids = [int(i) for i in eos if i is not None and i != tok.unk_token_id]
         names = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|im_start|>")
-        self.suppress_ids = sorted({int(i) for i in (tok.convert_tokens_to_ids(t) for t in names)
-                                    if i is not None and i != tok.unk_token_id} | {self.image_token_id})
+        self.suppress_ids = sorted(
+            {int(i) for i in (tok.convert_tokens_to_ids(t) for t in names) if i is not None and i != tok.unk_token_id}
+            | {self.image_token_id}
+        )
 
     # -- parts -------------------------------------------------------------------------------------------
     @staticmethod
@@ -319,7 +340,9 @@ class VLM:
         from peft import LoraConfig, get_peft_model
 
         args: dict[str, Any] = {
-            "r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
+            "r": 16,
+            "lora_alpha": 32,
+            "lora_dropout": 0.0,
             "target_modules": r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
         }
         if isinstance(lora, Mapping):
@@ -372,8 +395,12 @@ class VLM:
     def render(self, dialogue: Dialogue) -> str:
         """The prompt text of ``dialogue`` from the model's chat template with the tools, ending with the
         assistant header (one ``<|image_pad|>`` per image, expanded by :meth:`encode`)."""
-        return self.processor.apply_chat_template(chat_messages(dialogue), tools=tool_definitions(dialogue.tools, dialogue.tool_specs),
-                                                  tokenize=False, add_generation_prompt=True)
+        return self.processor.apply_chat_template(
+            chat_messages(dialogue),
+            tools=tool_definitions(dialogue.tools, dialogue.tool_specs),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
 
     def encode(self, dialogue: Dialogue, action: str | None = None, action_ids: Sequence[int] | None = None) -> Encoded:
         """Token ids, image inputs and block labels of the prompt of ``dialogue`` (+ the action, if given).
@@ -424,9 +451,15 @@ class VLM:
                 kinds += ["image"] * n
                 words += [-1] * n
                 image_index += [len(images)] * n
-                images.append({"view_box": tuple(float(v) for v in box), "view_size": int(view.shape[0]),
-                               "grid_thw": tuple(int(v) for v in thw), "rows": (rows, rows + int(pv.shape[0])),
-                               "merge": merge})
+                images.append(
+                    {
+                        "view_box": tuple(float(v) for v in box),
+                        "view_size": int(view.shape[0]),
+                        "grid_thw": tuple(int(v) for v in thw),
+                        "rows": (rows, rows + int(pv.shape[0])),
+                        "merge": merge,
+                    }
+                )
                 rows += int(pv.shape[0])
                 pixel_values.append(pv)
                 grids.append(thw)
@@ -441,10 +474,17 @@ class VLM:
             image_index += [-1] * n
         ids_t = torch.tensor(ids, dtype=torch.long)
         return Encoded(
-            input_ids=ids_t, mm_token_type_ids=(ids_t == self.image_token_id).to(torch.int32),
-            pixel_values=torch.cat(pixel_values, 0), image_grid_thw=torch.stack(grids, 0).to(torch.long),
-            kinds=kinds, words=np.asarray(words, dtype=np.int64), image_index=np.asarray(image_index, dtype=np.int64),
-            images=images, block_words=block_words, action_start=action_start, source_hw=dialogue.hw(),
+            input_ids=ids_t,
+            mm_token_type_ids=(ids_t == self.image_token_id).to(torch.int32),
+            pixel_values=torch.cat(pixel_values, 0),
+            image_grid_thw=torch.stack(grids, 0).to(torch.long),
+            kinds=kinds,
+            words=np.asarray(words, dtype=np.int64),
+            image_index=np.asarray(image_index, dtype=np.int64),
+            images=images,
+            block_words=block_words,
+            action_start=action_start,
+            source_hw=dialogue.hw(),
         )
 
     def collate(self, encoded: Sequence[Encoded]) -> Batch:
@@ -456,18 +496,22 @@ class VLM:
         mask = torch.zeros((len(encoded), length), dtype=torch.long)
         mm = torch.zeros((len(encoded), length), dtype=torch.int32)
         for i, e in enumerate(encoded):
-            ids[i, length - len(e):] = e.input_ids
-            mask[i, length - len(e):] = 1
-            mm[i, length - len(e):] = e.mm_token_type_ids
+            ids[i, length - len(e) :] = e.input_ids
+            mask[i, length - len(e) :] = 1
+            mm[i, length - len(e) :] = e.mm_token_type_ids
         dev = self.device
         ids, mask, mm = ids.to(dev), mask.to(dev), mm.to(dev)
         pv = torch.cat([e.pixel_values for e in encoded], 0).to(dev, self.dtype)
         thw = torch.cat([e.image_grid_thw for e in encoded], 0).to(dev)
-        return Batch(ids, mask, mm, pv, thw, self.position_ids(ids, mm, thw, mask),
-                     [e.action_length for e in encoded])
+        return Batch(ids, mask, mm, pv, thw, self.position_ids(ids, mm, thw, mask), [e.action_length for e in encoded])
 
-    def position_ids(self, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor, image_grid_thw: torch.Tensor,
-                     attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def position_ids(
+        self,
+        input_ids: torch.Tensor,
+        mm_token_type_ids: torch.Tensor,
+        image_grid_thw: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Qwen2.5-VL's 3-D rope positions ``(3, B, T)`` (computed from ``mm_token_type_ids``)."""
         pos, _ = self.core.model.get_rope_index(
             input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask
@@ -477,17 +521,28 @@ class VLM:
     # -- generation ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
-        self, dialogues: Sequence[Dialogue], *, max_new_tokens: int = 128, do_sample: bool = False,
-        temperature: float = 1.0, top_p: float = 1.0, num_return_sequences: int = 1,
+        self,
+        dialogues: Sequence[Dialogue],
+        *,
+        max_new_tokens: int = 128,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        num_return_sequences: int = 1,
     ) -> list[tuple[str, list[int]]]:
         """Generate the next assistant message for each dialogue (batched): ``(text, token_ids)`` each,
         ``num_return_sequences`` per dialogue in order. ``token_ids`` are the generated ids up to and including
         the end-of-turn token (if one was generated); ``text`` is their decoding without special tokens."""
         batch = self.collate([self.encode(d) for d in dialogues])
         self.core.model.rope_deltas = None
-        gen_kw: dict[str, Any] = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
-                                  "num_return_sequences": int(num_return_sequences), "eos_token_id": self.eos_ids,
-                                  "pad_token_id": self.pad_id, "suppress_tokens": self.suppress_ids}
+        gen_kw: dict[str, Any] = {
+            "max_new_tokens": int(max_new_tokens),
+            "do_sample": bool(do_sample),
+            "num_return_sequences": int(num_return_sequences),
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.pad_id,
+            "suppress_tokens": self.suppress_ids,
+        }
         if do_sample:
             gen_kw.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
         else:
@@ -496,13 +551,17 @@ class VLM:
         self.model.eval()
         try:
             out = self.model.generate(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=batch.pixel_values,
-                image_grid_thw=batch.image_grid_thw, mm_token_type_ids=batch.mm_token_type_ids, **gen_kw,
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                pixel_values=batch.pixel_values,
+                image_grid_thw=batch.image_grid_thw,
+                mm_token_type_ids=batch.mm_token_type_ids,
+                **gen_kw,
             )
         finally:
             self.core.model.rope_deltas = None
             self.model.train(was_training)
-        new = out[:, batch.input_ids.shape[1]:].tolist()
+        new = out[:, batch.input_ids.shape[1] :].tolist()
         results = []
         for row in new:
             ids: list[int] = []
@@ -528,7 +587,7 @@ class VLM:
         logits = out.logits[:, :-1].float()
         targets = batch.input_ids[:, -k:]
         logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        return [logp[i, k - n:] for i, n in enumerate(batch.action_lengths)]
+        return [logp[i, k - n :] for i, n in enumerate(batch.action_lengths)]
 
     # -- persistence -------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
@@ -538,8 +597,11 @@ class VLM:
         def fill(tmp: Path) -> None:
             self.model.save_pretrained(str(tmp), safe_serialization=True)
             self.processor.save_pretrained(str(tmp))
-            meta = {"base_model": self.base_path if self.is_lora else None, "lora": self.lora_config,
-                    "dtype": str(self.dtype).replace("torch.", "")}
+            meta = {
+                "base_model": self.base_path if self.is_lora else None,
+                "lora": self.lora_config,
+                "dtype": str(self.dtype).replace("torch.", ""),
+            }
             meta.update(extra or {})
             (tmp / AGENT_CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 

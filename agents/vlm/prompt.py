@@ -39,8 +39,9 @@ def clean(text: str) -> str:
     return _SPECIAL.sub("< |", text)
 
 
-def tool_definitions(tools: Sequence[str] = BUILTIN_TOOLS,
-                     parameters: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+def tool_definitions(
+    tools: Sequence[str] = BUILTIN_TOOLS, parameters: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The chat tool definitions of the named registered tools (as TRL renders an environment's tool methods:
     :func:`~iapo_gym.agents.vlm.chat.tool_schemas`), with an item's own schemas where ``parameters`` has them."""
     from .chat import tool_schemas
@@ -161,15 +162,25 @@ def source_hw_of(info: Mapping[str, Any] | None) -> tuple[int, int] | None:
 
 
 def dialogue_from_observation(
-    obs: Mapping[str, Any], info: Mapping[str, Any] | None = None, *,
-    tools: Sequence[str] = BUILTIN_TOOLS, system: str = DEFAULT_SYSTEM,
+    obs: Mapping[str, Any],
+    info: Mapping[str, Any] | None = None,
+    *,
+    tools: Sequence[str] = BUILTIN_TOOLS,
+    system: str = DEFAULT_SYSTEM,
 ) -> Dialogue:
     """A one-step dialogue from a bare observation (no history): the glance and the question, and when the
     observation carries a tool result (a crop or a tool output), one turn with it (its action unknown)."""
     offered = info.get("tools") if info else None
     specs = {k: dict(v) for k, v in offered.items()} if isinstance(offered, Mapping) else None
-    d = Dialogue(np.asarray(obs["image"]), str(obs["question"]), [], tuple(specs) if specs else tuple(tools), system,
-                 source_hw_of(info), specs)
+    d = Dialogue(
+        np.asarray(obs["image"]),
+        str(obs["question"]),
+        [],
+        tuple(specs) if specs else tuple(tools),
+        system,
+        source_hw_of(info),
+        specs,
+    )
     box = _box(obs.get("view_box", np.zeros(4)))
     has_crop = box[2] > box[0] and box[3] > box[1] and np.asarray(obs.get("crop", 0)).any()
     text = str(obs.get("tool_output", "") or "")
@@ -201,7 +212,8 @@ class DialogueTracker:
     def observe(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> Dialogue:
         budget = int(obs.get("budget", 0))
         new_episode = (
-            self.dialogue is None or self._pending is None
+            self.dialogue is None
+            or self._pending is None
             or (self._last_budget is not None and budget >= self._last_budget)
             or str(obs["question"]) != self.dialogue.question
         )
@@ -212,16 +224,23 @@ class DialogueTracker:
             offered = info.get("tools") if info else None
             if isinstance(offered, Mapping):  # the env offers this item's own tools (and schemas)
                 tools, specs = tuple(offered), {k: dict(v) for k, v in offered.items()}
-            self.dialogue = Dialogue(np.asarray(obs["image"]).copy(), str(obs["question"]), [], tools,
-                                     self.system, source_hw_of(info), specs)
+            self.dialogue = Dialogue(
+                np.asarray(obs["image"]).copy(), str(obs["question"]), [], tools, self.system, source_hw_of(info), specs
+            )
         else:
             assert self.dialogue is not None
             error = bool(info.get("error")) if info else str(obs.get("tool_output", "")).startswith("error:")
-            changed = (self._last_crop is None or not np.array_equal(crop, self._last_crop) or box != self._last_box)
+            changed = self._last_crop is None or not np.array_equal(crop, self._last_crop) or box != self._last_box
             show = (not error) and changed and box[2] > box[0] and box[3] > box[1] and crop.any()
-            self.dialogue.turns.append(Turn(self._pending, str(obs.get("tool_output", "") or ""),
-                                            crop.copy() if show else None, box,
-                                            None if error or not info else info.get("tool")))
+            self.dialogue.turns.append(
+                Turn(
+                    self._pending,
+                    str(obs.get("tool_output", "") or ""),
+                    crop.copy() if show else None,
+                    box,
+                    None if error or not info else info.get("tool"),
+                )
+            )
         self._pending = None
         self._last_crop, self._last_box, self._last_budget = crop.copy(), box, budget
         return self.dialogue

@@ -57,8 +57,15 @@ class VLMTeacher:
         from .prompt import DEFAULT_SYSTEM
 
         self.path = str(path)
-        self.vlm = VLM(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                       attn_implementation=attn_implementation, min_pixels=min_pixels, max_pixels=max_pixels)
+        self.vlm = VLM(
+            path,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+        )
         for p in self.vlm.model.parameters():
             p.requires_grad_(False)
         self.config = VLMAttributionConfig.of(attribution)
@@ -105,8 +112,7 @@ class VLMTeacher:
                 raise ValueError("VLMTeacher.attribute needs the observation or the student's dialogue")
             dialogue = dialogue_from_observation(observation, info, tools=self.tools, system=self.system)
         if layout is not None:
-            config = {"grid": layout.grid, "query_length": layout.query_length,
-                      "output_length": layout.output_length, **config}
+            config = {"grid": layout.grid, "query_length": layout.query_length, "output_length": layout.output_length, **config}
         cfg = VLMAttributionConfig(**{**self.config.to_dict(), **config}) if config else self.config
         attr = attribute_decision(self.vlm, dialogue, action, config=cfg)
         if layout is None or attr.layout == layout:

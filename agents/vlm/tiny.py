@@ -25,9 +25,20 @@ from typing import Any
 
 # The special tokens of Qwen2.5-VL's tokenizer that matter here (ids follow the BPE vocabulary).
 SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 )
 #: Added but not special (as in Qwen2.5): kept when decoding with ``skip_special_tokens=True``.
 ADDED_TOKENS: tuple[str, ...] = ("<tool_call>", "</tool_call>")
@@ -94,21 +105,30 @@ def build_tokenizer(vocab_size: int = 640, chat_template: str = CHAT_TEMPLATE):
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in ADDED_TOKENS])
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
         additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_end|>")],
-        chat_template=chat_template, model_max_length=32768, padding_side="left",
+        chat_template=chat_template,
+        model_max_length=32768,
+        padding_side="left",
     )
     return fast
 
@@ -162,14 +182,25 @@ def build_tiny_vlm(
     tokenizer = build_tokenizer(vocab_size, template)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     text = {
-        "vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
-        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
-        "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
-        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
     }
-    tokens = {"image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
-              "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
-              "tie_word_embeddings": False}
+    tokens = {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "tie_word_embeddings": False,
+    }
     patch = 16 if family == "qwen3_vl" else 14
     config: Any  # the family's config class, which only its model class takes
     model_cls: type[transformers.PreTrainedModel]
@@ -177,36 +208,78 @@ def build_tiny_vlm(
     video_cls: type[transformers.BaseVideoProcessor]
     if family == "qwen3_vl":
         config = transformers.Qwen3VLConfig(
-            text_config={**text, "head_dim": head_dim, "rope_parameters": {
-                "rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope, "mrope_interleaved": True}},
-            vision_config={"depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": 2 * vision_hidden,
-                           "num_heads": 2, "out_hidden_size": hidden, "patch_size": patch, "spatial_merge_size": 2,
-                           "temporal_patch_size": 2, "num_position_embeddings": 64, "deepstack_visual_indexes": []},
-            **tokens)
-        model_cls, proc_cls, video_cls = (transformers.Qwen3VLForConditionalGeneration, transformers.Qwen3VLProcessor,
-                                          transformers.Qwen3VLVideoProcessor)
+            text_config={
+                **text,
+                "head_dim": head_dim,
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": 1000000.0,
+                    "mrope_section": mrope,
+                    "mrope_interleaved": True,
+                },
+            },
+            vision_config={
+                "depth": vision_depth,
+                "hidden_size": vision_hidden,
+                "intermediate_size": 2 * vision_hidden,
+                "num_heads": 2,
+                "out_hidden_size": hidden,
+                "patch_size": patch,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "num_position_embeddings": 64,
+                "deepstack_visual_indexes": [],
+            },
+            **tokens,
+        )
+        model_cls, proc_cls, video_cls = (
+            transformers.Qwen3VLForConditionalGeneration,
+            transformers.Qwen3VLProcessor,
+            transformers.Qwen3VLVideoProcessor,
+        )
     else:
         config = transformers.Qwen2_5_VLConfig(
-            text_config={**text, "max_window_layers": layers, "rope_parameters": {
-                "rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope}},
-            vision_config={"depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": 2 * vision_hidden,
-                           "num_heads": 2, "out_hidden_size": hidden, "patch_size": patch, "spatial_merge_size": 2,
-                           "temporal_patch_size": 2, "window_size": 112, "fullatt_block_indexes": [vision_depth - 1],
-                           "tokens_per_second": 2},
-            **tokens)
-        model_cls, proc_cls, video_cls = (transformers.Qwen2_5_VLForConditionalGeneration,
-                                          transformers.Qwen2_5_VLProcessor, transformers.Qwen2VLVideoProcessor)
+            text_config={
+                **text,
+                "max_window_layers": layers,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+            },
+            vision_config={
+                "depth": vision_depth,
+                "hidden_size": vision_hidden,
+                "intermediate_size": 2 * vision_hidden,
+                "num_heads": 2,
+                "out_hidden_size": hidden,
+                "patch_size": patch,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "window_size": 112,
+                "fullatt_block_indexes": [vision_depth - 1],
+                "tokens_per_second": 2,
+            },
+            **tokens,
+        )
+        model_cls, proc_cls, video_cls = (
+            transformers.Qwen2_5_VLForConditionalGeneration,
+            transformers.Qwen2_5_VLProcessor,
+            transformers.Qwen2VLVideoProcessor,
+        )
     torch.manual_seed(seed)
     # transformers wraps PreTrainedModel.to with functools.wraps, which typeshed types as an unbound function
     model = model_cls(config).to(torch.float32).eval()  # type: ignore[arg-type]
     model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"], do_sample=True, temperature=1.0, top_p=1.0,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=ids["<|endoftext|>"],
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
     )
     image_cls = transformers.Qwen2VLImageProcessorPil if image_processor == "pil" else transformers.Qwen2VLImageProcessor
     processor = proc_cls(
         image_processor=image_cls(patch_size=patch, merge_size=2, temporal_patch_size=2),
-        tokenizer=tokenizer, video_processor=video_cls(patch_size=patch, merge_size=2, temporal_patch_size=2),
+        tokenizer=tokenizer,
+        video_processor=video_cls(patch_size=patch, merge_size=2, temporal_patch_size=2),
         chat_template=template,
     )
 
@@ -220,11 +293,24 @@ def build_tiny_vlm(
         proc_cfg = json.loads((tmp / "processor_config.json").read_text())
         proc_cfg["image_processor"]["image_processor_type"] = type(processor.image_processor).__name__
         (tmp / "processor_config.json").write_text(json.dumps(proc_cfg, indent=2) + "\n")
-        (tmp / "iapo_tiny.json").write_text(json.dumps({
-            "family": family, "layers": layers, "hidden": hidden, "heads": heads, "kv_heads": kv_heads,
-            "vision_depth": vision_depth, "vision_hidden": vision_hidden, "vocab_size": vocab_size, "seed": seed,
-            "parameters": int(sum(p.numel() for p in model.parameters())),
-        }, indent=2) + "\n")
+        (tmp / "iapo_tiny.json").write_text(
+            json.dumps(
+                {
+                    "family": family,
+                    "layers": layers,
+                    "hidden": hidden,
+                    "heads": heads,
+                    "kv_heads": kv_heads,
+                    "vision_depth": vision_depth,
+                    "vision_hidden": vision_hidden,
+                    "vocab_size": vocab_size,
+                    "seed": seed,
+                    "parameters": int(sum(p.numel() for p in model.parameters())),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -237,8 +323,12 @@ def build_tiny_vlm(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iapo_gym.agents.vlm.tiny", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder to write the model into")
-    parser.add_argument("--family", choices=FAMILIES, default="qwen2_5_vl",
-                        help="qwen2_5_vl (stock template without tools) or qwen3_vl (its own tool template)")
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="qwen2_5_vl",
+        help="qwen2_5_vl (stock template without tools) or qwen3_vl (its own tool template)",
+    )
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
@@ -250,8 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-processor", choices=("pil", "torchvision"), default="pil")
     a = parser.parse_args(argv)
     path = build_tiny_vlm(
-        a.out, family=a.family, layers=a.layers, hidden=a.hidden, heads=a.heads, kv_heads=a.kv_heads, vision_depth=a.vision_depth,
-        vision_hidden=a.vision_hidden, vocab_size=a.vocab_size, seed=a.seed, image_processor=a.image_processor,
+        a.out,
+        family=a.family,
+        layers=a.layers,
+        hidden=a.hidden,
+        heads=a.heads,
+        kv_heads=a.kv_heads,
+        vision_depth=a.vision_depth,
+        vision_hidden=a.vision_hidden,
+        vocab_size=a.vocab_size,
+        seed=a.seed,
+        image_processor=a.image_processor,
     )
     info = json.loads((path / "iapo_tiny.json").read_text())
     name = {"qwen2_5_vl": "Qwen2.5-VL", "qwen3_vl": "Qwen3-VL"}[a.family]

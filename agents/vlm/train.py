@@ -86,16 +86,20 @@ class VLMTrainConfig:
         if self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (advantages are relative within a group); got {self.num_generations}")
         if self.reward == "iapo" and not (isinstance(self.teacher, str) and self.teacher.startswith("vlm:")):
-            raise ValueError(f"reward='iapo' needs a VLM teacher: teacher='vlm:PATH'; got {self.teacher!r} "
-                             "(use reward='grpo' to train on the outcome only)")
+            raise ValueError(
+                f"reward='iapo' needs a VLM teacher: teacher='vlm:PATH'; got {self.teacher!r} "
+                "(use reward='grpo' to train on the outcome only)"
+            )
         known = {f.name for f in fields(IAPOObjective)}
         unknown = sorted(set(self.iapo) - known)
         if unknown:
             raise ValueError(f"unknown IAPO option {unknown[0]!r}; known: {', '.join(sorted(known))}")
         if self.reward == "iapo" and self.objective.form not in ("reward", "loss"):
-            raise ValueError(f"the TRL track runs the IAPO forms 'reward' (preset paper) and 'loss' (preset default); "
-                             f"got form={self.objective.form!r}: per-decision credit needs one advantage per decision, "
-                             "TRL has one per completion (use the compact trainer for it)")
+            raise ValueError(
+                f"the TRL track runs the IAPO forms 'reward' (preset paper) and 'loss' (preset default); "
+                f"got form={self.objective.form!r}: per-decision credit needs one advantage per decision, "
+                "TRL has one per completion (use the compact trainer for it)"
+            )
 
     @property
     def objective(self) -> IAPOObjective:
@@ -113,10 +117,17 @@ class VLMTrainConfig:
 def _history_row(logs: Mapping[str, float], step: int, episodes: int, env_steps: int) -> dict[str, float]:
     """One learning-curve row from TRL's logged metrics (the names ``write_curves`` plots)."""
     row: dict[str, float] = {"update": float(step), "episodes": float(episodes), "env_steps": float(env_steps)}
-    names = {"rewards/outcome_reward/mean": "accuracy", "rewards/outcome_reward/mean_": "reward_outcome",
-             "rewards/format_reward/mean": "reward_format", "rewards/iapo/mean": "reward_iapo", "reward": "reward",
-             "iapo/divergence": "alignment", "iapo/alignment_loss": "alignment_loss", "loss": "loss",
-             "completions/mean_length": "completion_length"}
+    names = {
+        "rewards/outcome_reward/mean": "accuracy",
+        "rewards/outcome_reward/mean_": "reward_outcome",
+        "rewards/format_reward/mean": "reward_format",
+        "rewards/iapo/mean": "reward_iapo",
+        "reward": "reward",
+        "iapo/divergence": "alignment",
+        "iapo/alignment_loss": "alignment_loss",
+        "loss": "loss",
+        "completions/mean_length": "completion_length",
+    }
     for k, v in logs.items():
         if k in names:
             row[names[k]] = float(v)
@@ -153,14 +164,16 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
     if getattr(tok, "response_template", None) is None:  # parse tool calls with the family's parser
         parser = RESPONSE_PARSERS.get(student.family)
         if parser != "qwen3":
-            raise ValueError(f"{c.model}: no tool-call response parser known for the {student.family!r} family; set "
-                             "tokenizer.response_template (transformers response parsing) in the model folder")
+            raise ValueError(
+                f"{c.model}: no tool-call response parser known for the {student.family!r} family; set "
+                "tokenizer.response_template (transformers response parsing) in the model folder"
+            )
         tok.response_template = qwen3_template
     env_kwargs = {"view_size": 448, **c.env_kwargs}
     alignment = None
     if c.reward == "iapo":
         attr = VLMAttributionConfig(**c.attribution)
-        teacher = VLMTeacher(str(c.teacher)[len("vlm:"):], device=device, attribution=attr)
+        teacher = VLMTeacher(str(c.teacher)[len("vlm:") :], device=device, attribution=attr)
         alignment = Alignment(obj, teacher, attr)
     rewards = make_rewards(c.reward, alignment)
     dataset = build_dataset(c.env_id, c.dataset_size, "train", env_kwargs, seed=c.seed, system=student_system())
@@ -168,16 +181,33 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
     history: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="iapo-trl-") as tmp:
         args = GRPOConfig(
-            output_dir=tmp, max_steps=c.max_steps, per_device_train_batch_size=c.batch_size,
-            num_generations=c.num_generations, learning_rate=c.lr, beta=c.beta, temperature=c.temperature,
-            max_completion_length=c.max_completion_length, reward_weights=rewards.weights, logging_steps=1,
-            save_strategy="no", report_to="none", use_cpu=not cuda, bf16=cuda, seed=c.seed,
-            gradient_checkpointing=c.gradient_checkpointing, disable_tqdm=not progress,
+            output_dir=tmp,
+            max_steps=c.max_steps,
+            per_device_train_batch_size=c.batch_size,
+            num_generations=c.num_generations,
+            learning_rate=c.lr,
+            beta=c.beta,
+            temperature=c.temperature,
+            max_completion_length=c.max_completion_length,
+            reward_weights=rewards.weights,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=not cuda,
+            bf16=cuda,
+            seed=c.seed,
+            gradient_checkpointing=c.gradient_checkpointing,
+            disable_tqdm=not progress,
             max_tool_calling_iterations=int(env_kwargs.get("budget", 6)),
         )
-        kwargs: dict[str, Any] = {"model": student.model, "processing_class": student.processor,
-                                  "reward_funcs": rewards.funcs, "args": args, "train_dataset": dataset,
-                                  "environment_factory": env_cls}
+        kwargs: dict[str, Any] = {
+            "model": student.model,
+            "processing_class": student.processor,
+            "reward_funcs": rewards.funcs,
+            "args": args,
+            "train_dataset": dataset,
+            "environment_factory": env_cls,
+        }
         world = int(os.environ.get("WORLD_SIZE", "1"))
         episodes_per_step = c.batch_size * world
 
@@ -187,8 +217,14 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
                     return
                 calls = sum(v for k, v in logs.items() if k.startswith("calls_"))
                 prev = history[-1]["env_steps"] if history else 0.0
-                history.append(_history_row(logs, state.global_step, state.global_step * episodes_per_step,
-                                            int(prev + episodes_per_step * (1.0 + calls))))
+                history.append(
+                    _history_row(
+                        logs,
+                        state.global_step,
+                        state.global_step * episodes_per_step,
+                        int(prev + episodes_per_step * (1.0 + calls)),
+                    )
+                )
 
         trainer: GRPOTrainer
         if alignment is not None and obj.form == "loss":
@@ -196,20 +232,31 @@ def train_vlm(config: VLMTrainConfig, progress: bool = True, before_train: Any =
         else:
             trainer = GRPOTrainer(**kwargs, callbacks=[Curves()])
             if alignment is not None:  # the reward form attributes the policy being trained
-                alignment.student = VLM.wrap(trainer.accelerator.unwrap_model(trainer.model), student.processor,
-                                             source=c.model, base_path=student.base_path)
+                alignment.student = VLM.wrap(
+                    trainer.accelerator.unwrap_model(trainer.model),
+                    student.processor,
+                    source=c.model,
+                    base_path=student.base_path,
+                )
         if before_train is not None:
             before_train(trainer)
         trainer.train()
         trainer.accelerator.wait_for_everyone()
         out = Path(c.out)
         if trainer.accelerator.is_main_process:
-            trained = VLM.wrap(trainer.accelerator.unwrap_model(trainer.model), student.processor, source=c.model,
-                               base_path=student.base_path)
+            trained = VLM.wrap(
+                trainer.accelerator.unwrap_model(trainer.model), student.processor, source=c.model, base_path=student.base_path
+            )
             trained.lora_config = student.lora_config
             trained.core.config.agent_class = AGENT_CLASS
-            trained.save(out, extra={"agent_class": AGENT_CLASS, "trained_with": c.reward,
-                                     "objective": obj.to_dict() if c.reward == "iapo" else None})
+            trained.save(
+                out,
+                extra={
+                    "agent_class": AGENT_CLASS,
+                    "trained_with": c.reward,
+                    "objective": obj.to_dict() if c.reward == "iapo" else None,
+                },
+            )
             if history:
                 from ..trainer import write_curves
 

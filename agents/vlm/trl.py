@@ -156,27 +156,34 @@ class VQAToolEnvironment:
                 continue
             action = assistant_text(msg)
             out.append((dialogue.copy(), action, _tool_of(action)))
-            for j, tool_msg in enumerate(completion[i + 1:]):
+            for j, tool_msg in enumerate(completion[i + 1 :]):
                 if tool_msg.get("role") != "tool":
                     break
                 text = _text(tool_msg.get("content"))
                 res = next((r for r in results if r.text == text), None)
                 if res is not None:
                     results.remove(res)
-                dialogue.turns.append(Turn(action if j == 0 else None, clean(text),
-                                           None if res is None else res.crop,
-                                           (0.0, 0.0, 0.0, 0.0) if res is None else res.view_box,
-                                           None if res is None else res.tool))
+                dialogue.turns.append(
+                    Turn(
+                        action if j == 0 else None,
+                        clean(text),
+                        None if res is None else res.crop,
+                        (0.0, 0.0, 0.0, 0.0) if res is None else res.view_box,
+                        None if res is None else res.tool,
+                    )
+                )
         return out
 
 
-def environment_class(env_id: str = "VisualToolVQA-v0", env_kwargs: Mapping[str, Any] | None = None,
-                      system: str = DEFAULT_SYSTEM) -> type[VQAToolEnvironment]:
+def environment_class(
+    env_id: str = "VisualToolVQA-v0", env_kwargs: Mapping[str, Any] | None = None, system: str = DEFAULT_SYSTEM
+) -> type[VQAToolEnvironment]:
     """An ``environment_factory`` class for ``env_id``: its tools (the env's ``tools``, from the tool
     registry) become its public methods, with the registry's descriptions and argument schemas."""
     if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; registered VisualToolVQA ids: "
-                         + ", ".join(i for i in gym.registry if "VQA" in i))
+        raise ValueError(
+            f"unknown env id {env_id!r}; registered VisualToolVQA ids: " + ", ".join(i for i in gym.registry if "VQA" in i)
+        )
     kwargs = {"view_size": 448, **dict(env_kwargs or {})}
     probe = gym.make(env_id, **kwargs)
     tools = tuple(cast("ToolVQAEnv", probe.unwrapped).tools)
@@ -226,8 +233,14 @@ def _tool_of(action: str) -> str:
 
 
 # -- the dataset --------------------------------------------------------------------------------------------------
-def build_dataset(env_id: str = "VisualToolVQA-v0", n: int = 64, split: str = "train",
-                  env_kwargs: Mapping[str, Any] | None = None, seed: int = 0, system: str = DEFAULT_SYSTEM) -> Any:
+def build_dataset(
+    env_id: str = "VisualToolVQA-v0",
+    n: int = 64,
+    split: str = "train",
+    env_kwargs: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    system: str = DEFAULT_SYSTEM,
+) -> Any:
     """A ``datasets.Dataset`` of ``n`` scenes of ``env_id``'s ``split``: ``prompt`` (system message; user
     message with the glance and the question), ``images`` (the glance), ``scene_id`` and ``split``."""
     from datasets import Dataset
@@ -241,10 +254,12 @@ def build_dataset(env_id: str = "VisualToolVQA-v0", n: int = 64, split: str = "t
     rows: dict[str, list[Any]] = {"prompt": [], "images": [], "scene_id": [], "split": []}
     for sid in ids:
         obs, _ = env.reset(options={"scene_id": int(sid)})
-        rows["prompt"].append([
-            {"role": "system", "content": [{"type": "text", "text": clean(system)}]},
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": clean(str(obs["question"]))}]},
-        ])
+        rows["prompt"].append(
+            [
+                {"role": "system", "content": [{"type": "text", "text": clean(system)}]},
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": clean(str(obs["question"]))}]},
+            ]
+        )
         rows["images"].append([Image.fromarray(obs["image"])])
         rows["scene_id"].append(int(sid))
         rows["split"].append(split)
@@ -258,8 +273,9 @@ def _finish_all(completions: Sequence[Any], environments: Sequence[VQAToolEnviro
         env._finish(c)
 
 
-def outcome_reward(completions: Sequence[Any], environments: Sequence[VQAToolEnvironment], log_metric: Any = None,
-                   **_: Any) -> list[float]:
+def outcome_reward(
+    completions: Sequence[Any], environments: Sequence[VQAToolEnvironment], log_metric: Any = None, **_: Any
+) -> list[float]:
     """The env's ``outcome`` term of each rollout (1 for a correct answer); logs tool calls per episode."""
     _finish_all(completions, environments)
     if log_metric is not None:
@@ -296,8 +312,9 @@ class Alignment:
         self.teacher = teacher
         base = attribution or VLMAttributionConfig()
         method = objective.method if objective.method in ("integrated_gradients", "gradient_x_input") else "gradient_x_input"
-        self.config = VLMAttributionConfig(**{**base.to_dict(), "grid": objective.grid, "method": method,
-                                              "n_steps": objective.steps})
+        self.config = VLMAttributionConfig(
+            **{**base.to_dict(), "grid": objective.grid, "method": method, "n_steps": objective.steps}
+        )
         self.student: VLM | None = None
 
     def teacher_vector(self, dialogue: Dialogue, action: str, layout: Any) -> np.ndarray:
@@ -323,8 +340,9 @@ class IAPOReward:
     def __init__(self, alignment: Alignment) -> None:
         self.alignment = alignment
 
-    def __call__(self, completions: Sequence[Any], environments: Sequence[VQAToolEnvironment],
-                 log_metric: Any = None, **_: Any) -> list[float]:
+    def __call__(
+        self, completions: Sequence[Any], environments: Sequence[VQAToolEnvironment], log_metric: Any = None, **_: Any
+    ) -> list[float]:
         _finish_all(completions, environments)
         out, all_div = [], []
         for c, env in zip(completions, environments):
@@ -364,8 +382,10 @@ class IAPOGRPOTrainer(_GRPOTrainer):
     def __init__(self, *args: Any, alignment: Alignment, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if alignment.objective.form != "loss":
-            raise ValueError(f"IAPOGRPOTrainer runs the objective's 'loss' form; got form={alignment.objective.form!r} "
-                             "(the 'reward' form is the IAPOReward reward function on a plain GRPOTrainer)")
+            raise ValueError(
+                f"IAPOGRPOTrainer runs the objective's 'loss' form; got form={alignment.objective.form!r} "
+                "(the 'reward' form is the IAPOReward reward function on a plain GRPOTrainer)"
+            )
         self.alignment = alignment
 
     def _student(self) -> VLM:
@@ -446,7 +466,9 @@ def make_rewards(reward: str, alignment: Alignment | None) -> Rewards:
         out.funcs.append(IAPOReward(alignment))
         out.weights.append(float(alignment.objective.lam))
     elif alignment.objective.form != "loss":
-        raise ValueError(f"the TRL track runs the objective forms {', '.join(TRL_FORMS)}; got "
-                         f"{alignment.objective.form!r} (per-decision credit needs per-decision advantages, which TRL "
-                         "does not have: use the compact trainer for it)")
+        raise ValueError(
+            f"the TRL track runs the objective forms {', '.join(TRL_FORMS)}; got "
+            f"{alignment.objective.form!r} (per-decision credit needs per-decision advantages, which TRL "
+            "does not have: use the compact trainer for it)"
+        )
     return out

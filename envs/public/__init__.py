@@ -48,24 +48,83 @@ def _charxiv(path: Path, name: str, data_dir: Path, max_pixels: int) -> LoadedSe
 
 _REFOCUS = "ReFocus (zeyofu/ReFocus_Code; data: huggingface.co/datasets/ReFocus/ReFocus_Data), unpacked so that data/ holds the JSON files"
 _VTOOL = "VTool-R1 (VTool-R1/VTool-R1: datasets/ as its preprocess scripts write it)"
-DATASETS: dict[str, PublicSet] = {s.name: s for s in (
-    PublicSet("refocus-hbar", "ReFocus horizontal bars (ChartQA)", {"test": "data/chartQA_h_bar_wbb.json"}, "test",
-              "refocus-chart", _REFOCUS, _refocus(refocus.CHART_AXES)),
-    PublicSet("refocus-vbar", "ReFocus vertical bars (ChartQA)", {"test": "data/chartQA_v_bar_wbb.json"}, "test",
-              "refocus-chart", _REFOCUS, _refocus(refocus.CHART_AXES)),
-    PublicSet("vwtq", "VWTQ (TableVQA-Bench)", {"test": "data/tablevqa_wbb.json"}, "test", "refocus-table", _REFOCUS,
-              _refocus(refocus.TABLE_AXES)),
-    PublicSet("vwtq-syn", "VWTQ_syn (TableVQA-Bench)", {"test": "data/tablevqa-vwtq_syn_wbb.json"}, "test",
-              "refocus-table", _REFOCUS, _refocus(refocus.TABLE_AXES)),
-    PublicSet("vtabfact", "VTabFact (TableVQA-Bench)", {"test": "data/tablevqa-vtabfact_wbb.json"}, "test", "vtabfact",
-              _REFOCUS, _refocus(refocus.TABLE_AXES)),
-    PublicSet("charxiv", "CharXiv reasoning", {"val": "data/reasoning_val.json", "test": "data/reasoning_test.json"},
-              "val", "charxiv", "CharXiv (princeton-nlp/CharXiv: data/ and images/ of the repository)", _charxiv),
-    PublicSet("vtool-r1-charts", "VTool-R1 charts (ChartQA bars)", {s: f"datasets/{s}_full.parquet" for s in ("train", "val", "test")},
-              "test", "vtool-r1", _VTOOL, _vtool),
-    PublicSet("vtool-r1-tables", "VTool-R1 tables (mixed ReFocus tables)", {s: f"datasets/table_{s}.parquet" for s in ("train", "test")},
-              "test", "vtool-r1", _VTOOL, _vtool),
-)}
+DATASETS: dict[str, PublicSet] = {
+    s.name: s
+    for s in (
+        PublicSet(
+            "refocus-hbar",
+            "ReFocus horizontal bars (ChartQA)",
+            {"test": "data/chartQA_h_bar_wbb.json"},
+            "test",
+            "refocus-chart",
+            _REFOCUS,
+            _refocus(refocus.CHART_AXES),
+        ),
+        PublicSet(
+            "refocus-vbar",
+            "ReFocus vertical bars (ChartQA)",
+            {"test": "data/chartQA_v_bar_wbb.json"},
+            "test",
+            "refocus-chart",
+            _REFOCUS,
+            _refocus(refocus.CHART_AXES),
+        ),
+        PublicSet(
+            "vwtq",
+            "VWTQ (TableVQA-Bench)",
+            {"test": "data/tablevqa_wbb.json"},
+            "test",
+            "refocus-table",
+            _REFOCUS,
+            _refocus(refocus.TABLE_AXES),
+        ),
+        PublicSet(
+            "vwtq-syn",
+            "VWTQ_syn (TableVQA-Bench)",
+            {"test": "data/tablevqa-vwtq_syn_wbb.json"},
+            "test",
+            "refocus-table",
+            _REFOCUS,
+            _refocus(refocus.TABLE_AXES),
+        ),
+        PublicSet(
+            "vtabfact",
+            "VTabFact (TableVQA-Bench)",
+            {"test": "data/tablevqa-vtabfact_wbb.json"},
+            "test",
+            "vtabfact",
+            _REFOCUS,
+            _refocus(refocus.TABLE_AXES),
+        ),
+        PublicSet(
+            "charxiv",
+            "CharXiv reasoning",
+            {"val": "data/reasoning_val.json", "test": "data/reasoning_test.json"},
+            "val",
+            "charxiv",
+            "CharXiv (princeton-nlp/CharXiv: data/ and images/ of the repository)",
+            _charxiv,
+        ),
+        PublicSet(
+            "vtool-r1-charts",
+            "VTool-R1 charts (ChartQA bars)",
+            {s: f"datasets/{s}_full.parquet" for s in ("train", "val", "test")},
+            "test",
+            "vtool-r1",
+            _VTOOL,
+            _vtool,
+        ),
+        PublicSet(
+            "vtool-r1-tables",
+            "VTool-R1 tables (mixed ReFocus tables)",
+            {s: f"datasets/table_{s}.parquet" for s in ("train", "test")},
+            "test",
+            "vtool-r1",
+            _VTOOL,
+            _vtool,
+        ),
+    )
+}
 """The public sets by name **(contract: the names)**."""
 PAPER_SIX = ("refocus-hbar", "refocus-vbar", "vwtq", "vwtq-syn", "vtabfact", "charxiv")
 """The six test sets the IAPO paper reports, in its table's order."""
@@ -91,8 +150,9 @@ def dataset_file(name: str, data_dir: str | os.PathLike[str], split: str | None 
     return spec, split, find_file(data_dir, spec.files[split], f"dataset {name!r} ({spec.source})")
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike[str], split: str | None = None, *,
-                 max_pixels: int = MAX_PIXELS) -> LoadedSet:
+def load_dataset(
+    name: str, data_dir: str | os.PathLike[str], split: str | None = None, *, max_pixels: int = MAX_PIXELS
+) -> LoadedSet:
     """The usable items of set ``name`` (split ``split``, default the set's evaluation split) under
     ``data_dir``, with the skipped items counted by reason. Kept per process (the last :data:`CACHE_SIZE`
     sets) while the file's size and modification time stay the same."""
@@ -118,5 +178,17 @@ def clear_loaded() -> None:
     _LOADED.clear()
 
 
-__all__ = ["AXES", "DATASETS", "PAPER_SIX", "Band", "DataError", "LoadedSet", "PublicSet", "RealItem", "clear_loaded", "dataset_file",
-           "load_dataset", "public_set"]
+__all__ = [
+    "AXES",
+    "DATASETS",
+    "PAPER_SIX",
+    "Band",
+    "DataError",
+    "LoadedSet",
+    "PublicSet",
+    "RealItem",
+    "clear_loaded",
+    "dataset_file",
+    "load_dataset",
+    "public_set",
+]

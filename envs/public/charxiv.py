@@ -32,8 +32,7 @@ def load(path: Path, name: str, data_dir: Path, *, max_pixels: int = MAX_PIXELS)
     return out
 
 
-def _item(record: Any, item_id: str, where: str, roots: list[Path], metadata: dict[str, Any],
-          max_pixels: int) -> RealItem | str:
+def _item(record: Any, item_id: str, where: str, roots: list[Path], metadata: dict[str, Any], max_pixels: int) -> RealItem | str:
     if not isinstance(record, dict):
         return "record is not a JSON object"
     question = text_field(record, "query")
@@ -45,8 +44,10 @@ def _item(record: Any, item_id: str, where: str, roots: list[Path], metadata: di
     category = record.get("inst_category")
     if category not in CATEGORIES:
         return "'inst_category' is not 1, 2, 3 or 4"
-    image = next((r / "images" / f"{figure}.jpg" for r in roots if (r / "images" / f"{figure}.jpg").is_file()),
-                 roots[0] / "images" / f"{figure}.jpg")
+    image = next(
+        (r / "images" / f"{figure}.jpg" for r in roots if (r / "images" / f"{figure}.jpg").is_file()),
+        roots[0] / "images" / f"{figure}.jpg",
+    )
     size = image_info(image, where, max_pixels)
     if isinstance(size, str):
         return size
@@ -54,8 +55,15 @@ def _item(record: Any, item_id: str, where: str, roots: list[Path], metadata: di
     extra = metadata.get(item_id)
     if isinstance(extra, dict):
         context.update({k: extra[k] for k in ("category", "year", "paper_id") if k in extra})
-    return RealItem(id=str(item_id), question=question, answers=answers_field(record.get("answer")), image=str(image),
-                    size=size, context=context, where=where)
+    return RealItem(
+        id=str(item_id),
+        question=question,
+        answers=answers_field(record.get("answer")),
+        image=str(image),
+        size=size,
+        context=context,
+        where=where,
+    )
 
 
 __all__ = ["CATEGORIES", "load"]

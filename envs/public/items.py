@@ -96,11 +96,14 @@ class LoadedSet:
         """JSON-safe counts: usable items, skips and dropped metadata per reason (with a few skipped items
         named), items without a published answer."""
         noted = Counter(note for item in self.items for note in item.notes)
-        return {"source": self.source, "usable": len(self.items),
-                "skipped": dict(sorted(Counter(r for _, r in self.skipped).items())),
-                "skipped_examples": [f"{w}: {r}" for w, r in self.skipped[:5]],
-                "metadata_dropped": dict(sorted(noted.items())),
-                "unscored": sum(1 for it in self.items if not it.answers)}
+        return {
+            "source": self.source,
+            "usable": len(self.items),
+            "skipped": dict(sorted(Counter(r for _, r in self.skipped).items())),
+            "skipped_examples": [f"{w}: {r}" for w, r in self.skipped[:5]],
+            "metadata_dropped": dict(sorted(noted.items())),
+            "unscored": sum(1 for it in self.items if not it.answers),
+        }
 
 
 # -- files --------------------------------------------------------------------------------------------------
@@ -132,8 +135,9 @@ def read_json(path: Path) -> Any:
 def id_map(obj: Any, path: Path, example: str) -> dict[str, Any]:
     """A published ``{id: record}`` object, checked to be one."""
     if not isinstance(obj, dict) or not obj:
-        raise DataError(f"{path}: expected a non-empty JSON object mapping item ids to records like {example}; "
-                        f"got {type(obj).__name__}")
+        raise DataError(
+            f"{path}: expected a non-empty JSON object mapping item ids to records like {example}; got {type(obj).__name__}"
+        )
     return obj
 
 
@@ -148,14 +152,17 @@ def find_file(data_dir: str | os.PathLike[str], relpath: str, what: str) -> Path
     if direct.is_file():
         return direct
     name = Path(relpath).name
-    found = [p for depth in range(1, 5) for p in root.glob("/".join(["*"] * depth) + "/" + relpath)
-             if p.is_file() and p.name == name]
+    found = [
+        p for depth in range(1, 5) for p in root.glob("/".join(["*"] * depth) + "/" + relpath) if p.is_file() and p.name == name
+    ]
     if len(found) > 1:
         listed = ", ".join(str(p) for p in sorted(found)[:4])
         raise DataError(f"{relpath} found {len(found)} times under {root} ({listed}); point data_dir at the one to use")
     if not found:
-        raise DataError(f"{what}: no {relpath} under {root}; expected {direct} (the published layout, see the README "
-                        f"section 'Public test sets')")
+        raise DataError(
+            f"{what}: no {relpath} under {root}; expected {direct} (the published layout, see the README "
+            f"section 'Public test sets')"
+        )
     return found[0]
 
 
@@ -283,5 +290,19 @@ def image_info(path: Path, where: str, max_pixels: int = MAX_PIXELS) -> tuple[in
     return width, height
 
 
-__all__ = ["AXES", "Band", "DataError", "LoadedSet", "RealItem", "answers_field", "bands", "box_unit", "find_file",
-           "id_map", "image_info", "parse_box", "read_json", "text_field"]
+__all__ = [
+    "AXES",
+    "Band",
+    "DataError",
+    "LoadedSet",
+    "RealItem",
+    "answers_field",
+    "bands",
+    "box_unit",
+    "find_file",
+    "id_map",
+    "image_info",
+    "parse_box",
+    "read_json",
+    "text_field",
+]

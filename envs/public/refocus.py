@@ -35,8 +35,16 @@ def resolve_image(figure_path: str, roots: Sequence[Path]) -> Path:
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 
-def load(path: Path, name: str, data_dir: Path, axes: tuple[tuple[str, str, str], ...], *, max_pixels: int,
-         sep: str = "|||", scorer_context: Mapping[str, Any] | None = None) -> LoadedSet:
+def load(
+    path: Path,
+    name: str,
+    data_dir: Path,
+    axes: tuple[tuple[str, str, str], ...],
+    *,
+    max_pixels: int,
+    sep: str = "|||",
+    scorer_context: Mapping[str, Any] | None = None,
+) -> LoadedSet:
     """Read one ReFocus ``*_wbb.json`` file: ``axes`` lists ``(axis, labels key, boxes key)``; the first row of
     a ``rows`` axis is the table's header (never masked by ``focus``)."""
     records = id_map(read_json(path), path, _EXAMPLE)
@@ -48,8 +56,16 @@ def load(path: Path, name: str, data_dir: Path, axes: tuple[tuple[str, str, str]
     return out
 
 
-def _item(record: Any, item_id: str, where: str, roots: list[Path], axes: tuple[tuple[str, str, str], ...],
-          max_pixels: int, sep: str, context: Mapping[str, Any]) -> RealItem | str:
+def _item(
+    record: Any,
+    item_id: str,
+    where: str,
+    roots: list[Path],
+    axes: tuple[tuple[str, str, str], ...],
+    max_pixels: int,
+    sep: str,
+    context: Mapping[str, Any],
+) -> RealItem | str:
     if not isinstance(record, dict):
         return "record is not a JSON object"
     question = text_field(record, "query")
@@ -69,9 +85,17 @@ def _item(record: Any, item_id: str, where: str, roots: list[Path], axes: tuple[
         if axis == "rows" and axis_bands:
             axis_bands[0] = Band(axis, axis_bands[0].label, axis_bands[0].box, header=True)
         found += axis_bands
-    return RealItem(id=str(item_id), question=question, answers=answers_field(record.get("answer"), sep),
-                    image=str(image), size=size, bands=tuple(found), context=dict(context), notes=tuple(notes),
-                    where=where)
+    return RealItem(
+        id=str(item_id),
+        question=question,
+        answers=answers_field(record.get("answer"), sep),
+        image=str(image),
+        size=size,
+        bands=tuple(found),
+        context=dict(context),
+        notes=tuple(notes),
+        where=where,
+    )
 
 
 __all__ = ["CHART_AXES", "TABLE_AXES", "load", "resolve_image"]

@@ -39,8 +39,10 @@ def read_parquet(path: Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from None
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r}; VTool-R1's parquets have metadata, figure_id, "
-                        f"figure_path, query, prompt, answer, images (has: {', '.join(table.column_names)})")
+        raise DataError(
+            f"{path}: missing column {missing[0]!r}; VTool-R1's parquets have metadata, figure_id, "
+            f"figure_path, query, prompt, answer, images (has: {', '.join(table.column_names)})"
+        )
     return table.to_pylist()
 
 
@@ -61,7 +63,9 @@ def load(path: Path, name: str, data_dir: Path, *, max_pixels: int = MAX_PIXELS)
     return out
 
 
-def _image(row: Mapping[str, Any], where: str, roots: list[Path], max_pixels: int) -> tuple[str | None, bytes | None, tuple[int, int]] | str:
+def _image(
+    row: Mapping[str, Any], where: str, roots: list[Path], max_pixels: int
+) -> tuple[str | None, bytes | None, tuple[int, int]] | str:
     """The row's image as (path or None, bytes or None, size), or why it cannot be used."""
     images = row.get("images")
     first = images[0] if isinstance(images, list) and images else images
@@ -124,8 +128,17 @@ def _item(row: Mapping[str, Any], item_id: str, where: str, roots: list[Path], m
             if axis == "rows" and axis_bands:
                 axis_bands[0] = Band(axis, axis_bands[0].label, axis_bands[0].box, header=True)
             found += axis_bands
-    return RealItem(id=item_id, question=question, answers=answers_field(row.get("answer"), "|||"), image=path,
-                    size=size, bands=tuple(found), notes=tuple(notes), where=where, image_bytes=data)
+    return RealItem(
+        id=item_id,
+        question=question,
+        answers=answers_field(row.get("answer"), "|||"),
+        image=path,
+        size=size,
+        bands=tuple(found),
+        notes=tuple(notes),
+        where=where,
+        image_bytes=data,
+    )
 
 
 __all__ = ["load", "read_parquet"]

@@ -127,8 +127,10 @@ class ComponentLayout:
         g = self.grid
         out = [f"image[r{i // g}c{i % g}]" for i in range(g * g)]
         toks = {
-            "query": self.query_tokens, "tool_outputs": self.output_tokens,
-            "context": self.context_tokens, "tool_defs": self.tool_defs_tokens,
+            "query": self.query_tokens,
+            "tool_outputs": self.output_tokens,
+            "context": self.context_tokens,
+            "tool_defs": self.tool_defs_tokens,
         }
         for name, n in list(self.sizes.items())[1:]:
             out += [f"{name}[{i}]" + (f":{toks[name][i]}" if i < len(toks[name]) else "") for i in range(n)]
@@ -183,10 +185,15 @@ class ComponentLayout:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description (sizes and token labels)."""
         return {
-            "grid": int(self.grid), "query_length": int(self.query_length), "output_length": int(self.output_length),
-            "context_length": int(self.context_length), "tool_defs_length": int(self.tool_defs_length),
-            "query_tokens": list(self.query_tokens), "output_tokens": list(self.output_tokens),
-            "context_tokens": list(self.context_tokens), "tool_defs_tokens": list(self.tool_defs_tokens),
+            "grid": int(self.grid),
+            "query_length": int(self.query_length),
+            "output_length": int(self.output_length),
+            "context_length": int(self.context_length),
+            "tool_defs_length": int(self.tool_defs_length),
+            "query_tokens": list(self.query_tokens),
+            "output_tokens": list(self.output_tokens),
+            "context_tokens": list(self.context_tokens),
+            "tool_defs_tokens": list(self.tool_defs_tokens),
         }
 
     @classmethod

@@ -51,9 +51,7 @@ METHODS: dict[str, AttributionMethod] = {}
 """Method name -> implementation. Add to it with :func:`register_method`."""
 
 
-def register_method(
-    name: str, fn: AttributionMethod | None = None, *, overwrite: bool = False
-) -> Any:
+def register_method(name: str, fn: AttributionMethod | None = None, *, overwrite: bool = False) -> Any:
     """Make ``fn`` available as ``attribute(..., method=name)``; usable as a decorator.
 
     Args:
@@ -121,8 +119,7 @@ def _as_baselines(baselines: Baselines, inputs: tuple[Tensor, ...]) -> tuple[Ten
                 out.append(b.to(x).broadcast_to(x.shape).contiguous())
             except RuntimeError:
                 raise ValueError(
-                    f"baselines[{i}] has shape {tuple(b.shape)}, which does not broadcast to inputs[{i}] "
-                    f"{tuple(x.shape)}"
+                    f"baselines[{i}] has shape {tuple(b.shape)}, which does not broadcast to inputs[{i}] {tuple(x.shape)}"
                 ) from None
         else:
             out.append(torch.full_like(x, float(b)))
@@ -216,8 +213,13 @@ def _integrated_gradients(
     ig = _captum().IntegratedGradients(forward_fn)
     return tuple(
         ig.attribute(
-            _fresh(inputs), baselines=baselines, target=target, additional_forward_args=additional_forward_args,
-            n_steps=int(n_steps), method=integration, internal_batch_size=internal_batch_size,
+            _fresh(inputs),
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            n_steps=int(n_steps),
+            method=integration,
+            internal_batch_size=internal_batch_size,
         )
     )
 
@@ -236,12 +238,14 @@ def _gradient_x_input(
     """
     if all(not b.any() for b in baselines):
         return tuple(
-            _captum().InputXGradient(forward_fn).attribute(
-                _fresh(inputs), target=target, additional_forward_args=additional_forward_args
-            )
+            _captum()
+            .InputXGradient(forward_fn)
+            .attribute(_fresh(inputs), target=target, additional_forward_args=additional_forward_args)
         )
-    grads = _captum().Saliency(forward_fn).attribute(
-        _fresh(inputs), target=target, abs=False, additional_forward_args=additional_forward_args
+    grads = (
+        _captum()
+        .Saliency(forward_fn)
+        .attribute(_fresh(inputs), target=target, abs=False, additional_forward_args=additional_forward_args)
     )
     return tuple(g * (x - b) for g, x, b in zip(grads, inputs, baselines))
 
@@ -311,10 +315,17 @@ def _occlusion(
         if len(masks) != len(inputs):
             raise ValueError(f"got {len(masks)} feature masks for {len(inputs)} inputs; give one per input")
         masks = tuple(m.to(device=x.device, dtype=torch.long) for m, x in zip(masks, inputs))
-    attrs = _captum().FeatureAblation(forward_fn).attribute(
-        tuple(x.detach() for x in inputs), baselines=baselines, target=target,
-        additional_forward_args=additional_forward_args, feature_mask=masks,
-        perturbations_per_eval=max(1, int(perturbations_per_eval)),
+    attrs = (
+        _captum()
+        .FeatureAblation(forward_fn)
+        .attribute(
+            tuple(x.detach() for x in inputs),
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=masks,
+            perturbations_per_eval=max(1, int(perturbations_per_eval)),
+        )
     )
     batch = inputs[0].shape[0]
     full = [m.expand_as(x).reshape(batch, -1) for m, x in zip(masks, inputs)]
@@ -322,9 +333,7 @@ def _occlusion(
     counts = torch.zeros(batch, n_feat, device=inputs[0].device)
     for m in full:
         counts.scatter_add_(1, m, torch.ones_like(m, dtype=counts.dtype))
-    return tuple(
-        a / counts.gather(1, m).reshape(a.shape).to(a.dtype) for a, m in zip(attrs, full)
-    )
+    return tuple(a / counts.gather(1, m).reshape(a.shape).to(a.dtype) for a, m in zip(attrs, full))
 
 
 def attention_to_keys(

@@ -119,9 +119,7 @@ def topk_overlap(teacher: Any, student: Any, k: int) -> float:
 # -- torch (batched, differentiable) ---------------------------------------------------------------------
 def _torch_pair(teacher: Tensor, student: Tensor) -> tuple[Tensor, Tensor]:
     if teacher.shape[-1] != student.shape[-1]:
-        raise ValueError(
-            f"teacher has {teacher.shape[-1]} components but student has {student.shape[-1]}; they must match"
-        )
+        raise ValueError(f"teacher has {teacher.shape[-1]} components but student has {student.shape[-1]}; they must match")
     # no validation here (it would sync a GPU every call): negatives are clipped, and an all-zero row stays
     # zero (KL's smoothing then treats it as uniform)
     import torch

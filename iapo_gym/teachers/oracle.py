@@ -39,9 +39,15 @@ class OracleTeacher:
             image += cells_of_box(region.box, layout.grid)
         keys = {t for k in scene.key_tokens for t in tokenize(k)}
         values = {t for r in scene.evidence for t in tokenize(r.value)}
-        query = np.array([t in keys for t in layout.query_tokens] + [False] * (layout.query_length - len(layout.query_tokens)), float)
-        output = np.array([t in values for t in layout.output_tokens] + [False] * (layout.output_length - len(layout.output_tokens)), float)
-        return {name: v / v.sum() if v.sum() > 0 else v for name, v in (("image", image), ("query", query), ("tool_outputs", output))}
+        query = np.array(
+            [t in keys for t in layout.query_tokens] + [False] * (layout.query_length - len(layout.query_tokens)), float
+        )
+        output = np.array(
+            [t in values for t in layout.output_tokens] + [False] * (layout.output_length - len(layout.output_tokens)), float
+        )
+        return {
+            name: v / v.sum() if v.sum() > 0 else v for name, v in (("image", image), ("query", query), ("tool_outputs", output))
+        }
 
     def attribute(
         self, observation: dict[str, Any], info: dict[str, Any], layout: ComponentLayout, action: str | None = None

@@ -18,6 +18,20 @@ from .ocr import OCR_BACKENDS, EasyOCR, OCRBackend, SceneOCR, make_ocr
 BUILTIN_TOOLS = ("zoom", "ocr", "focus", "answer")
 
 __all__ = [
-    "BUILTIN_TOOLS", "OCR_BACKENDS", "EasyOCR", "FunctionTool", "OCRBackend", "SceneOCR", "Tool",
-    "ToolContext", "ToolResult", "check_args", "get_tool", "letterbox", "make_ocr", "register_tool", "tool", "tool_names",
+    "BUILTIN_TOOLS",
+    "OCR_BACKENDS",
+    "EasyOCR",
+    "FunctionTool",
+    "OCRBackend",
+    "SceneOCR",
+    "Tool",
+    "ToolContext",
+    "ToolResult",
+    "check_args",
+    "get_tool",
+    "letterbox",
+    "make_ocr",
+    "register_tool",
+    "tool",
+    "tool_names",
 ]

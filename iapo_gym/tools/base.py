@@ -162,9 +162,7 @@ def check_args(tool: Tool, args: Mapping[str, Any]) -> None:
     props = dict(tool.parameters.get("properties", {}))
     unknown = [k for k in args if k not in props]
     if unknown:
-        raise ToolCallError(
-            f"{tool.name} got unexpected argument {unknown[0]!r}; expected: {', '.join(props) or 'none'}"
-        )
+        raise ToolCallError(f"{tool.name} got unexpected argument {unknown[0]!r}; expected: {', '.join(props) or 'none'}")
     missing = [k for k in tool.parameters.get("required", []) if k not in args]
     if missing:
         raise ToolCallError(f"{tool.name} is missing argument {missing[0]!r}; expected: {', '.join(props)}")
@@ -188,7 +186,9 @@ def check_args(tool: Tool, args: Mapping[str, Any]) -> None:
             right = describe_schema(props[arg]) if arg in props else error.message
             # an error inside the argument (one item of a box) also says which part and why
             where = f" (item {'/'.join(map(str, path[1:]))}: {_reason(error)})" if len(path) > 1 else ""
-            wrong[arg] = f"{tool.name} {arg} must be {right}; got {_shown(args.get(arg))}{where}" if arg else f"{tool.name}: {right}"
+            wrong[arg] = (
+                f"{tool.name} {arg} must be {right}; got {_shown(args.get(arg))}{where}" if arg else f"{tool.name}: {right}"
+            )
     order = list(props)
     raise ToolCallError(". ".join(wrong[a] for a in sorted(wrong, key=lambda a: order.index(a) if a in order else -1)))
 
@@ -262,8 +262,15 @@ def _shown(value: Any) -> str:
     return _cut(repr(value), 60)
 
 
-_TYPE_WORDS = {"string": "a string", "number": "a number", "integer": "an integer", "boolean": "true or false",
-               "array": "an array", "object": "an object", "null": "null"}
+_TYPE_WORDS = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "array": "an array",
+    "object": "an object",
+    "null": "null",
+}
 
 
 def describe_schema(schema: Mapping[str, Any], plural: bool = False) -> str:

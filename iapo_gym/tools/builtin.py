@@ -46,8 +46,7 @@ def ocr(args: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
     return ToolResult(text=text or "(no legible text)", crop=ctx.view(box), view_box=box)
 
 
-FOCUS_AXES = {"rows": "row", "columns": "column", "bars": "bar", "series": "series", "x_values": "x_value",
-              "y_values": "y_value"}
+FOCUS_AXES = {"rows": "row", "columns": "column", "bars": "bar", "series": "series", "x_values": "x_value", "y_values": "y_value"}
 """Focus axis -> the kind of :class:`~iapo_gym.scene.Region` it names (``x_values``/``y_values``: the label
 bands of a real chart's axes, as ReFocus names them)."""
 FOCUS_MODES = ("highlight", "mask", "draw")
@@ -151,7 +150,8 @@ def focus(args: Mapping[str, Any], ctx: ToolContext) -> ToolResult:
             edit(image, focus_pixels(ctx, region), mode)
     verb = {"highlight": "highlighted", "draw": "outlined", "mask": "kept (others masked)"}[mode]
     return ToolResult(
-        text=f"{verb} {axis}: {', '.join(r.label for r in chosen)}", crop=ctx.view((0.0, 0.0, 1.0, 1.0)),
+        text=f"{verb} {axis}: {', '.join(r.label for r in chosen)}",
+        crop=ctx.view((0.0, 0.0, 1.0, 1.0)),
         view_box=(0.0, 0.0, 1.0, 1.0),
     )
 

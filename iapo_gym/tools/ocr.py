@@ -72,7 +72,8 @@ class SceneOCR:
         if not legible.any():
             return []
         inter = np.maximum(0.0, np.minimum(x1, box[2]) - np.maximum(x0, box[0])) * np.maximum(
-            0.0, np.minimum(y1, box[3]) - np.maximum(y0, box[1]))
+            0.0, np.minimum(y1, box[3]) - np.maximum(y0, box[1])
+        )
         area = t[5] if len(t) > 5 else _areas(t)
         keep = legible & (inter >= self.min_overlap * area)
         return [texts[i] for i in np.flatnonzero(keep)]

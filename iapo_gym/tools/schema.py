@@ -21,8 +21,12 @@ ANNOTATIONS = frozenset({"description", "default", "title", "examples", "$commen
 """Keywords that never make an instance invalid."""
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 _TYPES: dict[str, frozenset[type]] = {  # jsonschema's draft 2020-12 type checker, on plain values
-    "array": frozenset({list}), "boolean": frozenset({bool}), "integer": frozenset({int}),
-    "null": frozenset({type(None)}), "number": frozenset({int, float}), "object": frozenset({dict}),
+    "array": frozenset({list}),
+    "boolean": frozenset({bool}),
+    "integer": frozenset({int}),
+    "null": frozenset({type(None)}),
+    "number": frozenset({int, float}),
+    "object": frozenset({dict}),
     "string": frozenset({str}),
 }
 """Python types of each JSON type; ``integer`` also takes a float with an integral value."""

@@ -34,9 +34,7 @@ from ..vocab import (
 DEFAULT_SIZES: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 """Box sides (normalised); the smallest zooms on one value label, the largest shows the whole image."""
 
-FOCUS_LABELS: tuple[str, ...] = tuple(
-    dict.fromkeys(CATEGORY_LABELS + ROW_LABELS + COLUMN_LABELS + SERIES_LABELS + TAGS)
-)
+FOCUS_LABELS: tuple[str, ...] = tuple(dict.fromkeys(CATEGORY_LABELS + ROW_LABELS + COLUMN_LABELS + SERIES_LABELS + TAGS))
 """Labels the ``focus`` component can name, spelled as the families render them."""
 
 STRUCTURED_AXES: tuple[str, ...] = ("rows", "columns", "bars", "series")
@@ -98,9 +96,7 @@ class ActionCodec:
     ) -> None:
         grid = check_int("grid", grid, 1, hint=" (cells per side of the box-centre grid)")
         sizes = tuple(sizes)
-        if not sizes or any(
-            isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0.0 < float(s) <= 1.0 for s in sizes
-        ):
+        if not sizes or any(isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0.0 < float(s) <= 1.0 for s in sizes):
             raise ValueError(f"sizes must be a non-empty sequence of box sides in (0, 1]; got {sizes!r}")
         if not focus_labels or not all(isinstance(x, str) and x for x in focus_labels):
             raise ValueError(f"focus_labels must be a non-empty sequence of non-empty strings; got {focus_labels!r}")
@@ -119,8 +115,13 @@ class ActionCodec:
         self.answers: tuple[str, ...] = tuple(answers)
         self.components: tuple[str, ...] = COMPONENTS
         self.component_sizes: tuple[int, ...] = (
-            len(self.tools), self.grid * self.grid, len(self.sizes), len(self.axes),
-            len(self.focus_labels), len(self.modes), len(self.answers),
+            len(self.tools),
+            self.grid * self.grid,
+            len(self.sizes),
+            len(self.axes),
+            len(self.focus_labels),
+            len(self.modes),
+            len(self.answers),
         )
         self.space = spaces.MultiDiscrete(np.array(self.component_sizes, dtype=np.int64))
 
@@ -154,9 +155,7 @@ class ActionCodec:
         """The :class:`ToolCall` that a structured action stands for."""
         a = np.asarray(action)
         if a.shape != (len(COMPONENTS),) or not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(
-                f"action must be {len(COMPONENTS)} integers ({', '.join(COMPONENTS)}); got {np.asarray(action)!r}"
-            )
+            raise ValueError(f"action must be {len(COMPONENTS)} integers ({', '.join(COMPONENTS)}); got {np.asarray(action)!r}")
         for name, value, n in zip(COMPONENTS, a, self.component_sizes):
             if not 0 <= value < n:
                 raise ValueError(f"action component {name!r} must be in [0, {n}); got {int(value)}")
@@ -226,8 +225,10 @@ class ActionCodec:
         t = np.asarray(target, dtype=np.float64)
         eps = 1e-9
         covers = (
-            (self._boxes[..., 0] <= t[0] + eps) & (self._boxes[..., 1] <= t[1] + eps)
-            & (self._boxes[..., 2] >= t[2] - eps) & (self._boxes[..., 3] >= t[3] - eps)
+            (self._boxes[..., 0] <= t[0] + eps)
+            & (self._boxes[..., 1] <= t[1] + eps)
+            & (self._boxes[..., 2] >= t[2] - eps)
+            & (self._boxes[..., 3] >= t[3] - eps)
         )  # (cells, sizes)
         centre = np.array([(t[0] + t[2]) / 2, (t[1] + t[3]) / 2])
         dist = ((self._centres - centre) ** 2).sum(axis=1)

@@ -62,8 +62,15 @@ class TeacherAttributionWrapper(gym.Wrapper[dict[str, Any], str, dict[str, Any],
         output_length: int = OUTPUT_LENGTH,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
-            self, teacher=teacher, grid=grid, coef=coef, area_penalty=area_penalty, shaping=shaping,
-            gamma=gamma, query_length=query_length, output_length=output_length,
+            self,
+            teacher=teacher,
+            grid=grid,
+            coef=coef,
+            area_penalty=area_penalty,
+            shaping=shaping,
+            gamma=gamma,
+            query_length=query_length,
+            output_length=output_length,
         )
         gym.Wrapper.__init__(self, env)
         if not coef >= 0:
