@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from iapo_gym.agents.served.agent import parse_spec
-from iapo_gym.agents.served.client import ChatClient, ChatSettings, ResponseCache, ServedError
+from iapo_gym.agents.served.client import ChatClient, ResponseCache, ServedError
 from iapo_gym.scoring import SCORERS
 
 from .store import Judgement, RequestCache, ResultsStore
@@ -309,8 +309,12 @@ class Judge:
         cache: ResponseCache | None = None,
     ) -> None:
         model, url = parse_spec(spec)
-        self.settings = ChatSettings(
+        self.client = ChatClient.for_model(
+            url,
             model,
+            api_key_env=api_key_env,
+            max_in_flight=max_in_flight,
+            cache=cache,
             temperature=temperature,
             max_tokens=max_tokens,
             seed=seed,
@@ -319,7 +323,7 @@ class Judge:
             backoff=backoff,
             max_backoff=max_backoff,
         )
-        self.client = ChatClient(url, self.settings, api_key_env=api_key_env, max_in_flight=max_in_flight, cache=cache)
+        self.settings = self.client.settings
 
     def __repr__(self) -> str:
         return f"Judge(model={self.settings.model!r}, url={self.client.url!r}, prompt_version={PROMPT_VERSION})"

@@ -710,21 +710,6 @@ def _episode(r: Iterable[Any]) -> EpisodeRow:
     )
 
 
-__all__ = [
-    "DB_NAME",
-    "READABLE_VERSIONS",
-    "SCHEMA_VERSION",
-    "AgentRow",
-    "CellRow",
-    "EpisodeRow",
-    "Judgement",
-    "RequestCache",
-    "ResultsStore",
-    "StoreError",
-    "check_store",
-]
-
-
 class RequestCache:
     """Answered requests of served models, in the results store's ``requests`` table, on a connection of its own:
     a worker puts each answer as it arrives (committed at once), so a run killed half-way through a cell asks
@@ -756,3 +741,18 @@ class RequestCache:
 
     def close(self) -> None:
         self.conn.close()
+
+
+__all__ = [
+    "DB_NAME",
+    "READABLE_VERSIONS",
+    "SCHEMA_VERSION",
+    "AgentRow",
+    "CellRow",
+    "EpisodeRow",
+    "Judgement",
+    "RequestCache",
+    "ResultsStore",
+    "StoreError",
+    "check_store",
+]

@@ -28,7 +28,7 @@ from iapo_gym.tools import BUILTIN_TOOLS
 
 from ..base import SERVED_PREFIX as SPEC_PREFIX
 from ..vlm.prompt import DEFAULT_SYSTEM, Dialogue, DialogueTracker, Turn, clean
-from .client import ChatClient, ChatResult, ChatSettings, ResponseCache, ServedError, canonical_json, check_base_url
+from .client import ChatClient, ChatResult, ResponseCache, ServedError, canonical_json, check_base_url
 from .messages import action_of, assistant_message, first_message, function_specs, image_part, text_system
 
 """Agent specs ``openai:MODEL@URL`` name a served model."""
@@ -258,8 +258,12 @@ class OpenAIAgent:
         prices: tuple[float, float] | None = None,
         cache: ResponseCache | None = None,
     ) -> None:
-        self.settings = ChatSettings(
+        self.client = ChatClient.for_model(
+            base_url,
             model,
+            api_key_env=api_key_env,
+            max_in_flight=max_in_flight,
+            cache=cache,
             temperature=temperature,
             max_tokens=max_tokens,
             seed=seed,
@@ -268,7 +272,7 @@ class OpenAIAgent:
             backoff=backoff,
             max_backoff=max_backoff,
         )
-        self.client = ChatClient(base_url, self.settings, api_key_env=api_key_env, max_in_flight=max_in_flight, cache=cache)
+        self.settings = self.client.settings
         if isinstance(tools, str) or not all(isinstance(t, str) for t in tools):
             raise ValueError(f"tools must be a sequence of registered tool names, e.g. {list(BUILTIN_TOOLS)}; got {tools!r}")
         if not isinstance(system, str):

@@ -353,6 +353,21 @@ class ChatClient:
     loop's (or use ``async with client:``).
     """
 
+    @classmethod
+    def for_model(
+        cls,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_in_flight: int = 8,
+        cache: ResponseCache | None = None,
+        **settings: Any,
+    ) -> ChatClient:
+        """A client for ``model`` at ``base_url``, its :class:`ChatSettings` built from ``settings`` (temperature,
+        max_tokens, seed, timeout, retries, backoff, max_backoff): how the served agent and the judge make theirs."""
+        return cls(base_url, ChatSettings(model, **settings), api_key_env=api_key_env, max_in_flight=max_in_flight, cache=cache)
+
     def __init__(
         self,
         base_url: str,
