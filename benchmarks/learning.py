@@ -35,6 +35,7 @@ import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -49,7 +50,8 @@ from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from iapo_gym.trajectory import TrajectoryRecorder
+from iapo_gym.scene import Region, Scene
+from iapo_gym.trajectory import Trajectory, TrajectoryRecorder
 from iapo_gym.viz import figure_png
 
 if TYPE_CHECKING:
@@ -80,16 +82,85 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 """Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""
 
+SHORTCUT_FAMILIES = ("HBar", "VBar", "TableQA", "TableSynth", "TableFact")
+"""The headline families that can plant the shortcut marker (:mod:`iapo_gym.envs.shortcuts`)."""
 
-def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str, dict[str, list[Any]]]:
-    """Per family: correct, evidence hit and read (True/False/None, :mod:`iapo_gym.diagnostics`) of the
-    greedy policy on fixed test items, from recorded trajectories."""
+
+@dataclass(frozen=True)
+class Condition:
+    """A test condition: which families are trained and tested, and how the test items differ from the
+    training ones."""
+
+    name: str
+    families: tuple[str, ...]
+    description: str
+    shortcut: bool = False
+    """Training scenes carry the shortcut marker on the asked item (at ``--cue-rate``); test scenes carry it
+    on another item."""
+
+    def train_kwargs(self, difficulty: int, rate: float) -> dict[str, Any]:
+        """Env kwargs of the training distribution (the warm start's and RL's)."""
+        return {"task": list(self.families), "difficulty": difficulty, **self.iid_kwargs(rate)}
+
+    def iid_kwargs(self, rate: float) -> dict[str, Any]:
+        """Env kwargs (beyond family and difficulty) of test items drawn like the training ones."""
+        return {"shortcut": rate} if self.shortcut else {}
+
+    @property
+    def test_kwargs(self) -> dict[str, Any]:
+        """Env kwargs (beyond family and difficulty) of this condition's test items."""
+        return {"shortcut_shift": True} if self.shortcut else {}
+
+    def tag(self, rate: float) -> str:
+        """What sets this condition's warm start apart in its checkpoint's name."""
+        return f"-shortcut{rate:g}" if self.shortcut else ""
+
+
+CONDITIONS = {
+    "iid": Condition("iid", tuple(HEADLINE_FAMILIES), "in-distribution: test items drawn like the training ones"),
+    "shift": Condition(
+        "shift",
+        SHORTCUT_FAMILIES,
+        "shortcut-shifted: trained with a marker on the asked bar or row (at the cue rate), tested with it on another one",
+        shortcut=True,
+    ),
+}
+"""``--condition`` -> :class:`Condition`."""
+
+
+def _followed_decoy(scene: Scene, trajectory: Trajectory) -> bool | None:
+    """Whether a region the agent chose is centred on the item a misleading shortcut marker points at
+    (``None``: no misleading marker in this scene)."""
+    decoy = scene.meta.get("decoy")
+    if not isinstance(decoy, Region):
+        return None
+    x0, y0, x1, y1 = decoy.box
+    centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for step in trajectory.steps for b in step.boxes]
+    return any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in centres)
+
+
+def evaluate(
+    policy: CompactPolicy,
+    difficulty: int,
+    episodes: int,
+    families: Sequence[str] = HEADLINE_FAMILIES,
+    env_kwargs: dict[str, Any] | None = None,
+) -> dict[str, dict[str, list[Any]]]:
+    """Per family: correct, evidence hit and read (True/False/None, :mod:`iapo_gym.diagnostics`) and, where a
+    shortcut marker misleads, whether the agent looked where it points (``decoy``), for the greedy policy on
+    fixed test items (``env_kwargs``: the test condition, e.g. ``shortcut_shift=True``)."""
     agent = CompactAgent(policy, greedy=True)
     out: dict[str, dict[str, list[Any]]] = {}
-    for family in HEADLINE_FAMILIES:
-        env = gym.make(f"VisualToolVQA-{family}-v0", split="test", difficulty=difficulty, view_size=policy.config.view_size)
+    for family in families:
+        env = gym.make(
+            f"VisualToolVQA-{family}-v0",
+            split="test",
+            difficulty=difficulty,
+            view_size=policy.config.view_size,
+            **(env_kwargs or {}),
+        )
         lo, hi = cast("ToolVQAEnv", env.unwrapped).scene_id_range()
-        rec: dict[str, list[Any]] = {"correct": [], "hit": [], "read": []}
+        rec: dict[str, list[Any]] = {"correct": [], "hit": [], "read": [], "decoy": []}
         recorder = TrajectoryRecorder(env)
         ids = [int(s) for s in np.random.default_rng(777).integers(lo, hi, size=episodes)]
         for _ in evaluate_episodes(agent, recorder, scene_ids=ids):
@@ -97,19 +168,24 @@ def evaluate(policy: CompactPolicy, difficulty: int, episodes: int) -> dict[str,
             rec["correct"].append(bool(t.correct))
             rec["hit"].append(t.evidence_hit)
             rec["read"].append(t.evidence_read)
+            scene = cast("ToolVQAEnv", env.unwrapped).scene
+            rec["decoy"].append(None if scene is None else _followed_decoy(scene, t))
         out[family] = rec
     return out
 
 
-def _warm(episodes: int, seed: int, difficulty: int, epochs: int, cache: Path | None = None) -> CompactPolicy:
-    """The behaviour-cloned start of a seed; kept as a compact-agent checkpoint under ``cache`` (if given) and reloaded by a
-    rerun, so that methods added later start from the very same weights as the ones already run."""
+def _warm(
+    episodes: int, seed: int, env_kwargs: dict[str, Any], epochs: int, cache: Path | None = None, tag: str = ""
+) -> CompactPolicy:
+    """The behaviour-cloned start of a seed, cloned from oracle episodes of the training distribution
+    ``env_kwargs``; kept as a compact-agent checkpoint under ``cache`` (if given) and reloaded by a rerun, so
+    that methods added later start from the very same weights as the ones already run."""
     torch.manual_seed(seed)
     policy = CompactPolicy(CompactConfig())
-    path = None if cache is None else cache / f"bc-{episodes}ep-{epochs}epochs-d{difficulty}-seed{seed}"
+    difficulty = env_kwargs["difficulty"]
+    path = None if cache is None else cache / f"bc-{episodes}ep-{epochs}epochs-d{difficulty}{tag}-seed{seed}"
     if path is not None and path.exists():
         return CompactAgent.load_checkpoint(path).policy
-    env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": difficulty}
     imitate_oracle(policy, "VisualToolVQA-v0", episodes, env_kwargs, epochs=epochs, data_seed=10_000 + 7919 * seed, seed=seed)
     if path is not None:
         CompactAgent(policy).save(path)
@@ -123,17 +199,30 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
     episodes = args.get("start_episodes", STARTS)[start]
     epochs = args.get("warm_epochs", WARM_EPOCHS)[start]
     cache = Path(args["warm_cache"]) if args.get("warm_cache") else None
-    warm = _warm(episodes, seed, args["difficulty"], epochs, cache)
+    condition = CONDITIONS[args.get("condition", "iid")]
+    rate = float(args.get("cue_rate", 1.0))
+    train_kwargs = condition.train_kwargs(args["difficulty"], rate)
+    warm = _warm(episodes, seed, train_kwargs, epochs, cache, tag=condition.tag(rate))
     warm_s = time.perf_counter() - t0
+
+    def finals(policy: CompactPolicy) -> dict[str, Any]:
+        """The final test accuracy on the condition's test items and, where they differ, on the training distribution's."""
+        out = {"final": evaluate(policy, args["difficulty"], args["eval_episodes"], condition.families, condition.test_kwargs)}
+        if condition.test_kwargs != condition.iid_kwargs(rate):
+            iid = evaluate(policy, args["difficulty"], args["eval_episodes"], condition.families, condition.iid_kwargs(rate))
+            out["final_iid"] = iid
+        return out
+
     rows = [
         {
             "start": start,
             "seed": seed,
             "method": "warm start",
+            "condition": condition.name,
             "warm_start_s": warm_s,
             "episodes": episodes,
             "epochs": epochs,
-            "final": evaluate(warm, args["difficulty"], args["eval_episodes"]),
+            **finals(warm),
             "history": [],
         }
     ]
@@ -141,7 +230,7 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
         fields = json.loads(json.dumps(METHODS[name]).replace("{teacher}", str(args.get("teacher") or "")))
         cfg = TrainConfig(
             env_id="VisualToolVQA-v0",
-            env_kwargs={"task": list(HEADLINE_FAMILIES), "difficulty": args["difficulty"]},
+            env_kwargs=train_kwargs,
             updates=10**6,
             max_env_steps=args["steps"],
             eval_every=args["eval_every"],
@@ -150,14 +239,18 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
             **fields,
         )
         trainer = GroupTrainer(cfg, copy.deepcopy(warm))
+        # the curves follow the condition's test items (the trainer's default: the training distribution's)
+        test_kwargs = {**train_kwargs, **condition.test_kwargs, "view_size": trainer.policy.config.view_size, "split": "test"}
+        trainer.eval_env = gym.make(cfg.env_id, **test_kwargs)
         history = trainer.train(progress=False)
         rows.append(
             {
                 "start": start,
                 "seed": seed,
                 "method": name,
+                "condition": condition.name,
                 "config": cfg.objective.to_dict() if cfg.reward == "iapo" else {},
-                "final": evaluate(trainer.policy, args["difficulty"], args["eval_episodes"]),
+                **finals(trainer.policy),
                 "history": history,
                 "update_s": float(np.mean([r["update_s"] for r in history])),
             }
@@ -175,9 +268,23 @@ def mean_ci(values: Sequence[float], n_boot: int = 4000, seed: int = 0) -> tuple
     return float(arr.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
-def average(row: dict[str, Any]) -> float:
-    """A run's average test accuracy over the families (each family weighs the same)."""
-    return float(np.mean([np.mean(f["correct"]) for f in row["final"].values()]))
+def average(row: dict[str, Any], key: str = "final") -> float:
+    """A run's average test accuracy over the families (each family weighs the same): on the condition's
+    test items (``final``) or on test items drawn like the training ones (``final_iid``, where they differ)."""
+    return float(np.mean([np.mean(f["correct"]) for f in row[key].values()]))
+
+
+def _paired(per: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Each method's paired difference to GRPO over the seeds both have, with its 95% CI."""
+    out: dict[str, Any] = {}
+    base = per.get("grpo", {})
+    for method, accs in per.items():
+        seeds = sorted(set(base) & set(accs))
+        if method == "grpo" or not seeds:
+            continue
+        m, lo, hi = mean_ci([accs[s] - base[s] for s in seeds])
+        out[method] = {"difference": m, "ci": [lo, hi], "seeds": len(seeds)}
+    return out
 
 
 def steps_to_reach(history: list[dict[str, Any]], target: float) -> float | None:
@@ -205,16 +312,19 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     timing: dict[str, float] = {}
     for method in dict.fromkeys(r["method"] for r in rows if "update_s" in r):
         timing[method] = float(np.mean([r["update_s"] for r in rows if r["method"] == method and "update_s" in r]))
-    paired: dict[str, Any] = {}
-    for start, per in out.items():
-        base = per.get("grpo", {})
-        for method, accs in per.items():
-            seeds = sorted(set(base) & set(accs))
-            if method == "grpo" or not seeds:
-                continue
-            m, lo, hi = mean_ci([accs[s] - base[s] for s in seeds])
-            paired.setdefault(start, {})[method] = {"difference": m, "ci": [lo, hi], "seeds": len(seeds)}
-    return {**out, "s_per_update": timing, "paired_difference_vs_grpo": paired}
+    paired = {start: _paired(per) for start, per in out.items()}
+    summary = {**out, "s_per_update": timing, "paired_difference_vs_grpo": paired}
+    if any("final_iid" in r for r in rows):  # a shifted condition: the training distribution's test items too
+        iid = {
+            start: {
+                method: {str(r["seed"]): average(r, "final_iid") for r in rows if (r["start"], r["method"]) == (start, method)}
+                for method in per
+            }
+            for start, per in out.items()
+        }
+        summary["in_distribution"] = iid
+        summary["in_distribution_paired_difference_vs_grpo"] = {start: _paired(per) for start, per in iid.items()}
+    return summary
 
 
 def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> str:
@@ -229,19 +339,32 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
         cloned = f"{warm.get('episodes', STARTS.get(start, '?'))} oracle episodes" + (
             f" x {warm['epochs']} epochs" if "epochs" in warm else ""
         )
+        families = list(sel[0]["final"])
+        shifted = "in_distribution" in summary
         lines += [
             f"\n### start: {start} ({cloned} behaviour-cloned), {steps} env steps\n",
             "| method | "
-            + " | ".join(HEADLINE_FAMILIES)
-            + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | s/update | env steps to GRPO's final |",
-            "|---|" + "---|" * (len(HEADLINE_FAMILIES) + 4),
+            + " | ".join(families)
+            + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | "
+            + ("in-distribution average | vs grpo (paired) | " if shifted else "")
+            + "s/update | env steps to GRPO's final |",
+            "|---|" + "---|" * (len(families) + 4 + 2 * shifted),
         ]
+
+        def paired_cell(key: str, method: str) -> str:
+            pd = summary[key].get(start, {}).get(method)
+            return f"{pd['difference']:+.3f} [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}]" if pd else ""
+
         for method in methods:
             runs = [r for r in sel if r["method"] == method]
-            cells = [f"{np.mean([np.mean(r['final'][f]['correct']) for r in runs]):.2f}" for f in HEADLINE_FAMILIES]
+            cells = [f"{np.mean([np.mean(r['final'][f]['correct']) for r in runs]):.2f}" for f in families]
             m, lo, hi = mean_ci([average(r) for r in runs])
-            pd = summary["paired_difference_vs_grpo"].get(start, {}).get(method)
-            diff = f"{pd['difference']:+.3f} [{pd['ci'][0]:+.3f}, {pd['ci'][1]:+.3f}]" if pd else ""
+            diff = paired_cell("paired_difference_vs_grpo", method)
+            if shifted:
+                im, ilo, ihi = mean_ci([average(r, "final_iid") for r in runs])
+                diff += f" | {im:.3f} [{ilo:.3f}, {ihi:.3f}] | " + paired_cell(
+                    "in_distribution_paired_difference_vs_grpo", method
+                )
             speed = f"{summary['s_per_update'][method]:.2f}" if method in summary["s_per_update"] else ""
             reach = (
                 ""
@@ -251,20 +374,25 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {speed} | {reach} |")
         lines += [
             "",
-            "Looking and reading (pooled over seeds): hit / read / accuracy given a read, per family",
+            "Looking and reading (pooled over seeds): hit / read / accuracy given a read"
+            + (" / looked where the misleading marker points" if shifted else "")
+            + ", per family",
             "",
-            "| method | " + " | ".join(HEADLINE_FAMILIES) + " |",
-            "|---|" + "---|" * len(HEADLINE_FAMILIES),
+            "| method | " + " | ".join(families) + " |",
+            "|---|" + "---|" * len(families),
         ]
+        fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
         for method in methods:
             runs = [r for r in sel if r["method"] == method]
             cells = []
-            for f in HEADLINE_FAMILIES:
+            for f in families:
                 hit = _rate([h for r in runs for h in r["final"][f]["hit"]])
                 read = _rate([x for r in runs for x in r["final"][f]["read"]])
                 given = [c for r in runs for c, x in zip(r["final"][f]["correct"], r["final"][f]["read"]) if x]
-                fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
-                cells.append(f"{fmt(hit)} / {fmt(read)} / {fmt(float(np.mean(given)) if given else None)}")
+                cell = f"{fmt(hit)} / {fmt(read)} / {fmt(float(np.mean(given)) if given else None)}"
+                if shifted:
+                    cell += f" / {fmt(_rate([d for r in runs for d in r['final'][f].get('decoy', [])]))}"
+                cells.append(cell)
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines).strip() + "\n"
 
@@ -379,6 +507,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=6000, help="env steps per run")
     p.add_argument("--difficulty", type=int, default=0)
     p.add_argument(
+        "--condition",
+        default="iid",
+        choices=list(CONDITIONS),
+        help="test condition: " + "; ".join(f"{c.name}: {c.description}" for c in CONDITIONS.values()),
+    )
+    p.add_argument(
+        "--cue-rate", type=float, default=1.0, help="shift: share of training scenes whose marker points at the asked item"
+    )
+    p.add_argument(
         "--warm-epochs",
         nargs=2,
         type=int,
@@ -405,10 +542,14 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "runs.jsonl"
     rows = load_runs(log)
+    other = sorted({str(r.get("condition", "iid")) for r in rows} - {args.condition})
+    if other:
+        p.error(f"{log} holds runs of condition {', '.join(other)}; give each --condition its own --out")
     done = {(r["start"], r["seed"], r["method"]) for r in rows}
     todo = [(s, seed, [m for m in args.methods if (s, seed, m) not in done]) for s in args.starts for seed in args.seeds]
     todo = [t for t in todo if t[2] or (t[0], t[1], "warm start") not in done]
-    settings = {k: getattr(args, k) for k in ("steps", "difficulty", "eval_episodes", "eval_every", "curve_episodes", "teacher")}
+    keys = ("steps", "difficulty", "eval_episodes", "eval_every", "curve_episodes", "teacher", "condition", "cue_rate")
+    settings = {k: getattr(args, k) for k in keys}
     settings["start_episodes"] = dict(zip(STARTS, args.start_episodes))
     settings["warm_epochs"] = dict(zip(STARTS, args.warm_epochs))
     settings["warm_cache"] = str(args.out / "warm")

@@ -20,6 +20,7 @@ from iapo_gym.tools import BUILTIN_TOOLS, ToolContext, check_args, get_tool, mak
 from iapo_gym.validation import check_int
 
 from .cache import CachedScene, scene_cache
+from .shortcuts import check_shortcut, plant_shortcut
 
 SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1 << 30), "test": (1 << 30, 1 << 31)}
 """Scene-id ranges per split: disjoint, so test items are never trained on."""
@@ -64,12 +65,19 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
     parse) and ``regions`` (the image boxes a valid call chose: its ``box``, or the regions a ``focus`` named),
     ``scored`` (false for an item without a published answer: its ``correct`` means nothing), and ``scene``: the privileged :class:`~iapo_gym.scene.Scene` (evidence, layout, answers), for oracles,
     teachers and tests; a learning agent must not read it.
+
+    ## Shortcut cue
+    The bar and table families (``offers_shortcut``) can plant a confounder (:mod:`envs.shortcuts`):
+    ``shortcut=p`` draws a black marker next to the asked bar or row in a share ``p`` of the scenes;
+    ``shortcut_shift=True`` always draws it next to another one (the test split where the shortcut misleads).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 2}  # gym.Env's, shared by the class
     family: str = ""  # each class's; an instance may name its own (RealVQA: the dataset's)
     question_length: ClassVar[int] = QUESTION_LENGTH
     """Characters of the question kept in the observation (the ``question`` space's length)."""
+    offers_shortcut: ClassVar[bool] = False
+    """Whether this family's scenes carry marker slots for the ``shortcut`` cue."""
 
     def __init__(
         self,
@@ -82,6 +90,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         format_penalty: float = 0.1,
         relaxed_tolerance: float | None = None,
         render_mode: str | None = None,
+        shortcut: float = 0.0,
+        shortcut_shift: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
@@ -98,6 +108,13 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         self.ocr_backend = make_ocr(ocr)
         self.format_penalty, self.relaxed_tolerance = float(format_penalty), relaxed_tolerance
         self.render_mode = render_mode
+        self.shortcut, self.shortcut_shift = check_shortcut(shortcut, shortcut_shift)
+        lacking = self.families_without_shortcut()
+        if (self.shortcut or self.shortcut_shift) and lacking:
+            raise ValueError(
+                "shortcut and shortcut_shift need bar or table families (HBar, VBar, TableQA, TableSynth, TableFact); "
+                f"no marker slots in: {', '.join(lacking)}"
+            )
 
         image = spaces.Box(0, 255, (view_size, view_size, 3), np.uint8)
         self.observation_space = spaces.Dict(
@@ -125,6 +142,10 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         """The scene with this id (a pure function of the id and the env's settings)."""
         return self.generate(np.random.default_rng(scene_id), self.difficulty)
 
+    def families_without_shortcut(self) -> list[str]:
+        """The families this env draws from whose scenes cannot carry the shortcut cue."""
+        return [] if self.offers_shortcut else [self.family]
+
     def scene_key(self, scene_id: int) -> Hashable | None:
         """What decides the scene with this id, as a key of the process's scene cache (``None``: not cached).
         A family whose scenes depend on more settings than these puts them in the key too."""
@@ -133,10 +154,16 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
     def _scene_entry(self, scene_id: int) -> CachedScene:
         """The drawn scene with this id, from the process's scene cache (drawn and cached when missing)."""
         key = self.scene_key(scene_id)
+        planted = self.shortcut > 0.0 or self.shortcut_shift
+        if key is not None and planted:
+            key = (key, self.shortcut, self.shortcut_shift)
         cache = scene_cache()
         entry = cache.get(key) if key is not None else None
         if entry is None:
-            entry = CachedScene(self.draw_scene(scene_id))
+            scene = self.draw_scene(scene_id)
+            if planted:
+                scene = plant_shortcut(scene, scene_id, self.shortcut, self.shortcut_shift)
+            entry = CachedScene(scene)
             if key is not None:
                 cache.put(key, entry)
         return entry

@@ -10,6 +10,7 @@ from iapo_gym.vocab import CATEGORY_LABELS, COLORS, SERIES_LABELS
 
 from .base import ToolVQAEnv
 from .render import MEDIUM, SMALL, Canvas, union
+from .shortcuts import marker_box
 
 BAR_COUNTS = {0: 5, 1: 8, 2: 12}
 _EVIDENCE_MARGIN = 0.006
@@ -110,6 +111,7 @@ class HBarEnv(ToolVQAEnv):
     """
 
     family = "HBar"
+    offers_shortcut = True
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
@@ -129,9 +131,10 @@ class HBarEnv(ToolVQAEnv):
         color = list(COLORS.values())[color_index]
         left, right = x0 + 60, x0 + w - 50
         step = h / n
-        evidence, layout, bars = [], [], []
+        evidence, layout, bars, slots = [], [], [], []
         for k, (lab, val) in enumerate(zip(labels, values)):
             cy = y0 + step * (k + 0.5)
+            slots.append(marker_box(x0 + w + 4, cy, 14, min(14.0, step * 0.3), "left"))  # right of every value label
             lab_item = c.text(lab, left - 8, cy, SMALL, align="right")
             end = left + (right - left) * val / 100
             fill = color if not easy or (cue == "colour" and k == target) else NEUTRAL
@@ -147,6 +150,7 @@ class HBarEnv(ToolVQAEnv):
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
+        meta.update(marker_slots=tuple(slots), marker_target=evidence.index(ev[0]))
         return Scene("HBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
 
 
@@ -170,6 +174,7 @@ class VBarEnv(ToolVQAEnv):
     """
 
     family = "VBar"
+    offers_shortcut = True
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
@@ -191,7 +196,7 @@ class VBarEnv(ToolVQAEnv):
         c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 60, MEDIUM, align="center")
         base, top = y0 + h, y0 + 20
         slot = w / n
-        labels, evidence, layout, bars = [], [], [], []
+        labels, evidence, layout, bars, slots = [], [], [], [], []
         for k, cat in enumerate(cats):
             cx = x0 + slot * (k + 0.5)
             cat_item = c.text(cat, cx, base + 14, SMALL, align="center")
@@ -203,6 +208,7 @@ class VBarEnv(ToolVQAEnv):
                 fill = colors[g] if not easy or (cue == "colour" and k == target) else NEUTRAL
                 bar = c.rect(bx, ytop, bx + bw * 0.9, base, fill)
                 bars.append(bar)
+                slots.append(marker_box(bx + bw * 0.45, base + 32, min(12.0, bw * 0.4), 8, "up"))  # under the label
                 val_item = c.text(str(val), bx + bw * 0.45, ytop - 10, SMALL, align="center")
                 label = cat if groups == 1 else f"{series[g]} {cat}"
                 labels.append(label)
@@ -220,4 +226,5 @@ class VBarEnv(ToolVQAEnv):
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
+        meta.update(marker_slots=tuple(slots), marker_target=evidence.index(ev[0]))
         return Scene("VBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)

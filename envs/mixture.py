@@ -31,6 +31,9 @@ class VisualToolVQAEnv(ToolVQAEnv):
         self.tasks = tuple(names)
         super().__init__(**kwargs)
 
+    def families_without_shortcut(self) -> list[str]:
+        return [t for t in self.tasks if not FAMILY_ENVS[t].offers_shortcut]
+
     def scene_key(self, scene_id: int) -> Hashable | None:
         return (type(self), self.tasks, self.difficulty, self.split, int(scene_id))
 

@@ -167,6 +167,36 @@ def ink_map(image: np.ndarray) -> InkMap | None:
     return entry[1]
 
 
+def draw_triangle(image: np.ndarray, box: tuple[int, int, int, int], apex: str, color: tuple[int, int, int]) -> np.ndarray:
+    """A copy of ``image`` with a filled triangle in the pixel box ``(x0, y0, x1, y1)`` pointing ``apex``
+    (``"left"``, ``"right"``, ``"up"`` or ``"down"``). The copy keeps the original's ink map (when one was
+    recorded), grown over the triangle, so its glance stays as fast."""
+    x0, y0, x1, y1 = box
+    xm, ym = (x0 + x1) // 2, (y0 + y1) // 2
+    points = {
+        "left": [(x0, ym), (x1, y0), (x1, y1)],
+        "right": [(x1, ym), (x0, y0), (x0, y1)],
+        "up": [(xm, y0), (x0, y1), (x1, y1)],
+        "down": [(xm, y1), (x0, y0), (x1, y0)],
+    }
+    if apex not in points:
+        raise ValueError(f"apex must be one of {', '.join(points)}; got {apex!r}")
+    out = image.copy()
+    cv2.fillPoly(out, [np.array(points[apex], dtype=np.int32)], color, cv2.LINE_AA)
+    old = ink_map(image)
+    if old is not None:
+        h, w = out.shape[:2]
+        t = old.tile
+        mx0, my0, mx1, my1 = max(0, x0 - 2), max(0, y0 - 2), min(w, x1 + 3), min(h, y1 + 3)
+        tiles = old.tiles.copy()
+        tiles[my0 // t : (my1 - 1) // t + 1, mx0 // t : (mx1 - 1) // t + 1] = True
+        tiles.setflags(write=False)
+        b = old.box
+        grown = (min(b[0], mx0), min(b[1], my0), max(b[2], mx1), max(b[3], my1)) if b[0] < b[2] else (mx0, my0, mx1, my1)
+        _remember_ink(out, InkMap(grown, tiles, t))
+    return out
+
+
 def glance(image: np.ndarray, view_size: int, ink: InkMap | None = None) -> np.ndarray:
     """The whole image letterboxed into a ``view_size`` square: exactly
     ``view_region(image, (0, 0, width, height), view_size)``, computed faster for a canvas whose inked box

@@ -18,6 +18,7 @@ from iapo_gym.vocab import COLUMN_LABELS, ROW_LABELS
 
 from .base import ToolVQAEnv
 from .render import MEDIUM, SMALL, Canvas, text_size
+from .shortcuts import marker_box
 
 TABLEQA_SIZES = {0: (4, 3), 1: (6, 4), 2: (8, 5)}
 """(rows, value columns) per difficulty for :class:`TableQAEnv`."""
@@ -53,6 +54,16 @@ class Table:
     image: np.ndarray
     highlight_box: Box | None = None
     """The highlighted cell's rectangle (normalised), when one was asked for."""
+    marker_slots: tuple[tuple[int, int, int, int, str], ...] = ()
+    """Where the shortcut marker of each row would go (:mod:`envs.shortcuts`): left of the table, pointing at it."""
+
+    def row_of(self, region: Region) -> int:
+        """The row holding this cell region."""
+        return next(i for i, row in enumerate(self.cells) if region in row)
+
+    def shortcut_meta(self, row: int) -> dict[str, object]:
+        """The scene meta that offers the shortcut cue, the asked item being ``row``."""
+        return {"marker_slots": self.marker_slots, "marker_target": row}
 
 
 def _text_width(text: str) -> int:
@@ -113,9 +124,11 @@ def draw_table(
         c.text(name, col_x[j] + col_w / 2, y0 + row_h / 2, SMALL, align="center")
     cells: list[list[Region]] = []
     layout: list[Region] = []
+    slots = []
     for i, name in enumerate(rows):
         top = y0 + (i + 1) * row_h
         cy = top + row_h / 2
+        slots.append(marker_box(x0 - 11, cy, 8, min(9.0, row_h / 2 - 3), "right"))
         c.text(name, x0 + _CELL_PAD_PX, cy, SMALL)
         row_cells = []
         for j, col in enumerate(columns):
@@ -126,7 +139,7 @@ def draw_table(
         layout.append(Region("row", c.unit(x0, top, x1, top + row_h), name))
     for j, col in enumerate(columns):
         layout.append(Region("column", c.unit(col_x[j], y0, col_x[j] + col_w, y1), col))
-    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.final_image(), highlight_box)
+    return Table(rows, columns, values, cells, tuple(layout), tuple(c.texts), c.final_image(), highlight_box, tuple(slots))
 
 
 def table_question(
@@ -197,11 +210,12 @@ def _qa_scene(
             table.layout,
             table.texts,
             ("highlighted", "cell"),
-            meta={"cue": "highlight", "target_box": table.highlight_box},
+            meta={"cue": "highlight", "target_box": table.highlight_box, **table.shortcut_meta(i)},
         )
     table = draw_table(rng, size[0], size[1], row_px, extra_col_px)
     q, answers, evidence, program, keys = table_question(rng, table)
-    return Scene(family, table.image, q, answers, evidence, program, table.layout, table.texts, keys)
+    meta = table.shortcut_meta(table.row_of(evidence[0]))
+    return Scene(family, table.image, q, answers, evidence, program, table.layout, table.texts, keys, meta=meta)
 
 
 class TableQAEnv(ToolVQAEnv):
@@ -221,6 +235,7 @@ class TableQAEnv(ToolVQAEnv):
     """
 
     family = "TableQA"
+    offers_shortcut = True
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
@@ -239,6 +254,7 @@ class TableSynthEnv(ToolVQAEnv):
     """
 
     family = "TableSynth"
+    offers_shortcut = True
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
@@ -261,6 +277,7 @@ class TableFactEnv(ToolVQAEnv):
     """
 
     family = "TableFact"
+    offers_shortcut = True
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int) -> Scene:
@@ -286,6 +303,7 @@ class TableFactEnv(ToolVQAEnv):
             meta: dict[str, object] = {"cue": "highlight", "target_box": table.highlight_box}
         else:
             question, keys, meta = f"True or false: the {col} of {row} is {claim}.", (col, row, str(claim)), {}
+        meta.update(table.shortcut_meta(i))
         return Scene(
             "TableFact",
             table.image,

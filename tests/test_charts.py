@@ -124,7 +124,8 @@ HARDER_DIGESTS = {
 @pytest.mark.parametrize("difficulty", [1, 2])
 def test_harder_difficulties_unchanged(cls: type, difficulty: int) -> None:
     assert questions_digest(cls, difficulty) == HARDER_DIGESTS[cls.family, difficulty]
-    assert cls.generate(np.random.default_rng(0), difficulty).meta == {}
+    meta = cls.generate(np.random.default_rng(0), difficulty).meta
+    assert set(meta) == {"marker_slots", "marker_target"}  # no cue at these difficulties; only where a shortcut marker would go
 
 
 def test_generation_is_deterministic() -> None:

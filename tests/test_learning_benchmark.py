@@ -80,8 +80,9 @@ def test_methods_added_later_start_from_the_same_cached_warm_start(tmp_path: Pat
     assert cached.stat().st_mtime_ns == stamp  # the start was loaded, not cloned again
     methods = [json.loads(line)["method"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert methods == ["warm start", "grpo", "grpo-kl"]
-    fresh = learning._warm(4, 0, 0, 1)  # no cache: behaviour cloning from scratch gives the cached weights
-    loaded = learning._warm(4, 0, 0, 1, tmp_path / "warm")
+    train = learning.CONDITIONS["iid"].train_kwargs(0, 1.0)
+    fresh = learning._warm(4, 0, train, 1)  # no cache: behaviour cloning from scratch gives the cached weights
+    loaded = learning._warm(4, 0, train, 1, tmp_path / "warm")
     for (name, a), b in zip(fresh.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
 
