@@ -134,13 +134,13 @@ class HBarEnv(ToolVQAEnv):
         evidence, layout, bars, slots = [], [], [], []
         for k, (lab, val) in enumerate(zip(labels, values)):
             cy = y0 + step * (k + 0.5)
-            slots.append(marker_box(x0 + w + 4, cy, 14, min(14.0, step * 0.3), "left"))  # right of every value label
             lab_item = c.text(lab, left - 8, cy, SMALL, align="right")
             end = left + (right - left) * val / 100
             fill = color if not easy or (cue == "colour" and k == target) else NEUTRAL
             bar = c.rect(left, cy - step * 0.3, end, cy + step * 0.3, fill)
             bars.append(bar)
             val_item = c.text(str(val), end + 6, cy, SMALL)
+            slots.append(marker_box(val_item.box[2] * c.width + 22, cy, 12, min(14.0, step * 0.3), "left"))  # after the value
             evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), lab, str(val)))
             layout.append(Region("bar", union(lab_item.box, bar, val_item.box), lab, str(val)))
         c.line((left, y0), (left, y0 + h), (0, 0, 0))
@@ -208,7 +208,7 @@ class VBarEnv(ToolVQAEnv):
                 fill = colors[g] if not easy or (cue == "colour" and k == target) else NEUTRAL
                 bar = c.rect(bx, ytop, bx + bw * 0.9, base, fill)
                 bars.append(bar)
-                slots.append(marker_box(bx + bw * 0.45, base + 32, min(12.0, bw * 0.4), 8, "up"))  # under the label
+                slots.append(marker_box(bx + bw * 0.45, ytop - 33, min(12.0, bw * 0.4), 8, "down"))  # above the value
                 val_item = c.text(str(val), bx + bw * 0.45, ytop - 10, SMALL, align="center")
                 label = cat if groups == 1 else f"{series[g]} {cat}"
                 labels.append(label)

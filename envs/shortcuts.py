@@ -2,7 +2,8 @@
 
 Attribution priors are known to pay where training data carries a confounder that test data lacks (decoy
 MNIST, ColorMNIST, distractor backgrounds). The bar and table families can plant one: a solid black
-triangle next to one bar (at its end or under it) or at the left of one table row. In training scenes
+triangle pointing at one bar's printed value (just after it, or just above it) or at one table row (left of
+the table). A zoom on a chart's marker shows the value next to it. In training scenes
 (``shortcut=p``) it marks the asked item with probability ``p`` and is absent otherwise, so an agent that
 learns "look where the marker points" does as well there as one that reads the question's cue. In the
 shifted split (``shortcut_shift=True``) it is always drawn, next to an item the question does *not* ask
