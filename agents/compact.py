@@ -12,6 +12,10 @@ biases keep it learnable:
   token embedding to the tokens of the tool output (answers) or the question (labels). Reading a number
   with OCR and answering it is then one learned scale away, and the answer's attribution flows to the
   tool-output tokens it copied, which is what the attribution teacher expects.
+- with ``copy_slots`` (:class:`CompactConfig`), answers are no longer limited to the answer vocabulary: a
+  pointer head scores each of the first ``copy_slots`` tool-output tokens (its embedding, what kind of
+  token it is and where it stands), so a value read off a real chart ("34.5", "Germany") is answered by
+  pointing at it. Behaviour cloning then imitates a copy wherever the answer is a token of the tool output.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class CompactConfig:
     question_length: int = QUERY_LENGTH
     output_length: int = OUTPUT_LENGTH
     tools: tuple[str, ...] = field(default_factory=lambda: tuple(BUILTIN_TOOLS))
+    copy_slots: int = 0
+    """Tool-output tokens an answer may copy (0: answers come from the answer vocabulary only)."""
 
     def __post_init__(self) -> None:
         self.tools = tuple(self.tools)
@@ -61,8 +67,27 @@ class CompactConfig:
         check_ints(
             self, ("view_size", "grid", "width", "embed_dim", "hidden", "vocab_size", "question_length", "output_length"), 1
         )
+        check_ints(self, ("copy_slots",), 0)
         if self.view_size % 8:
             raise ValueError(f"CompactConfig.view_size must be a multiple of 8; got {self.view_size}")
+        if self.copy_slots > self.output_length:
+            raise ValueError(
+                f"CompactConfig.copy_slots must be at most output_length ({self.output_length}); got {self.copy_slots}"
+            )
+
+
+TOKEN_KINDS = 5
+"""Features of a tool-output token for the copy pointer: number, decimal number, word, punctuation, position."""
+
+
+def token_kinds(text: str, length: int) -> np.ndarray:
+    """(length, :data:`TOKEN_KINDS`) float32: what kind each token of ``text`` is, and its relative position (the
+    pointer's view of a token it has never seen: an unseen number's embedding is a hash, its kind is not)."""
+    out = np.zeros((length, TOKEN_KINDS), dtype=np.float32)
+    for k, tok in enumerate(tokenize(text)[:length]):
+        number = tok.lstrip("-").replace(".", "", 1).isdigit()
+        out[k] = (number, number and "." in tok, tok.isalpha(), not tok[0].isalnum() and not number, k / length)
+    return out
 
 
 def _candidate_tokens(strings: Sequence[str], vocab_size: int) -> Tensor:
@@ -99,10 +124,15 @@ class CompactPolicyNet(nn.Module):
         self.cell_head = nn.Conv2d(w, 1, 1)
         self.trunk = nn.Sequential(nn.Linear(2 * w + 2 * d + 6, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU())
         sizes = dict(zip(codec.components, codec.component_sizes))
+        sizes["answer"] = len(codec.answers)  # the vocabulary's; the copy slots get the pointer's scores
         self.heads = nn.ModuleDict({k: nn.Linear(c.hidden, n) for k, n in sizes.items() if k != "cell"})
         self.copy_scale = nn.Parameter(torch.tensor([1.0, 1.0]))  # answers from tool output, labels from question
         self.register_buffer("answer_tokens", _candidate_tokens(codec.answers, c.vocab_size), persistent=False)
         self.register_buffer("label_tokens", _candidate_tokens(codec.focus_labels, c.vocab_size), persistent=False)
+        if c.copy_slots:  # the pointer: one score per copyable tool-output token
+            self.pointer_token = nn.Linear(d, d)
+            self.pointer_kind = nn.Linear(TOKEN_KINDS, d)
+            self.pointer_query = nn.Linear(c.hidden, d)
 
     def embed(self, ids: Tensor) -> Tensor:
         return self.embedding(ids)
@@ -121,10 +151,19 @@ class CompactPolicyNet(nn.Module):
         return score.clamp(min=-8.0)
 
     def forward(
-        self, glance: Tensor, crop: Tensor, question: Tensor, tool_output: Tensor, q_mask: Tensor, o_mask: Tensor, aux: Tensor
+        self,
+        glance: Tensor,
+        crop: Tensor,
+        question: Tensor,
+        tool_output: Tensor,
+        q_mask: Tensor,
+        o_mask: Tensor,
+        aux: Tensor,
+        o_kinds: Tensor,
     ) -> dict[str, Tensor]:
         """Logits per component. ``question``/``tool_output`` are token *embeddings* (so they can be
-        attributed); the masks mark real tokens; ``aux`` is (view_box, budget fraction, whether a tool-output token repeats a question token)."""
+        attributed); the masks mark real tokens; ``aux`` is (view_box, budget fraction, whether a tool-output
+        token repeats a question token); ``o_kinds`` the tool-output tokens' :func:`token_kinds`."""
         sg = self.stem(glance)
         fg, fc = self.image_encoder(sg), self.image_encoder(self.stem(crop))
         q = torch.tanh(self.question_proj(self._pool(question, q_mask)))
@@ -144,6 +183,11 @@ class CompactPolicyNet(nn.Module):
         logits = {k: head(h) for k, head in self.heads.items()}
         logits["cell"] = cell
         logits["answer"] = logits["answer"] + 4.0 * self.copy_scale[0] * self._copy(tool_output, o_mask, self.answer_tokens)
+        if self.config.copy_slots:
+            n = self.config.copy_slots
+            keys = torch.tanh(self.pointer_token(tool_output[:, :n]) + self.pointer_kind(o_kinds[:, :n]))
+            pointer = torch.einsum("bnd,bd->bn", keys, self.pointer_query(h)).masked_fill(~o_mask[:, :n], -1e4)
+            logits["answer"] = torch.cat([logits["answer"], pointer], dim=1)
         logits["label"] = logits["label"] + 4.0 * self.copy_scale[1] * self._copy(question, q_mask, self.label_tokens)
         return logits
 
@@ -157,18 +201,20 @@ class ObservationBatch:
     q_ids: Tensor
     o_ids: Tensor
     aux: Tensor
+    o_kinds: Tensor
+    """(B, output length, :data:`TOKEN_KINDS`): what kind each tool-output token is (for the copy pointer)."""
+
+    FIELDS = ("glance", "crop", "q_ids", "o_ids", "aux", "o_kinds")
 
     def __len__(self) -> int:
         return int(self.glance.shape[0])
 
     def index(self, idx: Tensor | slice) -> ObservationBatch:
-        return ObservationBatch(self.glance[idx], self.crop[idx], self.q_ids[idx], self.o_ids[idx], self.aux[idx])
+        return ObservationBatch(*(getattr(self, f)[idx] for f in self.FIELDS))
 
     @staticmethod
     def cat(batches: Sequence[ObservationBatch]) -> ObservationBatch:
-        return ObservationBatch(
-            *(torch.cat([getattr(b, f) for b in batches]) for f in ("glance", "crop", "q_ids", "o_ids", "aux"))
-        )
+        return ObservationBatch(*(torch.cat([getattr(b, f) for b in batches]) for f in ObservationBatch.FIELDS))
 
 
 def _image(x: np.ndarray, size: int) -> np.ndarray:
@@ -186,6 +232,7 @@ def observations_to_batch(observations: Sequence[dict[str, Any]], config: Compac
     crop = np.stack([_image(o["crop"], v) for o in observations])
     q = np.stack([encode(str(o["question"]), config.question_length, config.vocab_size) for o in observations])
     out = np.stack([encode(str(o["tool_output"]), config.output_length, config.vocab_size) for o in observations])
+    kinds = np.stack([token_kinds(str(o["tool_output"]), config.output_length) for o in observations])
     # "does a tool-output token repeat a question token" (what a true/false statement turns on), by exact id
     repeat = ((q[:, :, None] == out[:, None, :]) & (q[:, :, None] > 0)).any(axis=(1, 2)).astype(np.float32)
     aux = np.stack(
@@ -196,7 +243,12 @@ def observations_to_batch(observations: Sequence[dict[str, Any]], config: Compac
     )
     to_img = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
     return ObservationBatch(
-        to_img(glance), to_img(crop), torch.from_numpy(q), torch.from_numpy(out), torch.from_numpy(aux).float()
+        to_img(glance),
+        to_img(crop),
+        torch.from_numpy(q),
+        torch.from_numpy(out),
+        torch.from_numpy(aux).float(),
+        torch.from_numpy(kinds),
     )
 
 
@@ -222,14 +274,16 @@ class CompactPolicy(nn.Module):
     def __init__(self, config: CompactConfig | None = None) -> None:
         super().__init__()
         self.config = config or CompactConfig()
-        self.codec = ActionCodec(self.config.tools, grid=self.config.grid, sizes=self.config.sizes)
+        self.codec = ActionCodec(
+            self.config.tools, grid=self.config.grid, sizes=self.config.sizes, copy_slots=self.config.copy_slots
+        )
         self.net = CompactPolicyNet(self.config, self.codec)
 
     def inputs(self, batch: ObservationBatch) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """(attributed inputs, other forward args) of a batch, in :data:`INPUTS` order."""
         q_mask, o_mask = batch.q_ids > 0, batch.o_ids > 0
         attributed = (batch.glance, batch.crop, self.net.embed(batch.q_ids), self.net.embed(batch.o_ids))
-        return attributed, (q_mask, o_mask, batch.aux)
+        return attributed, (q_mask, o_mask, batch.aux, batch.o_kinds)
 
     def logits(self, batch: ObservationBatch) -> dict[str, Tensor]:
         attributed, extra = self.inputs(batch)
@@ -263,10 +317,19 @@ class CompactPolicy(nn.Module):
         self, observations: Sequence[dict[str, Any]], generator: torch.Generator | None = None, greedy: bool = True
     ) -> list[str]:
         """Tool-call strings for raw env observations (what every agent built on this policy sends)."""
-        return self.to_calls(self.sample(observations_to_batch(observations, self.config), generator, greedy=greedy))
+        return self.to_calls(
+            self.sample(observations_to_batch(observations, self.config), generator, greedy=greedy), observations
+        )
 
-    def to_calls(self, actions: Tensor) -> list[str]:
-        return [self.codec.decode(a).to_json() for a in actions.cpu().numpy()]
+    def to_calls(self, actions: Tensor, observations: Sequence[dict[str, Any]] | None = None) -> list[str]:
+        """Tool-call strings of structured actions; a copied answer reads its text from the observation's tool output."""
+        outputs = [None] * len(actions) if observations is None else [str(o["tool_output"]) for o in observations]
+        return [self.codec.decode(a, out).to_json() for a, out in zip(actions.cpu().numpy(), outputs)]
+
+    def encode(self, call: str, observation: dict[str, Any]) -> np.ndarray:
+        """The structured action of a tool call made at ``observation``: an answer that is a token of the tool
+        output is a copy of it when this policy can copy (what behaviour cloning imitates and IAPO attributes)."""
+        return self.codec.encode(call, str(observation["tool_output"]), prefer_copy=self.config.copy_slots > 0)
 
     def config_dict(self) -> dict[str, Any]:
         d = asdict(self.config)
@@ -318,9 +381,17 @@ class CompactPolicy(nn.Module):
                 )
 
             def forward(
-                glance: Tensor, crop: Tensor, q: Tensor, o: Tensor, q_mask: Tensor, o_mask: Tensor, aux: Tensor, acts: Tensor
+                glance: Tensor,
+                crop: Tensor,
+                q: Tensor,
+                o: Tensor,
+                q_mask: Tensor,
+                o_mask: Tensor,
+                aux: Tensor,
+                o_kinds: Tensor,
+                acts: Tensor,
             ) -> Tensor:
-                logp, _ = self.log_prob_from_logits(self.net(glance, crop, q, o, q_mask, o_mask, aux), acts)
+                logp, _ = self.log_prob_from_logits(self.net(glance, crop, q, o, q_mask, o_mask, aux, o_kinds), acts)
                 return logp
 
             attrs = attribute(

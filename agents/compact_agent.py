@@ -61,7 +61,7 @@ class CompactAgent:
         layout = layout_for_observation(observation, obj.grid, cfg.question_length, cfg.output_length)
         scene = info["scene"]
         batch = observations_to_batch([observation], cfg)
-        actions = torch.from_numpy(self.policy.codec.encode(action)).unsqueeze(0)
+        actions = torch.from_numpy(self.policy.encode(action, observation)).unsqueeze(0)
         scores = self.policy.attribution(
             batch, actions, [(scene.height, scene.width)], layout.grid, obj.method, n_steps=obj.steps
         )[0]

@@ -40,7 +40,7 @@ def oracle_dataset(
                 parsed = ToolCall("answer", {"text": info["scene"].answers[0]})
             call = parsed.to_json()
             try:
-                encoded = policy.codec.encode(call)
+                encoded = policy.encode(call, obs)
             except ValueError:  # an answer outside the vocabulary: nothing to imitate in this episode
                 break
             observations.append(obs)
@@ -49,7 +49,7 @@ def oracle_dataset(
             box = parsed.args.get("box")
             ok[policy.codec.covering_cells(parse_box(box))[0] if box is not None else encoded[1]] = True
             cells.append(ok)
-            obs, _, terminated, truncated, info = env.step(policy.codec.decode(encoded).to_json())
+            obs, _, terminated, truncated, info = env.step(policy.to_calls(torch.from_numpy(encoded)[None], [obs])[0])
             done = terminated or truncated
     return (
         observations_to_batch(observations, policy.config),

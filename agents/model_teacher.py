@@ -66,7 +66,7 @@ class ModelTeacher:
             )
         batch = observations_to_batch([native_view(observation, info["scene"], pol.config.view_size)], pol.config)
         if action is not None:
-            actions = torch.from_numpy(pol.codec.encode(action)).unsqueeze(0)
+            actions = torch.from_numpy(pol.encode(action, observation)).unsqueeze(0)
         else:
             actions = pol.sample(batch, greedy=True)
         scene = info["scene"]

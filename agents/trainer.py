@@ -209,7 +209,7 @@ class GroupTrainer:
             with torch.no_grad():
                 a = pol.sample(batch, self.sampler)
                 lp, _ = pol.log_prob(batch, a)
-            for i, call, tool_index in zip(alive, pol.to_calls(a), a[:, 0].tolist()):
+            for i, call, tool_index in zip(alive, pol.to_calls(a, [obs[i] for i in alive]), a[:, 0].tolist()):
                 scene = infos[i]["scene"]
                 hw.append((scene.height, scene.width))
                 tools.append(pol.codec.tools[tool_index])

@@ -130,7 +130,7 @@ def run(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
 
 def run_compact(view: int, batch: int, repeats: int) -> list[tuple[str, float, float]]:
     """Timings of ``CompactPolicy.attribution`` per method, relative to one forward+backward of its log-prob."""
-    from iapo_gym.agents.compact import ObservationBatch, CompactConfig, CompactPolicy
+    from iapo_gym.agents.compact import TOKEN_KINDS, CompactConfig, CompactPolicy, ObservationBatch
 
     torch.manual_seed(0)
     policy = CompactPolicy(CompactConfig(view_size=view)).eval()
@@ -140,7 +140,8 @@ def run_compact(view: int, batch: int, repeats: int) -> list[tuple[str, float, f
         torch.rand(batch, 3, view, view),
         torch.randint(1, vocab, (batch, 32)),
         torch.randint(1, vocab, (batch, 48)),
-        torch.rand(batch, 5),
+        torch.rand(batch, 6),
+        torch.zeros(batch, 48, TOKEN_KINDS),
     )
     with torch.no_grad():
         actions = policy.sample(b)

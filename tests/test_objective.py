@@ -194,7 +194,7 @@ def test_answers_and_labels_that_used_to_collide_have_ids_of_their_own() -> None
             "view_box": np.zeros(4, np.float32),
             "budget": 3,
         }
-        (g, c, q, o), (qm, om, aux) = pol.inputs(observations_to_batch([obs], pol.config))
+        (g, c, q, o), (qm, om, aux, kinds) = pol.inputs(observations_to_batch([obs], pol.config))
         copy = pol.net._copy(o, om, pol.net.answer_tokens)[0].detach()
         answers = pol.codec.answers
         assert float(copy[answers.index(read)]) > float(copy[answers.index(twin)]) + 1.0

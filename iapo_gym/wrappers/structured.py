@@ -19,6 +19,7 @@ from gymnasium import spaces
 
 from ..answers import normalize_answer
 from ..scene import Box
+from ..text import tokenize
 from ..toolcall import ToolCall, parse_box, parse_tool_call
 from ..tools import get_tool
 from ..validation import check_int
@@ -79,11 +80,16 @@ class ActionCodec:
     axis      focus axis: rows, columns, bars, series
     label     focus label, index into ``focus_labels``
     mode      focus mode: highlight, mask
-    answer    answer text, index into ``answers`` (normalised answers)
+    answer    answer text: index into ``answers`` (normalised answers), or, from ``len(answers)`` on,
+              a copy: slot ``k`` answers the ``k``-th token of the last tool output
     ========  =====================================================================================
 
     Components that the chosen tool does not use are ignored, so a policy can emit all of them at once.
     Shared by :class:`StructuredActionWrapper` (for array-based RL libraries) and the compact agent.
+
+    ``copy_slots`` (default 0: a closed answer vocabulary) opens answers that are not in ``answers``: a value
+    read off a real chart ("34.5", "Germany") is answered by pointing at it in the tool output
+    (:func:`~iapo_gym.text.tokenize`'s tokens), so :meth:`decode` and :meth:`encode` then take that text.
     """
 
     def __init__(
@@ -93,8 +99,10 @@ class ActionCodec:
         sizes: Sequence[float] = DEFAULT_SIZES,
         focus_labels: Sequence[str] = FOCUS_LABELS,
         answers: Sequence[str] = ANSWER_VOCAB,
+        copy_slots: int = 0,
     ) -> None:
         grid = check_int("grid", grid, 1, hint=" (cells per side of the box-centre grid)")
+        self.copy_slots = check_int("copy_slots", copy_slots, 0, hint=" (tool-output tokens an answer may copy)")
         sizes = tuple(sizes)
         if not sizes or any(isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0.0 < float(s) <= 1.0 for s in sizes):
             raise ValueError(f"sizes must be a non-empty sequence of box sides in (0, 1]; got {sizes!r}")
@@ -121,7 +129,7 @@ class ActionCodec:
             len(self.axes),
             len(self.focus_labels),
             len(self.modes),
-            len(self.answers),
+            len(self.answers) + self.copy_slots,
         )
         self.space = spaces.MultiDiscrete(np.array(self.component_sizes, dtype=np.int64))
 
@@ -151,8 +159,9 @@ class ActionCodec:
         (x0, x1), (y0, y1) = out
         return (x0, y0, x1, y1)
 
-    def decode(self, action: Any) -> ToolCall:
-        """The :class:`ToolCall` that a structured action stands for."""
+    def decode(self, action: Any, tool_output: str | None = None) -> ToolCall:
+        """The :class:`ToolCall` that a structured action stands for. A copied answer takes its text from
+        ``tool_output`` (the observation's last tool output; a slot past its last token answers ``""``)."""
         a = np.asarray(action)
         if a.shape != (len(COMPONENTS),) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"action must be {len(COMPONENTS)} integers ({', '.join(COMPONENTS)}); got {np.asarray(action)!r}")
@@ -169,18 +178,25 @@ class ActionCodec:
                 args["mode"] = self.modes[mode]
             return ToolCall(name, args)
         if kind == "answer":
-            return ToolCall(name, {"text": self.answers[answer]})
+            if answer < len(self.answers):
+                return ToolCall(name, {"text": self.answers[answer]})
+            if tool_output is None:
+                raise ValueError(f"action answers by copying tool-output token {answer - len(self.answers)}: pass tool_output")
+            tokens = tokenize(tool_output)
+            k = answer - len(self.answers)
+            return ToolCall(name, {"text": tokens[k] if k < len(tokens) else ""})
         return ToolCall(name, {})
 
     # -- tool call -> components --------------------------------------------------------------------
-    def encode(self, call: str | ToolCall) -> np.ndarray:
+    def encode(self, call: str | ToolCall, tool_output: str | None = None, prefer_copy: bool = False) -> np.ndarray:
         """The nearest structured action to a tool call (a string in any accepted form, or a :class:`ToolCall`).
 
         Boxes: the smallest size whose box, centred on some cell, covers the whole box; among those cells
         the one whose centre is nearest the box's centre (if no size covers it, the largest size at the
         nearest cell). Focus: the axis, the mode and the *first* label (one label per action). Answers: the
-        index of the normalised text in ``answers``; an answer outside it raises ``ValueError``. Components
-        the tool does not use are 0.
+        index of the normalised text in ``answers``; with copy slots and a ``tool_output``, an answer outside
+        them (or any answer, ``prefer_copy``) that is a token of the tool output becomes the copy of its first
+        occurrence; an answer neither can produce raises ``ValueError``. Components the tool does not use are 0.
         """
         if isinstance(call, str):
             call = parse_tool_call(call)
@@ -210,13 +226,29 @@ class ActionCodec:
         elif kind == "answer":
             text = call.args.get("text")
             key = normalize_answer(str(text))
-            if isinstance(text, bool) or not isinstance(text, (str, int, float)) or key not in self._answer_index:
+            valid = not isinstance(text, bool) and isinstance(text, (str, int, float))
+            copy = self._copy_slot(str(text), tool_output) if valid else None
+            if valid and copy is not None and (prefer_copy or key not in self._answer_index):
+                out[6] = len(self.answers) + copy
+            elif valid and key in self._answer_index:
+                out[6] = self._answer_index[key]
+            else:
+                where = f" nor a token of the tool output's first {self.copy_slots}" if self.copy_slots else ""
                 raise ValueError(
                     f"call: answer {text!r} (normalised {key!r}) is not in the answer vocabulary "
-                    f"({len(self.answers)} answers); the answer head cannot produce it"
+                    f"({len(self.answers)} answers){where}; the answer head cannot produce it"
                 )
-            out[6] = self._answer_index[key]
         return out
+
+    def _copy_slot(self, text: str, tool_output: str | None) -> int | None:
+        """The first copy slot whose tool-output token is ``text`` (one token, compared as tokens), if any."""
+        if not self.copy_slots or tool_output is None:
+            return None
+        want = tokenize(text)
+        if len(want) != 1:
+            return None
+        tokens = tokenize(tool_output)[: self.copy_slots]
+        return tokens.index(want[0]) if want[0] in tokens else None
 
     def covering_cells(self, target: Box) -> tuple[np.ndarray, int]:
         """Every grid cell whose box covers ``target`` at the smallest size at which one does, and that size
