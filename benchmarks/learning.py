@@ -84,47 +84,111 @@ METHODS: dict[str, dict[str, Any]] = {
 
 SHORTCUT_FAMILIES = ("HBar", "VBar", "TableQA", "TableSynth", "TableFact")
 """The headline families that can plant the shortcut marker (:mod:`iapo_gym.envs.shortcuts`)."""
+REAL_SETS = ("refocus-hbar", "refocus-vbar", "vwtq", "vwtq-syn", "vtabfact", "charxiv", "vtool-r1-charts", "vtool-r1-tables")
+"""The sim-to-real test sets by default: the paper's six and VTool-R1's two (their public formats)."""
+REAL_EPISODES_SEED = 777
+"""Generator of the fixed test items (the same for every method, seed and invocation)."""
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One column of the results: an env and the kwargs of its test items."""
+
+    name: str
+    env_id: str
+    kwargs: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Condition:
-    """A test condition: which families are trained and tested, and how the test items differ from the
-    training ones."""
+    """In-distribution: train on the six headline families, test on their test split.
 
-    name: str
-    families: tuple[str, ...]
-    description: str
-    shortcut: bool = False
-    """Training scenes carry the shortcut marker on the asked item (at ``--cue-rate``); test scenes carry it
-    on another item."""
+    A condition says what the policy trains on (:meth:`train_kwargs`), what it is tested on (:meth:`tests`)
+    and, where those differ, the test items drawn like the training ones (:meth:`iid_tests`). ``settings``
+    holds the run's options (``difficulty``, ``cue_rate``, ``style``, ``data_dir``)."""
 
-    def train_kwargs(self, difficulty: int, rate: float) -> dict[str, Any]:
+    name: str = "iid"
+    description: str = "in-distribution: test items drawn like the training ones"
+    families: tuple[str, ...] = tuple(HEADLINE_FAMILIES)
+
+    def train_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Env kwargs of the training distribution (the warm start's and RL's)."""
-        return {"task": list(self.families), "difficulty": difficulty, **self.iid_kwargs(rate)}
+        style = settings.get("style", "fixed")
+        return {
+            "task": list(self.families),
+            "difficulty": settings["difficulty"],
+            **({"style": style} if style != "fixed" else {}),
+        }
 
-    def iid_kwargs(self, rate: float) -> dict[str, Any]:
-        """Env kwargs (beyond family and difficulty) of test items drawn like the training ones."""
-        return {"shortcut": rate} if self.shortcut else {}
+    def _procedural(self, settings: dict[str, Any], **extra: Any) -> list[TestSet]:
+        kw = {k: v for k, v in self.train_kwargs(settings).items() if k != "task"}
+        return [TestSet(f, f"VisualToolVQA-{f}-v0", {**kw, **extra, "split": "test"}) for f in self.families]
 
-    @property
-    def test_kwargs(self) -> dict[str, Any]:
-        """Env kwargs (beyond family and difficulty) of this condition's test items."""
-        return {"shortcut_shift": True} if self.shortcut else {}
+    def tests(self, settings: dict[str, Any]) -> list[TestSet]:
+        """This condition's test items, one :class:`TestSet` per column."""
+        return self._procedural(settings)
 
-    def tag(self, rate: float) -> str:
+    def iid_tests(self, settings: dict[str, Any]) -> list[TestSet] | None:
+        """Test items drawn like the training ones, where :meth:`tests` are not (``None``: they are)."""
+        return None
+
+    def curve_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Kwargs (over the training env's) of the mixture whose test accuracy the curves follow."""
+        return {}
+
+    def tag(self, settings: dict[str, Any]) -> str:
         """What sets this condition's warm start apart in its checkpoint's name."""
-        return f"-shortcut{rate:g}" if self.shortcut else ""
+        style = settings.get("style", "fixed")
+        return "" if style == "fixed" else f"-style{style}"
 
 
-CONDITIONS = {
-    "iid": Condition("iid", tuple(HEADLINE_FAMILIES), "in-distribution: test items drawn like the training ones"),
-    "shift": Condition(
-        "shift",
-        SHORTCUT_FAMILIES,
-        "shortcut-shifted: trained with a marker on the asked bar or row (at the cue rate), tested with it on another one",
-        shortcut=True,
-    ),
-}
+@dataclass(frozen=True)
+class ShortcutShift(Condition):
+    """Shortcut-shifted: trained where a marker points at the asked bar or row (in a share ``cue_rate`` of
+    the scenes), tested where it points at another one; the in-distribution test keeps the training cue."""
+
+    name: str = "shift"
+    description: str = (
+        "shortcut-shifted: trained with a marker on the asked bar or row (at the cue rate), tested with it on another one"
+    )
+    families: tuple[str, ...] = SHORTCUT_FAMILIES
+
+    def train_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return {**super().train_kwargs(settings), "shortcut": float(settings.get("cue_rate", 1.0))}
+
+    def tests(self, settings: dict[str, Any]) -> list[TestSet]:
+        return self._procedural(settings, shortcut=0.0, shortcut_shift=True)
+
+    def iid_tests(self, settings: dict[str, Any]) -> list[TestSet] | None:
+        return self._procedural(settings)
+
+    def curve_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return {"shortcut": 0.0, "shortcut_shift": True}
+
+    def tag(self, settings: dict[str, Any]) -> str:
+        return f"-shortcut{float(settings.get('cue_rate', 1.0)):g}" + super().tag(settings)
+
+
+@dataclass(frozen=True)
+class SimToReal(Condition):
+    """Sim-to-real: trained on the procedural headline families, tested on charts and tables in the public
+    test sets' formats (every item of each set under ``data_dir``: ``iapo-bench fixtures`` builds some);
+    the in-distribution test is the procedural test split."""
+
+    name: str = "sim2real"
+    description: str = "sim-to-real: trained on the procedural families, tested on real-format sets under --data-dir"
+
+    def tests(self, settings: dict[str, Any]) -> list[TestSet]:
+        data_dir = settings.get("data_dir")
+        if not data_dir:
+            raise ValueError("the sim2real condition needs --data-dir (a folder of public-format sets, e.g. iapo-bench fixtures)")
+        return [TestSet(name, "RealVQA-v0", {"dataset": name, "data_dir": str(data_dir)}) for name in settings["real_sets"]]
+
+    def iid_tests(self, settings: dict[str, Any]) -> list[TestSet] | None:
+        return self._procedural(settings)
+
+
+CONDITIONS: dict[str, Condition] = {c.name: c for c in (Condition(), ShortcutShift(), SimToReal())}
 """``--condition`` -> :class:`Condition`."""
 
 
@@ -140,29 +204,27 @@ def _followed_decoy(scene: Scene, trajectory: Trajectory) -> bool | None:
 
 
 def evaluate(
-    policy: CompactPolicy,
-    difficulty: int,
-    episodes: int,
-    families: Sequence[str] = HEADLINE_FAMILIES,
-    env_kwargs: dict[str, Any] | None = None,
+    policy: CompactPolicy, tests: Sequence[TestSet] | None = None, episodes: int = 50
 ) -> dict[str, dict[str, list[Any]]]:
-    """Per family: correct, evidence hit and read (True/False/None, :mod:`iapo_gym.diagnostics`) and, where a
-    shortcut marker misleads, whether the agent looked where it points (``decoy``), for the greedy policy on
-    fixed test items (``env_kwargs``: the test condition, e.g. ``shortcut_shift=True``)."""
+    """Per test set (default: the headline families' test splits at difficulty 0): correct, evidence hit and
+    read (True/False/None, :mod:`iapo_gym.diagnostics`) and, where a shortcut marker misleads, whether the
+    agent looked where it points (``decoy``), for the greedy policy on fixed test items: ``episodes`` drawn
+    from the split, or every item of a set that has no more."""
+    tests = tests if tests is not None else Condition()._procedural({"difficulty": 0})
     agent = CompactAgent(policy, greedy=True)
     out: dict[str, dict[str, list[Any]]] = {}
-    for family in families:
-        env = gym.make(
-            f"VisualToolVQA-{family}-v0",
-            split="test",
-            difficulty=difficulty,
-            view_size=policy.config.view_size,
-            **(env_kwargs or {}),
-        )
+    for test in tests:
+        env = gym.make(test.env_id, **{**test.kwargs, "view_size": policy.config.view_size})
         lo, hi = cast("ToolVQAEnv", env.unwrapped).scene_id_range()
+        rng = np.random.default_rng(REAL_EPISODES_SEED)
+        if hi - lo <= episodes:
+            ids = list(range(lo, hi))
+        elif hi - lo < 1 << 20:  # a data set: distinct items
+            ids = sorted(int(i) for i in rng.choice(np.arange(lo, hi), size=episodes, replace=False))
+        else:
+            ids = [int(s) for s in rng.integers(lo, hi, size=episodes)]
         rec: dict[str, list[Any]] = {"correct": [], "hit": [], "read": [], "decoy": []}
         recorder = TrajectoryRecorder(env)
-        ids = [int(s) for s in np.random.default_rng(777).integers(lo, hi, size=episodes)]
         for _ in evaluate_episodes(agent, recorder, scene_ids=ids):
             t = recorder.trajectory
             rec["correct"].append(bool(t.correct))
@@ -170,19 +232,27 @@ def evaluate(
             rec["read"].append(t.evidence_read)
             scene = cast("ToolVQAEnv", env.unwrapped).scene
             rec["decoy"].append(None if scene is None else _followed_decoy(scene, t))
-        out[family] = rec
+        out[test.name] = rec
     return out
 
 
 def _warm(
-    episodes: int, seed: int, env_kwargs: dict[str, Any], epochs: int, cache: Path | None = None, tag: str = ""
+    episodes: int,
+    seed: int,
+    env_kwargs: dict[str, Any],
+    epochs: int,
+    cache: Path | None = None,
+    tag: str = "",
+    copy_slots: int = 0,
 ) -> CompactPolicy:
     """The behaviour-cloned start of a seed, cloned from oracle episodes of the training distribution
-    ``env_kwargs``; kept as a compact-agent checkpoint under ``cache`` (if given) and reloaded by a rerun, so
-    that methods added later start from the very same weights as the ones already run."""
+    ``env_kwargs`` (a policy that can copy answers with ``copy_slots``); kept as a compact-agent checkpoint
+    under ``cache`` (if given) and reloaded by a rerun, so that methods added later start from the very same
+    weights as the ones already run."""
     torch.manual_seed(seed)
-    policy = CompactPolicy(CompactConfig())
+    policy = CompactPolicy(CompactConfig(copy_slots=copy_slots))
     difficulty = env_kwargs["difficulty"]
+    tag += f"-copy{copy_slots}" if copy_slots else ""
     path = None if cache is None else cache / f"bc-{episodes}ep-{epochs}epochs-d{difficulty}{tag}-seed{seed}"
     if path is not None and path.exists():
         return CompactAgent.load_checkpoint(path).policy
@@ -190,6 +260,11 @@ def _warm(
     if path is not None:
         CompactAgent(policy).save(path)
     return policy
+
+
+def _row_settings(args: dict[str, Any]) -> dict[str, Any]:
+    """The options that make runs comparable: one ``--out`` holds runs of one set of them."""
+    return {k: args.get(k) for k in ("condition", "difficulty", "cue_rate", "style", "copy_slots", "data_dir", "steps")}
 
 
 def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -200,17 +275,17 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
     epochs = args.get("warm_epochs", WARM_EPOCHS)[start]
     cache = Path(args["warm_cache"]) if args.get("warm_cache") else None
     condition = CONDITIONS[args.get("condition", "iid")]
-    rate = float(args.get("cue_rate", 1.0))
-    train_kwargs = condition.train_kwargs(args["difficulty"], rate)
-    warm = _warm(episodes, seed, train_kwargs, epochs, cache, tag=condition.tag(rate))
+    train_kwargs = condition.train_kwargs(args)
+    copy_slots = int(args.get("copy_slots", 0))
+    warm = _warm(episodes, seed, train_kwargs, epochs, cache, tag=condition.tag(args), copy_slots=copy_slots)
     warm_s = time.perf_counter() - t0
+    tests, iid_tests = condition.tests(args), condition.iid_tests(args)
 
     def finals(policy: CompactPolicy) -> dict[str, Any]:
         """The final test accuracy on the condition's test items and, where they differ, on the training distribution's."""
-        out = {"final": evaluate(policy, args["difficulty"], args["eval_episodes"], condition.families, condition.test_kwargs)}
-        if condition.test_kwargs != condition.iid_kwargs(rate):
-            iid = evaluate(policy, args["difficulty"], args["eval_episodes"], condition.families, condition.iid_kwargs(rate))
-            out["final_iid"] = iid
+        out = {"final": evaluate(policy, tests, args["eval_episodes"])}
+        if iid_tests is not None:
+            out["final_iid"] = evaluate(policy, iid_tests, args["eval_episodes"])
         return out
 
     rows = [
@@ -219,6 +294,7 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
             "seed": seed,
             "method": "warm start",
             "condition": condition.name,
+            "settings": _row_settings(args),
             "warm_start_s": warm_s,
             "episodes": episodes,
             "epochs": epochs,
@@ -240,8 +316,8 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
         )
         trainer = GroupTrainer(cfg, copy.deepcopy(warm))
         # the curves follow the condition's test items (the trainer's default: the training distribution's)
-        test_kwargs = {**train_kwargs, **condition.test_kwargs, "view_size": trainer.policy.config.view_size, "split": "test"}
-        trainer.eval_env = gym.make(cfg.env_id, **test_kwargs)
+        curve = {**train_kwargs, **condition.curve_kwargs(args), "view_size": trainer.policy.config.view_size, "split": "test"}
+        trainer.eval_env = gym.make(cfg.env_id, **curve)
         history = trainer.train(progress=False)
         rows.append(
             {
@@ -249,6 +325,7 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
                 "seed": seed,
                 "method": name,
                 "condition": condition.name,
+                "settings": _row_settings(args),
                 "config": cfg.objective.to_dict() if cfg.reward == "iapo" else {},
                 **finals(trainer.policy),
                 "history": history,
@@ -341,6 +418,7 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
         )
         families = list(sel[0]["final"])
         shifted = "in_distribution" in summary
+        decoys = any(d is not None for r in sel for f in r["final"].values() for d in f.get("decoy", []))
         lines += [
             f"\n### start: {start} ({cloned} behaviour-cloned), {steps} env steps\n",
             "| method | "
@@ -375,7 +453,7 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
         lines += [
             "",
             "Looking and reading (pooled over seeds): hit / read / accuracy given a read"
-            + (" / looked where the misleading marker points" if shifted else "")
+            + (" / looked where the misleading marker points" if decoys else "")
             + ", per family",
             "",
             "| method | " + " | ".join(families) + " |",
@@ -390,7 +468,7 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
                 read = _rate([x for r in runs for x in r["final"][f]["read"]])
                 given = [c for r in runs for c, x in zip(r["final"][f]["correct"], r["final"][f]["read"]) if x]
                 cell = f"{fmt(hit)} / {fmt(read)} / {fmt(float(np.mean(given)) if given else None)}"
-                if shifted:
+                if decoys:
                     cell += f" / {fmt(_rate([d for r in runs for d in r['final'][f].get('decoy', [])]))}"
                 cells.append(cell)
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -515,6 +593,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--cue-rate", type=float, default=1.0, help="shift: share of training scenes whose marker points at the asked item"
     )
+    p.add_argument("--data-dir", type=Path, help="sim2real: folder of public-format test sets (iapo-bench fixtures builds some)")
+    p.add_argument(
+        "--real-sets",
+        nargs="+",
+        default=list(REAL_SETS),
+        help="sim2real: the sets under --data-dir to test on (default: %(default)s)",
+    )
+    p.add_argument("--style", default="fixed", choices=["fixed", "random"], help="rendering of the training scenes")
+    p.add_argument(
+        "--copy-slots",
+        type=int,
+        default=0,
+        help="tool-output tokens the policy may copy as its answer (0: a closed answer vocabulary)",
+    )
     p.add_argument(
         "--warm-epochs",
         nargs=2,
@@ -549,7 +641,15 @@ def main(argv: list[str] | None = None) -> None:
     todo = [(s, seed, [m for m in args.methods if (s, seed, m) not in done]) for s in args.starts for seed in args.seeds]
     todo = [t for t in todo if t[2] or (t[0], t[1], "warm start") not in done]
     keys = ("steps", "difficulty", "eval_episodes", "eval_every", "curve_episodes", "teacher", "condition", "cue_rate")
-    settings = {k: getattr(args, k) for k in keys}
+    settings = {k: getattr(args, k) for k in (*keys, "style", "copy_slots", "real_sets")}
+    settings["data_dir"] = str(args.data_dir) if args.data_dir else None
+    if args.condition == "sim2real" and not args.data_dir:
+        p.error("--condition sim2real needs --data-dir (build test sets with: iapo-bench fixtures --out DIR)")
+    mine = _row_settings(settings)
+    clash = next((r["settings"] for r in rows if "settings" in r and r["settings"] != mine), None)
+    if clash is not None:
+        diff = ", ".join(f"{k}: {clash.get(k)!r} there, {v!r} here" for k, v in mine.items() if clash.get(k) != v)
+        p.error(f"{log} holds runs made with other settings ({diff}); give these settings their own --out")
     settings["start_episodes"] = dict(zip(STARTS, args.start_episodes))
     settings["warm_epochs"] = dict(zip(STARTS, args.warm_epochs))
     settings["warm_cache"] = str(args.out / "warm")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from iapo_gym.benchmarks import learning, update_cost
 
@@ -80,7 +81,7 @@ def test_methods_added_later_start_from_the_same_cached_warm_start(tmp_path: Pat
     assert cached.stat().st_mtime_ns == stamp  # the start was loaded, not cloned again
     methods = [json.loads(line)["method"] for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert methods == ["warm start", "grpo", "grpo-kl"]
-    train = learning.CONDITIONS["iid"].train_kwargs(0, 1.0)
+    train = learning.CONDITIONS["iid"].train_kwargs({"difficulty": 0})
     fresh = learning._warm(4, 0, train, 1)  # no cache: behaviour cloning from scratch gives the cached weights
     loaded = learning._warm(4, 0, train, 1, tmp_path / "warm")
     for (name, a), b in zip(fresh.state_dict().items(), loaded.state_dict().values()):
@@ -91,3 +92,27 @@ def test_update_cost_benchmark_reports_ratios_to_grpo(tmp_path: Path) -> None:
     update_cost.main(["--updates", "1", "--questions", "1", "--group-size", "2", "--out", str(tmp_path)])
     out = json.loads((tmp_path / "update_cost.json").read_text())
     assert out["grpo"]["ratio_to_grpo"] == 1.0 and out["iapo (default)"]["total"] > 0
+
+
+def test_the_sim2real_condition_tests_on_every_item_of_real_format_sets(tmp_path: Path) -> None:
+    from iapo_gym.benchmarks.fixtures import build_fixtures
+
+    data = build_fixtures(tmp_path / "fixtures", items=2, sets=["refocus-hbar", "vwtq"])
+    argv = ["--condition", "sim2real", "--data-dir", str(data), "--real-sets", "refocus-hbar", "vwtq", "--copy-slots", "48"]
+    argv += ["--out", str(tmp_path / "out"), "--seeds", "0", "--starts", "weak", "--methods", "grpo", "--steps", "20"]
+    argv += ["--start-episodes", "4", "4", "--warm-epochs", "1", "1", "--eval-episodes", "3", "--eval-every", "1"]
+    argv += ["--curve-episodes", "1"]
+    learning.main(argv)
+    runs = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
+    assert [r["method"] for r in runs] == ["warm start", "grpo"]
+    for r in runs:
+        assert set(r["final"]) == {"refocus-hbar", "vwtq"} and all(len(f["correct"]) == 2 for f in r["final"].values())
+        assert len(r["final_iid"]) == 6  # the procedural headline families' test split beside
+        assert r["settings"]["copy_slots"] == 48 and r["settings"]["condition"] == "sim2real"
+    assert (tmp_path / "out" / "warm" / "bc-4ep-1epochs-d0-copy48-seed0").exists()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["weak"]) == {"warm start", "grpo"} and "in_distribution" in summary
+    with pytest.raises(SystemExit):  # the same --out with other settings is refused, not mixed
+        learning.main([a if a != "48" else "0" for a in argv])
+    with pytest.raises(SystemExit):  # sim2real without test sets
+        learning.main(["--condition", "sim2real", "--out", str(tmp_path / "other")])
