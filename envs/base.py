@@ -21,6 +21,7 @@ from iapo_gym.validation import check_int
 
 from .cache import CachedScene, scene_cache
 from .shortcuts import check_shortcut, plant_shortcut
+from .style import FIXED, Style, check_style, draw_style
 
 SPLITS: dict[str, tuple[int, int]] = {"train": (0, 1 << 30), "test": (1 << 30, 1 << 31)}
 """Scene-id ranges per split: disjoint, so test items are never trained on."""
@@ -70,6 +71,12 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
     The bar and table families (``offers_shortcut``) can plant a confounder (:mod:`envs.shortcuts`):
     ``shortcut=p`` draws a black marker next to the asked bar or row in a share ``p`` of the scenes;
     ``shortcut_shift=True`` always draws it next to another one (the test split where the shortcut misleads).
+
+    ## Style
+    ``style="fixed"`` (the default) draws every scene of a family in one look; ``style="random"`` draws, per
+    scene, a look of its own (:mod:`envs.style`: font face and size, colours, where bar values are printed,
+    gridlines, canvas aspect ratio, bar widths), for the families that offer it (``offers_style``: the bar and
+    table families). The question, answers and evidence are drawn as before; only their rendering changes.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 2}  # gym.Env's, shared by the class
@@ -78,6 +85,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
     """Characters of the question kept in the observation (the ``question`` space's length)."""
     offers_shortcut: ClassVar[bool] = False
     """Whether this family's scenes carry marker slots for the ``shortcut`` cue."""
+    offers_style: ClassVar[bool] = False
+    """Whether this family's ``generate`` draws in the :class:`~envs.style.Style` it is given (``style="random"``)."""
 
     def __init__(
         self,
@@ -92,6 +101,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         render_mode: str | None = None,
         shortcut: float = 0.0,
         shortcut_shift: bool = False,
+        style: str = "fixed",
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
@@ -115,6 +125,13 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
                 "shortcut and shortcut_shift need bar or table families (HBar, VBar, TableQA, TableSynth, TableFact); "
                 f"no marker slots in: {', '.join(lacking)}"
             )
+        self.style = check_style(style)
+        unstyled = self.families_without_style()
+        if self.style != "fixed" and unstyled:
+            raise ValueError(
+                f"style={self.style!r} needs families that draw styles (HBar, VBar, TableQA, TableSynth, TableFact); "
+                f"none in: {', '.join(unstyled)}"
+            )
 
         image = spaces.Box(0, 255, (view_size, view_size, 3), np.uint8)
         self.observation_space = spaces.Dict(
@@ -134,13 +151,22 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
 
     # -- the one thing a family defines -------------------------------------------------------------
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
-        """Draw one scene; each family overrides this."""
-        raise NotImplementedError("a task family overrides generate(rng, difficulty) -> Scene")
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
+        """Draw one scene in ``style`` (a family that does not offer styles is only ever given :data:`FIXED`);
+        each family overrides this."""
+        raise NotImplementedError("a task family overrides generate(rng, difficulty, style=FIXED) -> Scene")
 
     def draw_scene(self, scene_id: int) -> Scene:
         """The scene with this id (a pure function of the id and the env's settings)."""
-        return self.generate(np.random.default_rng(scene_id), self.difficulty)
+        return self.generate(np.random.default_rng(scene_id), self.difficulty, self.scene_style(scene_id))
+
+    def scene_style(self, scene_id: int) -> Style:
+        """The style the scene with this id is drawn in: :data:`FIXED`, or its own random one."""
+        return draw_style(scene_id) if self.style == "random" else FIXED
+
+    def families_without_style(self) -> list[str]:
+        """The families this env draws from that cannot draw a random style."""
+        return [] if self.offers_style else [self.family]
 
     def families_without_shortcut(self) -> list[str]:
         """The families this env draws from whose scenes cannot carry the shortcut cue."""
@@ -157,6 +183,8 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         planted = self.shortcut > 0.0 or self.shortcut_shift
         if key is not None and planted:
             key = (key, self.shortcut, self.shortcut_shift)
+        if key is not None and self.style != "fixed":
+            key = (key, self.style)
         cache = scene_cache()
         entry = cache.get(key) if key is not None else None
         if entry is None:

@@ -11,6 +11,7 @@ from iapo_gym.vocab import CATEGORY_LABELS, COLORS, SERIES_LABELS
 from .base import ToolVQAEnv
 from .render import MEDIUM, SMALL, Canvas, union
 from .shortcuts import marker_box
+from .style import FIXED, Style
 
 BAR_COUNTS = {0: 5, 1: 8, 2: 12}
 _EVIDENCE_MARGIN = 0.006
@@ -108,15 +109,24 @@ class HBarEnv(ToolVQAEnv):
 
     At difficulty 0 ``scene.meta`` holds ``cue`` (``"colour"`` or ``"extreme"``), ``target_box`` (the
     target bar's rectangle) and ``bar_boxes`` (every bar's rectangle), normalised.
+
+    ## Style
+    ``style="random"`` (:mod:`envs.style`) draws each scene's look from its id: a 1024x1024, 1024x768 or
+    768x1024 canvas (white or off-white), a Hershey font face at a jittered size, dark text, a bar colour
+    from a palette of muted ones (at difficulty 0 the cue colours stay the named ones), bar thickness, the
+    value printed past the bar's end, inside it (white on a dark bar) or above its end, and gridlines with
+    tick labels under the plot. Question, labels and values are those of the fixed style.
     """
 
     family = "HBar"
     offers_shortcut = True
+    offers_style = True
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         n = BAR_COUNTS[difficulty]
-        c = Canvas()
+        c = style.canvas()
+        small, scale = style.text(SMALL), style.scale
         labels = [str(s) for s in rng.choice(CATEGORY_LABELS, size=n, replace=False)]
         easy = difficulty == 0
         if easy:
@@ -126,24 +136,46 @@ class HBarEnv(ToolVQAEnv):
         h_px = (60 * n, 90 * n) if easy else (36 * n, min(900, 60 * n))  # easy: bars >= 36 px thick
         w, h = int(rng.integers(560, 900)), int(rng.integers(h_px[0], h_px[1] + 1))
         x0, y0 = int(rng.integers(20, 1024 - w - 20)), int(rng.integers(70, 1024 - h - 10))
-        c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 40, MEDIUM, align="center")
+        below = 38 * scale if style.gridlines else 10  # room for the tick labels under the value axis
+        w, h = min(w, c.width - 40), min(h, int(c.height - 70 - below))  # no-ops on the fixed 1024 canvas
+        x0, y0 = min(x0, c.width - w - 20), min(y0, int(c.height - h - below))
+        c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 40, style.text(MEDIUM), align="center")
         color_index = int(rng.integers(len(COLORS) - 1))  # never black
-        color = list(COLORS.values())[color_index]
-        left, right = x0 + 60, x0 + w - 50
+        color = style.palette[0] if style.palette and not easy else list(COLORS.values())[color_index]
+        left, right = x0 + 60, x0 + w - 50 * scale  # room for the value and the marker after it
         step = h / n
+        if style.gridlines:
+            _value_grid(c, style, [(left + (right - left) * t / 100, t) for t in range(0, 101, 20)], (y0, y0 + h), "x")
+        th = c.text_size("99", small)[1]
+        half = step * 0.3 * style.bar_fill
+        if style.value_label == "above":  # the value sits in the gap above its bar: thinner bars where needed
+            half = min(half, (step - th - 8 * scale) / 2)
         evidence, layout, bars, slots = [], [], [], []
         for k, (lab, val) in enumerate(zip(labels, values)):
             cy = y0 + step * (k + 0.5)
-            lab_item = c.text(lab, left - 8, cy, SMALL, align="right")
+            lab_item = c.text(lab, left - 8, cy, small, align="right")
             end = left + (right - left) * val / 100
             fill = color if not easy or (cue == "colour" and k == target) else NEUTRAL
-            bar = c.rect(left, cy - step * 0.3, end, cy + step * 0.3, fill)
+            bar = c.rect(left, cy - half, end, cy + half, fill)
             bars.append(bar)
-            val_item = c.text(str(val), end + 6, cy, SMALL)
-            slots.append(marker_box(val_item.box[2] * c.width + 22, cy, 12, min(14.0, step * 0.3), "left"))  # after the value
+            tw = c.text_size(str(val), small)[0]
+            place = style.value_label
+            if place == "inside" and end - left < tw + 12 * scale:
+                place = "end"  # too short to hold its value
+            if place == "inside":
+                val_item = c.text(str(val), end - 6 * scale, cy, small, style.contrast(fill), align="right")
+            elif place == "above":
+                val_item = c.text(str(val), end, cy - half - 3 * scale - th / 2, small, align="right")
+            else:
+                val_item = c.text(str(val), end + 6 * scale, cy, small)
+            vy = cy if place != "above" else cy - half - 3 * scale - th / 2
+            # the marker goes after the value (past the bar's end for an inside value)
+            slot_x = max(val_item.box[2] * c.width, end) + 22 * scale
+            slot_h = min(14.0, step * 0.3) if place != "above" else min(8.0, th / 2 + 2)
+            slots.append(marker_box(slot_x, vy, 12, slot_h, "left"))
             evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), lab, str(val)))
             layout.append(Region("bar", union(lab_item.box, bar, val_item.box), lab, str(val)))
-        c.line((left, y0), (left, y0 + h), (0, 0, 0))
+        c.line((left, y0), (left, y0 + h), style.ink)
         if easy:
             q, answers, ev, program, keys = easy_bar_question(cue, target, values, evidence, list(COLORS)[color_index], "longest")
             meta: dict[str, object] = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
@@ -171,55 +203,78 @@ class VBarEnv(ToolVQAEnv):
 
     At difficulty 0 ``scene.meta`` holds ``cue`` (``"colour"`` or ``"extreme"``), ``target_box`` (the
     target bar's rectangle) and ``bar_boxes`` (every bar's rectangle), normalised.
+
+    ## Style
+    As :class:`HBarEnv`: canvas size, background, font, text colour, bar colours (one per series), bar
+    width, gridlines with tick labels left of the plot; the value is printed over the bar (``"end"`` and
+    ``"above"``) or inside it under its top (``"inside"``; over it when the bar is too short).
     """
 
     family = "VBar"
     offers_shortcut = True
+    offers_style = True
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         n = BAR_COUNTS[difficulty] if difficulty < 2 else 6
         groups = 2 if difficulty == 2 else 1
-        c = Canvas()
+        c = style.canvas()
+        small, scale = style.text(SMALL), style.scale
         cats = [str(s) for s in rng.choice(CATEGORY_LABELS, size=n, replace=False)]
         series = [str(s) for s in rng.choice(SERIES_LABELS, size=groups, replace=False)]
         palette = list(COLORS.values())
         picks = [int(k) for k in rng.choice(len(palette) - 1, size=groups, replace=False)]  # never black
-        colors = [palette[k] for k in picks]
         easy = difficulty == 0
+        colors = list(style.palette[:groups]) if style.palette and not easy else [palette[k] for k in picks]
         if easy:
             cue, target, values = _easy_bars(rng, n)
         else:
             cue, target, values = "", -1, _distinct_values(rng, n * groups)
         w, h = int(rng.integers(max(420, 70 * n * groups), 960)), int(rng.integers(420, 860))
         x0, y0 = int(rng.integers(20, 1024 - w - 20 + 1)), int(rng.integers(90, 1024 - h - 40 + 1))
-        c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 60, MEDIUM, align="center")
+        if style.gridlines:  # room for the tick labels left of the value axis
+            x0 = max(x0, int(48 * scale))
+        below = 40 * scale  # room for the category labels
+        w, h = min(w, c.width - x0 - 20), min(h, int(c.height - 90 - below))  # no-ops on the fixed 1024 canvas
+        x0, y0 = min(x0, c.width - w - 20), min(y0, int(c.height - h - below))
+        c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 60, style.text(MEDIUM), align="center")
         base, top = y0 + h, y0 + 20
         slot = w / n
+        if style.gridlines:
+            _value_grid(c, style, [(base - (base - top) * t / 100, t) for t in range(0, 101, 20)], (x0, x0 + w), "y")
+        th = c.text_size("99", small)[1]
         labels, evidence, layout, bars, slots = [], [], [], [], []
         for k, cat in enumerate(cats):
             cx = x0 + slot * (k + 0.5)
-            cat_item = c.text(cat, cx, base + 14, SMALL, align="center")
+            cat_item = c.text(cat, cx, base + 14 * scale, small, align="center")
             bw = slot * 0.7 / groups
             for g in range(groups):
                 val = values[k * groups + g]
                 bx = cx - slot * 0.35 + g * bw
                 ytop = base - (base - top) * val / 100
                 fill = colors[g] if not easy or (cue == "colour" and k == target) else NEUTRAL
-                bar = c.rect(bx, ytop, bx + bw * 0.9, base, fill)
+                inset = bw * 0.45 * (1 - style.bar_fill)  # the bar stays centred under its value
+                bar = c.rect(bx + inset, ytop, bx + inset + bw * 0.9 * style.bar_fill, base, fill)
                 bars.append(bar)
-                slots.append(marker_box(bx + bw * 0.45, ytop - 33, min(12.0, bw * 0.4), 8, "down"))  # above the value
-                val_item = c.text(str(val), bx + bw * 0.45, ytop - 10, SMALL, align="center")
+                inside = style.value_label == "inside" and base - ytop >= th + 12 * scale
+                if inside:  # inside the bar, under its top; the marker goes above the bar
+                    slots.append(marker_box(bx + bw * 0.45, ytop - 14 * scale, min(12.0, bw * 0.4), 8, "down"))
+                    val_item = c.text(
+                        str(val), bx + bw * 0.45, ytop + 6 * scale + th / 2, small, style.contrast(fill), align="center"
+                    )
+                else:  # above the bar, the marker above the value
+                    slots.append(marker_box(bx + bw * 0.45, ytop - 33 * scale, min(12.0, bw * 0.4), 8, "down"))
+                    val_item = c.text(str(val), bx + bw * 0.45, ytop - 10 * scale, small, align="center")
                 label = cat if groups == 1 else f"{series[g]} {cat}"
                 labels.append(label)
                 evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), label, str(val)))
                 layout.append(Region("bar", union(bar, val_item.box, cat_item.box), label, str(val)))
-        c.line((x0, base), (x0 + w, base), (0, 0, 0))
+        c.line((x0, base), (x0 + w, base), style.ink)
         if groups > 1:
             for g, name in enumerate(series):
                 lx = x0 + w - 150 + 75 * g
                 c.rect(lx, y0 - 25, lx + 12, y0 - 13, colors[g])
-                c.text(name, lx + 16, y0 - 19, SMALL)
+                c.text(name, lx + 16, y0 - 19, small)
         if easy:
             q, answers, ev, program, keys = easy_bar_question(cue, target, values, evidence, list(COLORS)[picks[0]], "tallest")
             meta: dict[str, object] = {"cue": cue, "target_box": bars[target], "bar_boxes": tuple(bars)}
@@ -228,3 +283,17 @@ class VBarEnv(ToolVQAEnv):
             meta = {}
         meta.update(marker_slots=tuple(slots), marker_target=evidence.index(ev[0]))
         return Scene("VBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
+
+
+def _value_grid(c: Canvas, style: Style, ticks: list[tuple[float, int]], span: tuple[float, float], axis: str) -> None:
+    """Gridlines across the plot at the value ticks ``(pixel position, value)``, spanning ``span`` along the
+    other axis, with the values as tick labels: under the plot for a horizontal value axis (``axis="x"``),
+    left of it for a vertical one (``"y"``). Drawn before the bars, which cover them."""
+    small = style.text(SMALL)
+    for pos, value in ticks:
+        if axis == "x":
+            c.line((pos, span[0]), (pos, span[1]), style.grid)
+            c.text(str(value), pos, span[1] + 14 * style.scale, small, align="center")
+        else:
+            c.line((span[0], pos), (span[1], pos), style.grid)
+            c.text(str(value), span[0] - 8 * style.scale, pos, small, align="right")

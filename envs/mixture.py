@@ -34,10 +34,13 @@ class VisualToolVQAEnv(ToolVQAEnv):
     def families_without_shortcut(self) -> list[str]:
         return [t for t in self.tasks if not FAMILY_ENVS[t].offers_shortcut]
 
+    def families_without_style(self) -> list[str]:
+        return [t for t in self.tasks if not FAMILY_ENVS[t].offers_style]
+
     def scene_key(self, scene_id: int) -> Hashable | None:
         return (type(self), self.tasks, self.difficulty, self.split, int(scene_id))
 
     def draw_scene(self, scene_id: int) -> Scene:
         rng = np.random.default_rng(scene_id)
         family = FAMILY_ENVS[self.tasks[int(rng.integers(len(self.tasks)))]]
-        return family.generate(rng, self.difficulty)
+        return family.generate(rng, self.difficulty, self.scene_style(scene_id))

@@ -21,9 +21,9 @@ MEDIUM = 0.55
 
 
 @functools.lru_cache(maxsize=4096)  # labels and numbers recur across scenes
-def text_size(text: str, scale: float, thickness: int = 1) -> tuple[tuple[int, int], int]:
-    """``cv2.getTextSize`` of ``text`` in :data:`FONT`: ``((width, height), baseline)`` in pixels."""
-    (width, height), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+def text_size(text: str, scale: float, thickness: int = 1, font: int = FONT) -> tuple[tuple[int, int], int]:
+    """``cv2.getTextSize`` of ``text`` in ``font``: ``((width, height), baseline)`` in pixels."""
+    (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
     return (width, height), baseline
 
 
@@ -33,12 +33,21 @@ class Canvas:
     Every drawing method also records the pixel box (with a margin) holding every pixel it may have
     changed, and grows :attr:`ink`, the box around them all; a family that draws only through these
     methods returns :meth:`final_image`, which records where the image is still white (an
-    :class:`~iapo_gym.tools.base.InkMap`) for :func:`glance` and for views that show only white."""
+    :class:`~iapo_gym.tools.base.InkMap`) for :func:`glance` and for views that show only white.
+    ``background`` is a grey level or an RGB colour; ``font`` and ``text_color`` are :meth:`text`'s defaults."""
 
-    def __init__(self, width: int = 1024, height: int = 1024, background: int = 255) -> None:
+    def __init__(
+        self,
+        width: int = 1024,
+        height: int = 1024,
+        background: int | tuple[int, int, int] = 255,
+        font: int = FONT,
+        text_color: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
         self.image = np.full((height, width, 3), background, dtype=np.uint8)
         self.texts: list[TextItem] = []
         self.background = background
+        self.font, self.text_color = font, text_color
         self.ink = [width, height, 0, 0]  # empty
         self._marks: list[tuple[int, int, int, int]] = []
 
@@ -63,7 +72,7 @@ class Canvas:
     def final_image(self) -> np.ndarray:
         """The image, once drawing is done, for a family that drew on it only through this canvas: records
         the inked box so that :func:`glance` resizes only that part (the rest is background)."""
-        if self.background == 255:
+        if self.background in (255, (255, 255, 255)):
             _remember_ink(self.image, self.ink_map())
         return self.image
 
@@ -103,22 +112,28 @@ class Canvas:
         x: float,
         y: float,
         scale: float = SMALL,
-        color: tuple[int, int, int] = (0, 0, 0),
+        color: tuple[int, int, int] | None = None,
         align: Literal["left", "center", "right"] = "left",
         thickness: int = 1,
     ) -> TextItem:
-        """Draw ``text`` with its vertical centre at ``y``; ``align`` says where ``x`` is. Returns the item."""
-        (tw, th), base = text_size(text, scale, thickness)
+        """Draw ``text`` with its vertical centre at ``y``; ``align`` says where ``x`` is; ``color`` defaults
+        to the canvas's text colour. Returns the item."""
+        (tw, th), base = text_size(text, scale, thickness, self.font)
         if align == "center":
             x -= tw / 2
         elif align == "right":
             x -= tw
         ox, oy = int(round(x)), int(round(y + th / 2))
-        cv2.putText(self.image, text, (ox, oy), FONT, scale, color, thickness, cv2.LINE_AA)
+        rgb = self.text_color if color is None else color
+        cv2.putText(self.image, text, (ox, oy), self.font, scale, rgb, thickness, cv2.LINE_AA)
         self._inked(ox, oy - th, ox + tw, oy + base, th + 2 * thickness + 2)  # glyph overhang and antialiasing
         item = TextItem(text, self.unit(ox, oy - th, ox + tw, oy + base), float(th))
         self.texts.append(item)
         return item
+
+    def text_size(self, text: str, scale: float = SMALL) -> tuple[int, int]:
+        """``(width, height)`` in pixels of ``text`` as :meth:`text` draws it here (glyphs above the baseline)."""
+        return text_size(text, scale, 1, self.font)[0]
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, color: tuple[int, int, int], filled: bool = True) -> Box:
         p0, p1 = (int(x0), int(y0)), (int(x1), int(y1))

@@ -11,6 +11,7 @@ from iapo_gym.vocab import COLORS, TAGS, WORDS
 
 from .base import ToolVQAEnv
 from .render import FONT, SMALL, Canvas
+from .style import FIXED, Style
 
 _COLOR_NAMES = list(COLORS)
 _TEXT_MARGIN = 0.006
@@ -118,7 +119,7 @@ class FineDetailEnv(ToolVQAEnv):
     family = "FineDetail"
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         c = Canvas(1, 1)  # the background replaces the image: skip allocating a blank one
         c.image = textured_background(rng, CLUTTER_COUNTS[difficulty])
         n = OBJECT_COUNTS[difficulty]
@@ -256,7 +257,7 @@ class TextReadEnv(ToolVQAEnv):
     family = "TextRead"
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         n = BUILDING_COUNTS[difficulty]
         scale = SIGN_SCALES[difficulty]
         c = Canvas()

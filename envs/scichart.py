@@ -11,6 +11,7 @@ from iapo_gym.vocab import COLORS, SERIES_LABELS
 
 from .base import ToolVQAEnv
 from .render import MEDIUM, SMALL, Canvas, union
+from .style import FIXED, Style
 
 SERIES_COUNTS = {0: 2, 1: 3, 2: 4}
 POINT_COUNTS = {0: 6, 1: 8, 2: 10}
@@ -165,7 +166,7 @@ class SciChartEnv(ToolVQAEnv):
     family = "SciChart"
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         s, n = SERIES_COUNTS[difficulty], POINT_COUNTS[difficulty]
         c = Canvas()
         easy = difficulty == 0

@@ -17,8 +17,9 @@ from iapo_gym.scene import Box, Program, Region, Scene, TextItem, pad_box
 from iapo_gym.vocab import COLUMN_LABELS, ROW_LABELS
 
 from .base import ToolVQAEnv
-from .render import MEDIUM, SMALL, Canvas, text_size
+from .render import MEDIUM, SMALL
 from .shortcuts import marker_box
+from .style import FIXED, Style
 
 TABLEQA_SIZES = {0: (4, 3), 1: (6, 4), 2: (8, 5)}
 """(rows, value columns) per difficulty for :class:`TableQAEnv`."""
@@ -29,8 +30,6 @@ _MIN_ROW_PX = 20
 """A value's text box is 11 px high and its evidence box adds ~6 px each side; rows at least 20 px apart
 keep a neighbouring row's value wholly outside it (the OCR would take a word >= 60 % inside)."""
 _CELL_PAD_PX = 8
-_GRID = (170, 170, 170)
-_HEADER_FILL = (225, 228, 235)
 _STRIPE_FILL = (244, 245, 248)
 HIGHLIGHT = (255, 230, 0)
 """Background of the highlighted cell at difficulty 0: a saturated yellow, plain in the 128 px glance, on
@@ -66,10 +65,6 @@ class Table:
         return {"marker_slots": self.marker_slots, "marker_target": row}
 
 
-def _text_width(text: str) -> int:
-    return int(text_size(text, SMALL)[0][0])
-
-
 def draw_table(
     rng: np.random.Generator,
     n_rows: int,
@@ -77,33 +72,42 @@ def draw_table(
     row_px: tuple[int, int],
     extra_col_px: tuple[int, int],
     highlight: tuple[int, int] | None = None,
+    style: Style = FIXED,
 ) -> Table:
-    """Draw a random table of ``n_rows`` x ``n_cols`` values at a random place on a 1024x1024 canvas.
+    """Draw a random table of ``n_rows`` x ``n_cols`` values at a random place on the ``style``'s canvas
+    (1024x1024 in the fixed style).
 
     Row heights come from ``row_px`` (inclusive pixel range) and column widths are the widest text plus
     padding plus a draw from ``extra_col_px``: cells are no larger than needed, so a glance cannot read them.
     ``highlight=(i, j)`` fills the background of the cell in row ``i``, value column ``j`` with
     :data:`HIGHLIGHT` (no extra random draws: the table is otherwise the one drawn without it).
     """
-    c = Canvas()
+    c = style.canvas()
+    small = style.text(SMALL)
+
+    def text_width(text: str) -> int:
+        return c.text_size(text, small)[0]
+
     rows = [str(s) for s in rng.choice(ROW_LABELS, size=n_rows, replace=False)]
     columns = [str(s) for s in rng.choice(COLUMN_LABELS, size=n_cols, replace=False)]
     # distinct values within a column: comparisons and differences never tie, lookups are unambiguous
     values = np.stack([rng.choice(100, size=n_rows, replace=False) for _ in range(n_cols)], axis=1).astype(int)
 
     row_h = int(rng.integers(max(row_px[0], _MIN_ROW_PX), max(row_px[1], _MIN_ROW_PX) + 1))
-    head_w = max(_text_width(r) for r in rows) + 2 * _CELL_PAD_PX
+    row_h = max(row_h, round(1.7 * c.text_size("99", small)[1]))  # room for larger type; a no-op in the fixed style
+    head_w = max(text_width(r) for r in rows) + 2 * _CELL_PAD_PX
     head_w += int(rng.integers(extra_col_px[0], extra_col_px[1] + 1))
-    col_w = max(max(_text_width(s) for s in columns), _text_width("99")) + 2 * _CELL_PAD_PX
+    col_w = max(max(text_width(s) for s in columns), text_width("99")) + 2 * _CELL_PAD_PX
     col_w += int(rng.integers(extra_col_px[0], extra_col_px[1] + 1))
     width, height = head_w + n_cols * col_w, (n_rows + 1) * row_h
     x0 = int(rng.integers(20, 1024 - width - 20 + 1))
     y0 = int(rng.integers(60, 1024 - height - 20 + 1))
+    x0, y0 = min(x0, c.width - width - 20), min(y0, c.height - height - 20)  # no-ops on the fixed 1024 canvas
     x1, y1 = x0 + width, y0 + height
     stripes = bool(rng.integers(2))  # half the tables have zebra rows, as many real ones do
 
-    c.text(f"Table {int(rng.integers(100, 999))}", x0 + width / 2, y0 - 28, MEDIUM, align="center")
-    c.rect(x0, y0, x1, y0 + row_h, _HEADER_FILL)
+    c.text(f"Table {int(rng.integers(100, 999))}", x0 + width / 2, y0 - 28, style.text(MEDIUM), align="center")
+    c.rect(x0, y0, x1, y0 + row_h, style.header_fill)
     if stripes:
         for i in range(1, n_rows, 2):
             c.rect(x0, y0 + (i + 1) * row_h, x1, y0 + (i + 2) * row_h, _STRIPE_FILL)
@@ -116,12 +120,16 @@ def draw_table(
     # grid lines: horizontal between rows, vertical between columns, and the outer border
     for k in range(n_rows + 2):
         y = y0 + k * row_h
-        c.line((x0, y), (x1, y), _GRID if 0 < k <= n_rows else (0, 0, 0))
-    for x in [x0, *col_x, x1]:
-        c.line((x, y0), (x, y1), _GRID if x0 < x < x1 else (0, 0, 0))
+        c.line((x0, y), (x1, y), style.grid if 0 < k <= n_rows else style.ink)
+    for x in [x0, *col_x, x1] if style.column_rules else [x0, x1]:
+        c.line((x, y0), (x, y1), style.grid if x0 < x < x1 else style.ink)
 
+    right = style.cell_align == "right"  # numbers right-aligned in their column, as spreadsheets do
     for j, name in enumerate(columns):
-        c.text(name, col_x[j] + col_w / 2, y0 + row_h / 2, SMALL, align="center")
+        if right:
+            c.text(name, col_x[j] + col_w - _CELL_PAD_PX, y0 + row_h / 2, small, align="right")
+        else:
+            c.text(name, col_x[j] + col_w / 2, y0 + row_h / 2, small, align="center")
     cells: list[list[Region]] = []
     layout: list[Region] = []
     slots = []
@@ -129,11 +137,14 @@ def draw_table(
         top = y0 + (i + 1) * row_h
         cy = top + row_h / 2
         slots.append(marker_box(x0 - 11, cy, 8, min(9.0, row_h / 2 - 3), "right"))
-        c.text(name, x0 + _CELL_PAD_PX, cy, SMALL)
+        c.text(name, x0 + _CELL_PAD_PX, cy, small)
         row_cells = []
         for j, col in enumerate(columns):
             value = str(int(values[i, j]))
-            item = c.text(value, col_x[j] + col_w / 2, cy, SMALL, align="center")
+            if right:
+                item = c.text(value, col_x[j] + col_w - _CELL_PAD_PX, cy, small, align="right")
+            else:
+                item = c.text(value, col_x[j] + col_w / 2, cy, small, align="center")
             row_cells.append(Region("cell", pad_box(item.box, _EVIDENCE_MARGIN), f"{name} {col}", value))
         cells.append(row_cells)
         layout.append(Region("row", c.unit(x0, top, x1, top + row_h), name))
@@ -195,10 +206,11 @@ def _qa_scene(
     size: tuple[int, int],
     row_px: tuple[int, int],
     extra_col_px: tuple[int, int],
+    style: Style,
 ) -> Scene:
     if difficulty == 0:  # "the highlighted cell": found at a glance, read with the tools
         i, j = _highlight(rng, *size)
-        table = draw_table(rng, size[0], size[1], EASY_ROW_PX[family], extra_col_px, highlight=(i, j))
+        table = draw_table(rng, size[0], size[1], EASY_ROW_PX[family], extra_col_px, highlight=(i, j), style=style)
         cell = table.cells[i][j]
         return Scene(
             family,
@@ -212,7 +224,7 @@ def _qa_scene(
             ("highlighted", "cell"),
             meta={"cue": "highlight", "target_box": table.highlight_box, **table.shortcut_meta(i)},
         )
-    table = draw_table(rng, size[0], size[1], row_px, extra_col_px)
+    table = draw_table(rng, size[0], size[1], row_px, extra_col_px, style=style)
     q, answers, evidence, program, keys = table_question(rng, table)
     meta = table.shortcut_meta(table.row_of(evidence[0]))
     return Scene(family, table.image, q, answers, evidence, program, table.layout, table.texts, keys, meta=meta)
@@ -232,14 +244,21 @@ class TableQAEnv(ToolVQAEnv):
     - Difficulties 1 and 2: questions name a column and rows, illegible at a glance: read a cell ("What
       is the Score of Ben?"), the difference or sum of two cells in one column, or whether one is larger
       than the other (yes/no).
+
+    ## Style
+    ``style="random"`` (:mod:`envs.style`) draws each scene's look from its id: a 1024x1024, 1024x768 or
+    768x1024 canvas (white or off-white), a Hershey font face at a jittered size (rows grow to fit it), dark
+    text, the header's fill, the rules' grey, vertical rules between columns or none, and values centred or
+    right-aligned in their columns. Question, labels and values are those of the fixed style.
     """
 
     family = "TableQA"
     offers_shortcut = True
+    offers_style = True
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
-        return _qa_scene("TableQA", rng, difficulty, TABLEQA_SIZES[difficulty], (22, 30), (0, 24))
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
+        return _qa_scene("TableQA", rng, difficulty, TABLEQA_SIZES[difficulty], (22, 30), (0, 24), style)
 
 
 class TableSynthEnv(ToolVQAEnv):
@@ -251,14 +270,18 @@ class TableSynthEnv(ToolVQAEnv):
 
     - Difficulty 0: one cell has a bright yellow background; "What is the value in the highlighted cell?".
     - Difficulties 1 and 2: questions name a column and rows, as in :class:`TableQAEnv`.
+
+    ## Style
+    As :class:`TableQAEnv`.
     """
 
     family = "TableSynth"
     offers_shortcut = True
+    offers_style = True
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
-        return _qa_scene("TableSynth", rng, difficulty, TABLESYNTH_SIZES[difficulty], (20, 24), (0, 8))
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
+        return _qa_scene("TableSynth", rng, difficulty, TABLESYNTH_SIZES[difficulty], (20, 24), (0, 8), style)
 
 
 class TableFactEnv(ToolVQAEnv):
@@ -274,19 +297,23 @@ class TableFactEnv(ToolVQAEnv):
       cell shows 42.". ``scene.meta`` holds ``cue`` (``"highlight"``) and ``target_box`` (the cell).
     - Difficulties 1 and 2: the statement names the cell by its column and row, illegible at a glance:
       "True or false: the Score of Ben is 42.".
+
+    ## Style
+    As :class:`TableQAEnv`.
     """
 
     family = "TableFact"
     offers_shortcut = True
+    offers_style = True
 
     @staticmethod
-    def generate(rng: np.random.Generator, difficulty: int) -> Scene:
+    def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         n_rows, n_cols = TABLEFACT_SIZES[difficulty]
         if difficulty == 0:  # "the highlighted cell": found at a glance, read with the tools
             i, j = _highlight(rng, n_rows, n_cols)
-            table = draw_table(rng, n_rows, n_cols, EASY_ROW_PX["TableFact"], (0, 16), highlight=(i, j))
+            table = draw_table(rng, n_rows, n_cols, EASY_ROW_PX["TableFact"], (0, 16), highlight=(i, j), style=style)
         else:
-            table = draw_table(rng, n_rows, n_cols, (22, 28), (0, 16))
+            table = draw_table(rng, n_rows, n_cols, (22, 28), (0, 16), style=style)
             i, j = int(rng.integers(n_rows)), int(rng.integers(n_cols))
         row, col, true_value = table.rows[i], table.columns[j], int(table.values[i, j])
         claim = true_value
