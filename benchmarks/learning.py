@@ -79,6 +79,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "lam-0.2": {"reward": "iapo", "iapo": {"lam": 0.2}},
     "lam-5": {"reward": "iapo", "iapo": {"lam": 5.0}},
     "model-teacher": {"reward": "iapo", "teacher": "model:{teacher}"},
+    # the compared image grid: the teacher's map at a resolution that can say where (default 4 cells a side)
+    "grid-8": {"reward": "iapo", "iapo": {"grid": 8}},
+    "grid-16": {"reward": "iapo", "iapo": {"grid": 16}},
+    "grid-32": {"reward": "iapo", "iapo": {"grid": 32}},
 }
 """Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""
 
