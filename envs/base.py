@@ -75,8 +75,9 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
     ## Style
     ``style="fixed"`` (the default) draws every scene of a family in one look; ``style="random"`` draws, per
     scene, a look of its own (:mod:`envs.style`: font face and size, colours, where bar values are printed,
-    gridlines, canvas aspect ratio, bar widths), for the families that offer it (``offers_style``: the bar and
-    table families). The question, answers and evidence are drawn as before; only their rendering changes.
+    gridlines, canvas aspect ratio, bar widths), for the families that offer it (``offers_style``: the six
+    headline families, chart and table). The question, answers and evidence are drawn as before; only their
+    rendering changes.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 2}  # gym.Env's, shared by the class
@@ -129,7 +130,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         unstyled = self.families_without_style()
         if self.style != "fixed" and unstyled:
             raise ValueError(
-                f"style={self.style!r} needs families that draw styles (HBar, VBar, TableQA, TableSynth, TableFact); "
+                f"style={self.style!r} needs families that draw styles (HBar, VBar, SciChart, TableQA, TableSynth, TableFact); "
                 f"none in: {', '.join(unstyled)}"
             )
 

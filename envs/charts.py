@@ -126,7 +126,7 @@ class HBarEnv(ToolVQAEnv):
     def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         n = BAR_COUNTS[difficulty]
         c = style.canvas()
-        small, scale = style.text(SMALL), style.scale
+        small, size = style.text(SMALL), style.size
         labels = [str(s) for s in rng.choice(CATEGORY_LABELS, size=n, replace=False)]
         easy = difficulty == 0
         if easy:
@@ -136,20 +136,20 @@ class HBarEnv(ToolVQAEnv):
         h_px = (60 * n, 90 * n) if easy else (36 * n, min(900, 60 * n))  # easy: bars >= 36 px thick
         w, h = int(rng.integers(560, 900)), int(rng.integers(h_px[0], h_px[1] + 1))
         x0, y0 = int(rng.integers(20, 1024 - w - 20)), int(rng.integers(70, 1024 - h - 10))
-        below = 38 * scale if style.gridlines else 10  # room for the tick labels under the value axis
+        below = 38 * size if style.gridlines else 10  # room for the tick labels under the value axis
         w, h = min(w, c.width - 40), min(h, int(c.height - 70 - below))  # no-ops on the fixed 1024 canvas
         x0, y0 = min(x0, c.width - w - 20), min(y0, int(c.height - h - below))
         c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 40, style.text(MEDIUM), align="center")
         color_index = int(rng.integers(len(COLORS) - 1))  # never black
         color = style.palette[0] if style.palette and not easy else list(COLORS.values())[color_index]
-        left, right = x0 + 60, x0 + w - 50 * scale  # room for the value and the marker after it
+        left, right = x0 + 60, x0 + w - 50 * size  # room for the value and the marker after it
         step = h / n
         if style.gridlines:
             _value_grid(c, style, [(left + (right - left) * t / 100, t) for t in range(0, 101, 20)], (y0, y0 + h), "x")
         th = c.text_size("99", small)[1]
         half = step * 0.3 * style.bar_fill
         if style.value_label == "above":  # the value sits in the gap above its bar: thinner bars where needed
-            half = min(half, (step - th - 8 * scale) / 2)
+            half = min(half, (step - th - 8 * size) / 2)
         evidence, layout, bars, slots = [], [], [], []
         for k, (lab, val) in enumerate(zip(labels, values)):
             cy = y0 + step * (k + 0.5)
@@ -160,17 +160,17 @@ class HBarEnv(ToolVQAEnv):
             bars.append(bar)
             tw = c.text_size(str(val), small)[0]
             place = style.value_label
-            if place == "inside" and end - left < tw + 12 * scale:
+            if place == "inside" and end - left < tw + 12 * size:
                 place = "end"  # too short to hold its value
             if place == "inside":
-                val_item = c.text(str(val), end - 6 * scale, cy, small, style.contrast(fill), align="right")
+                val_item = c.text(str(val), end - 6 * size, cy, small, style.contrast(fill), align="right")
             elif place == "above":
-                val_item = c.text(str(val), end, cy - half - 3 * scale - th / 2, small, align="right")
+                val_item = c.text(str(val), end, cy - half - 3 * size - th / 2, small, align="right")
             else:
-                val_item = c.text(str(val), end + 6 * scale, cy, small)
-            vy = cy if place != "above" else cy - half - 3 * scale - th / 2
+                val_item = c.text(str(val), end + 6 * size, cy, small)
+            vy = cy if place != "above" else cy - half - 3 * size - th / 2
             # the marker goes after the value (past the bar's end for an inside value)
-            slot_x = max(val_item.box[2] * c.width, end) + 22 * scale
+            slot_x = max(val_item.box[2] * c.width, end) + 22 * size
             slot_h = min(14.0, step * 0.3) if place != "above" else min(8.0, th / 2 + 2)
             slots.append(marker_box(slot_x, vy, 12, slot_h, "left"))
             evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), lab, str(val)))
@@ -219,7 +219,7 @@ class VBarEnv(ToolVQAEnv):
         n = BAR_COUNTS[difficulty] if difficulty < 2 else 6
         groups = 2 if difficulty == 2 else 1
         c = style.canvas()
-        small, scale = style.text(SMALL), style.scale
+        small, size = style.text(SMALL), style.size
         cats = [str(s) for s in rng.choice(CATEGORY_LABELS, size=n, replace=False)]
         series = [str(s) for s in rng.choice(SERIES_LABELS, size=groups, replace=False)]
         palette = list(COLORS.values())
@@ -233,8 +233,8 @@ class VBarEnv(ToolVQAEnv):
         w, h = int(rng.integers(max(420, 70 * n * groups), 960)), int(rng.integers(420, 860))
         x0, y0 = int(rng.integers(20, 1024 - w - 20 + 1)), int(rng.integers(90, 1024 - h - 40 + 1))
         if style.gridlines:  # room for the tick labels left of the value axis
-            x0 = max(x0, int(48 * scale))
-        below = 40 * scale  # room for the category labels
+            x0 = max(x0, int(48 * size))
+        below = 40 * size  # room for the category labels
         w, h = min(w, c.width - x0 - 20), min(h, int(c.height - 90 - below))  # no-ops on the fixed 1024 canvas
         x0, y0 = min(x0, c.width - w - 20), min(y0, int(c.height - h - below))
         c.text(f"Chart {int(rng.integers(100, 999))}", x0 + w / 2, y0 - 60, style.text(MEDIUM), align="center")
@@ -246,7 +246,7 @@ class VBarEnv(ToolVQAEnv):
         labels, evidence, layout, bars, slots = [], [], [], [], []
         for k, cat in enumerate(cats):
             cx = x0 + slot * (k + 0.5)
-            cat_item = c.text(cat, cx, base + 14 * scale, small, align="center")
+            cat_item = c.text(cat, cx, base + 14 * size, small, align="center")
             bw = slot * 0.7 / groups
             for g in range(groups):
                 val = values[k * groups + g]
@@ -256,15 +256,15 @@ class VBarEnv(ToolVQAEnv):
                 inset = bw * 0.45 * (1 - style.bar_fill)  # the bar stays centred under its value
                 bar = c.rect(bx + inset, ytop, bx + inset + bw * 0.9 * style.bar_fill, base, fill)
                 bars.append(bar)
-                inside = style.value_label == "inside" and base - ytop >= th + 12 * scale
+                inside = style.value_label == "inside" and base - ytop >= th + 12 * size
                 if inside:  # inside the bar, under its top; the marker goes above the bar
-                    slots.append(marker_box(bx + bw * 0.45, ytop - 14 * scale, min(12.0, bw * 0.4), 8, "down"))
+                    slots.append(marker_box(bx + bw * 0.45, ytop - 14 * size, min(12.0, bw * 0.4), 8, "down"))
                     val_item = c.text(
-                        str(val), bx + bw * 0.45, ytop + 6 * scale + th / 2, small, style.contrast(fill), align="center"
+                        str(val), bx + bw * 0.45, ytop + 6 * size + th / 2, small, style.contrast(fill), align="center"
                     )
                 else:  # above the bar, the marker above the value
-                    slots.append(marker_box(bx + bw * 0.45, ytop - 33 * scale, min(12.0, bw * 0.4), 8, "down"))
-                    val_item = c.text(str(val), bx + bw * 0.45, ytop - 10 * scale, small, align="center")
+                    slots.append(marker_box(bx + bw * 0.45, ytop - 33 * size, min(12.0, bw * 0.4), 8, "down"))
+                    val_item = c.text(str(val), bx + bw * 0.45, ytop - 10 * size, small, align="center")
                 label = cat if groups == 1 else f"{series[g]} {cat}"
                 labels.append(label)
                 evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), label, str(val)))
@@ -293,7 +293,7 @@ def _value_grid(c: Canvas, style: Style, ticks: list[tuple[float, int]], span: t
     for pos, value in ticks:
         if axis == "x":
             c.line((pos, span[0]), (pos, span[1]), style.grid)
-            c.text(str(value), pos, span[1] + 14 * style.scale, small, align="center")
+            c.text(str(value), pos, span[1] + 14 * style.size, small, align="center")
         else:
             c.line((span[0], pos), (span[1], pos), style.grid)
-            c.text(str(value), span[0] - 8 * style.scale, pos, small, align="right")
+            c.text(str(value), span[0] - 8 * style.size, pos, small, align="right")

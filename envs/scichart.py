@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 
-from iapo_gym.scene import Box, Program, Region, Scene, pad_box
+from iapo_gym.scene import Program, Region, Scene, pad_box
 from iapo_gym.vocab import COLORS, SERIES_LABELS
 
 from .base import ToolVQAEnv
-from .render import MEDIUM, SMALL, Canvas, union
+from .render import MEDIUM, SMALL, union
 from .style import FIXED, Style
 
 SERIES_COUNTS = {0: 2, 1: 3, 2: 4}
@@ -31,11 +31,6 @@ EASY_COLORS = tuple(name for name in COLORS if name != "black")
 """Line colours at difficulty 0: never black, which the axes, ticks and title share."""
 _EASY_LINE = 4  # px: line thickness at difficulty 0 (2 above): a line is a visible stroke in the glance
 _EASY_MARKER = 4  # px: marker half-side at difficulty 0 (3 above); its label patch still ends just above it
-
-
-def _unit(x0: float, y0: float, x1: float, y1: float, size: int = 1024) -> Box:
-    """Pixel box -> normalised box, clipped; plain Python (``Canvas.unit``'s numpy clip is slow in a loop)."""
-    return (max(0.0, x0 / size), max(0.0, y0 / size), min(1.0, x1 / size), min(1.0, y1 / size))
 
 
 def _gapped_values(rng: np.random.Generator, s: int, gap: int) -> np.ndarray:
@@ -161,14 +156,22 @@ class SciChartEnv(ToolVQAEnv):
     ``scene.meta`` holds ``values``, ``series`` and ``colors``; at difficulty 0 also ``cue`` (``"highest"``
     or ``"lowest"``), ``target`` (``[series index, point index]``) and ``target_point`` (the asked point's
     marker centre, normalised ``(x, y)``).
+
+    ## Style
+    ``style="random"`` (:mod:`envs.style`) draws each scene's look from its id: a 1024x1024, 1024x768 or
+    768x1024 canvas (white or off-white), a Hershey font face at a jittered size, dark text and axes. The
+    line colours stay the named ones (difficulty 0 asks about them). Labels, values and question are those
+    of the fixed style, except where a landscape canvas caps the plot's height, which changes the values.
     """
 
     family = "SciChart"
+    offers_style = True
 
     @staticmethod
     def generate(rng: np.random.Generator, difficulty: int, style: Style = FIXED) -> Scene:
         s, n = SERIES_COUNTS[difficulty], POINT_COUNTS[difficulty]
-        c = Canvas()
+        c = style.canvas()
+        small, size = style.text(SMALL), style.size
         easy = difficulty == 0
         if easy:  # the lines are named by their colours: no legend to read
             color_names = [str(v) for v in rng.choice(EASY_COLORS, size=s, replace=False)]
@@ -183,6 +186,9 @@ class SciChartEnv(ToolVQAEnv):
         h = int(rng.integers(440, 760))
         x0 = int(rng.integers(60, 1024 - w - 20 + 1))
         y0 = int(rng.integers(100, 1024 - h - 50 + 1))
+        below = 50 * size  # room for the x tick labels and the axis name
+        w, h = min(w, c.width - x0 - 20), min(h, int(c.height - 100 - below))  # no-ops on the fixed 1024 canvas
+        x0, y0 = min(x0, c.width - w - 20), min(y0, int(c.height - h - below))
         base = y0 + h
         gap = math.ceil(_LABEL_SEPARATION * 100 / h)  # value units between series at one x
         if easy:
@@ -201,7 +207,7 @@ class SciChartEnv(ToolVQAEnv):
             f"Figure {int(rng.integers(1, 12))}: measurement {int(rng.integers(100, 999))}",
             x0 + w / 2,
             y0 - 70,
-            MEDIUM,
+            style.text(MEDIUM),
             align="center",
         )
         # axes, grid and ticks
@@ -209,24 +215,31 @@ class SciChartEnv(ToolVQAEnv):
             y = py(t)
             if t:
                 c.line((x0, y), (x0 + w, y), (225, 225, 225))
-            c.line((x0 - 4, y), (x0, y), (0, 0, 0))
-            c.text(str(t), x0 - 8, y, SMALL, align="right")
-        c.line((x0, y0), (x0, base), (0, 0, 0))
-        c.line((x0, base), (x0 + w, base), (0, 0, 0))
+            c.line((x0 - 4, y), (x0, y), style.ink)
+            c.text(str(t), x0 - 8 * size, y, small, align="right")
+        c.line((x0, y0), (x0, base), style.ink)
+        c.line((x0, base), (x0 + w, base), style.ink)
         for k in range(n):
-            c.line((px(k), base), (px(k), base + 4), (0, 0, 0))
-            c.text(str(k + 1), px(k), base + 16, SMALL, align="center")
-        c.text("x", x0 + w / 2, base + 38, SMALL, align="center")
+            c.line((px(k), base), (px(k), base + 4), style.ink)
+            c.text(str(k + 1), px(k), base + 16 * size, small, align="center")
+        c.text("x", x0 + w / 2, base + 38 * size, small, align="center")
+
+        def text_width(text: str) -> float:
+            """A label's width: 8 px a character in the fixed style (as it always was), measured in others."""
+            return 8 * len(text) if style.fixed else c.text_size(text, small)[0]
+
+        th = c.text_size("99", small)[1]
+        above, below_label = (6, 7) if style.fixed else (th / 2 + 1, th / 2 + 2)  # a label's half-heights
         # legend: one row above the plot, right-aligned (none at difficulty 0: no colour off the lines)
         layout: list[Region] = []
-        entry_w = [24 + 8 * len(name) + 22 for name in names]
+        entry_w = [24 + text_width(name) + 22 for name in names]
         lx = x0 + w - sum(entry_w)
         ly: float = y0 - 32
         legend = [] if easy else list(zip(names, color_names, colors, entry_w))
         for name, cname, col, ew in legend:
             c.line((lx, ly), (lx + 20, ly), col, 2)
-            swatch = _unit(lx, ly - 4, lx + 20, ly + 4)
-            item = c.text(name, lx + 26, ly, SMALL)
+            swatch = c.unit(lx, ly - 4, lx + 20, ly + 4)
+            item = c.text(name, lx + 26, ly, small)
             layout.append(Region("legend", union(swatch, item.box), name, cname))
             lx += ew
         # series: lines first, then markers, then labels on a white patch (a line may pass behind a label)
@@ -245,12 +258,13 @@ class SciChartEnv(ToolVQAEnv):
             for k in range(n):
                 x, y = px(k), py(float(values[m, k]))
                 label = str(values[m, k])
-                tw = 8 * len(label)
-                ly = y - _LABEL_LIFT
-                c.rect(x - tw / 2 - _PATCH, ly - 6 - _PATCH, x + tw / 2 + _PATCH, ly + 7 + _PATCH, (255, 255, 255))
-                item = c.text(label, x, ly, SMALL, align="center")
+                tw = text_width(label)
+                ly = y - _LABEL_LIFT * size
+                patch = (x - tw / 2 - _PATCH, ly - above - _PATCH, x + tw / 2 + _PATCH, ly + below_label + _PATCH)
+                c.rect(*patch, style.background)
+                item = c.text(label, x, ly, small, align="center")
                 row.append(Region("point", pad_box(item.box, _EVIDENCE_MARGIN), name, label))
-                boxes.append(union(item.box, _unit(x - half, y - half, x + half, y + half)))
+                boxes.append(union(item.box, c.unit(x - half, y - half, x + half, y + half)))
             evidence.append(row)
             layout.append(Region("series", union(*boxes), name, ""))
         meta: dict[str, object] = {"values": values.tolist(), "series": names, "colors": color_names}
@@ -262,7 +276,7 @@ class SciChartEnv(ToolVQAEnv):
             q = f"What is the {word} value of the {names[target]} line?"
             answers, ev = (str(values[target, peak]),), (evidence[target][peak],)
             program, keys = Program("read"), (names[target], word, "value")
-            marker = (px(peak) / 1024, py(float(values[target, peak])) / 1024)
+            marker = (px(peak) / c.width, py(float(values[target, peak])) / c.height)
             meta.update(cue=word, target=[target, peak], target_point=marker)
         else:
             q, answers, ev, program, keys = _question(rng, names, values, evidence)

@@ -40,7 +40,7 @@ FONTS: tuple[tuple[int, float], ...] = (
 """OpenCV's Hershey faces (the script faces left out: no chart uses them) and the factor on the text scale
 that gives each the glyph height of the default face (PLAIN and COMPLEX_SMALL are drawn smaller)."""
 SCALE_JITTER = (0.9, 1.25)
-"""Range of the factor on every text scale (and on the text offsets), on top of the face's factor."""
+"""Range of the glyph size relative to the fixed style's (:attr:`Style.size`)."""
 CANVASES: tuple[tuple[int, int], ...] = ((1024, 1024), (1024, 768), (768, 1024))
 """``(width, height)`` of the canvas: square, landscape 4:3 and portrait 3:4; the longer side stays 1,024
 pixels, so a glance (letterboxed into the view square) sees the text at the same scale."""
@@ -86,7 +86,9 @@ class Style:
     font: int = cv2.FONT_HERSHEY_SIMPLEX
     """OpenCV font face of every word."""
     scale: float = 1.0
-    """Factor on every text scale and on the offsets of words from the marks they label."""
+    """Factor on every text scale (the face's factor in :data:`FONTS` times :attr:`size`)."""
+    size: float = 1.0
+    """Glyph height relative to the fixed style's: the factor on the offsets of words from the marks they label."""
     background: RGB = (255, 255, 255)
     ink: RGB = (0, 0, 0)
     """Colour of words, axes and table borders."""
@@ -140,6 +142,7 @@ def draw_style(scene_id: int) -> Style:
     """The random style of the scene with this id (from its own generator: a pure function of the id)."""
     rng = np.random.default_rng([int(scene_id), _SALT])
     font, factor = FONTS[int(rng.integers(len(FONTS)))]
+    size = round(float(rng.uniform(*SCALE_JITTER)), 3)
     width, height = CANVASES[int(rng.integers(len(CANVASES)))]
     picks = rng.choice(len(PALETTE), size=2, replace=False)
     grey = GRID_GREYS[int(rng.integers(len(GRID_GREYS)))]
@@ -147,7 +150,8 @@ def draw_style(scene_id: int) -> Style:
         width=width,
         height=height,
         font=font,
-        scale=round(factor * float(rng.uniform(*SCALE_JITTER)), 3),
+        scale=factor * size,
+        size=size,
         background=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))] if rng.random() < 0.5 else (255, 255, 255),
         ink=INKS[int(rng.integers(len(INKS)))],
         palette=tuple(PALETTE[int(k)] for k in picks),
