@@ -8,7 +8,8 @@ Each update:
    every step the teacher's attribution of the action just taken (teacher-forced, in the layout of the
    observation it was chosen on): the trainer reads it from ``info``, as any other agent would.
 2. **Alignment** — per decision, the divergence between that teacher attribution and the policy's own
-   attribution of its decision (:class:`~iapo_gym.objective.IAPOObjective`, the one definition).
+   attribution of its decision (:class:`~iapo_gym.objective.IAPOObjective`, the one definition): before the
+   update for the ``reward`` and ``credit`` forms (it enters the advantages), inside the update for ``loss``.
 3. **Advantages** — group-normalised outcome; the objective's ``reward`` and ``credit`` forms put the
    alignment term into them.
 4. **Update** — clipped policy gradient, entropy bonus, optional KL to the initial policy, and for the
@@ -274,6 +275,13 @@ class GroupTrainer:
         return self.objective.advantages(returns, groups, ro.episode, div, selected, lam)
 
     def optimise(self, ro: Rollouts, adv: torch.Tensor, lam: float) -> dict[str, float]:
+        """The clipped policy-gradient epochs (plus, for the ``loss`` form, the alignment loss).
+
+        Under the ``loss`` form the student's attribution of each weighted decision is built here, with
+        ``create_graph``, once per epoch (the parameters move between epochs); the first epoch's divergences,
+        detached, are the update's logged ``alignment`` (``alignment_decisions`` of them; ``nan`` when the
+        loss weighed no decision), so no separate pass attributes the decisions only to log them.
+        """
         c, pol, obj = self.config, self.policy, self.objective
         n = len(ro.actions)
         loss_obj = obj if obj is not None and obj.form == "loss" and lam > 0 else None  # the loss form is on
@@ -281,8 +289,9 @@ class GroupTrainer:
             weights = loss_obj.loss_weights(
                 adv, torch.from_numpy(ro.correct)[ro.episode], torch.from_numpy(loss_obj.selects(ro.tools))
             )
-        losses, aligned = [], []
-        for _ in range(c.epochs):
+        losses: list[float] = []
+        first_epoch: list[torch.Tensor] = []  # the divergences the loss measured in the first epoch
+        for epoch in range(c.epochs):
             order = torch.randperm(n, generator=self.sampler)
             for start in range(0, n, c.minibatch):
                 idx = order[start : start + c.minibatch]
@@ -293,7 +302,8 @@ class GroupTrainer:
                     sub = idx[weights[idx] > 0]  # attribute only the decisions the loss weighs
                     div = self.divergences(ro, sub, create_graph=True)
                     loss = loss + loss_obj.loss(div, weights[sub], lam)
-                    aligned.append(float(div.detach().mean()))
+                    if epoch == 0:
+                        first_epoch.append(div.detach())
                 if self.reference is not None:
                     with torch.no_grad():
                         ref, _ = self.reference.log_prob(mb, ro.actions[idx])
@@ -304,24 +314,32 @@ class GroupTrainer:
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
         out = {"loss": float(np.mean(losses)), "advantage_abs": float(adv.abs().mean())}
-        if aligned:
-            out["alignment_loss_div"] = float(np.mean(aligned))
+        if loss_obj is not None:
+            aligned = torch.cat(first_epoch) if first_epoch else torch.zeros(0)
+            out["alignment"] = float(aligned.mean()) if len(aligned) else float("nan")
+            out["alignment_decisions"] = float(len(aligned))
         return out
 
     def step(self) -> dict[str, float]:
-        """One update: rollouts, alignment, advantages, optimisation. Returns the logged row."""
+        """One update: rollouts, alignment, advantages, optimisation. Returns the logged row.
+
+        The ``reward`` and ``credit`` forms need every decision's divergence before the update (it enters the
+        advantages): one attribution pass here, whose mean over the selected decisions is the logged
+        ``alignment``. The ``loss`` form attributes inside :meth:`optimise` only, and logs what it measured there.
+        """
         c, obj = self.config, self.objective
         t0 = time.perf_counter()
         ro = self.collect()
         lam = c.lam_at(self.update, self.env_steps)
         row: dict[str, float] = {"update": self.update + 1, "lam": lam}
         div = None
-        if obj is not None:
+        if obj is not None and obj.form != "loss":
             t1 = time.perf_counter()
-            div = self.divergences(ro).detach()  # before the update: what the leaderboard reports
+            div = self.divergences(ro).detach()  # before the update: the advantages need it
             row["attribution_s"] = time.perf_counter() - t1
             sel = obj.selects(ro.tools)
             row["alignment"] = float(div[torch.from_numpy(sel)].mean()) if sel.any() else float("nan")
+            row["alignment_decisions"] = float(sel.sum())
         adv = self.advantages(ro, div, lam)
         row.update(self.optimise(ro, adv, lam))
         self.update += 1
