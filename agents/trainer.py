@@ -24,7 +24,7 @@ import io
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,41 +33,31 @@ import numpy as np
 import torch
 
 from iapo_gym.io import atomic_write_bytes, atomic_write_text
-from iapo_gym.objective import IAPOObjective, group_advantages
+from iapo_gym.objective import group_advantages
 from iapo_gym.validation import check_ints
 from iapo_gym.viz import figure_png
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .compact import ObservationBatch, CompactConfig, CompactPolicy, observations_to_batch
 from .policy_gradient import clipped_surrogate, kl_to_reference
+from .train_config import TrainConfigBase
 
 if TYPE_CHECKING:
     from iapo_gym.envs.base import ToolVQAEnv
 
-REWARDS = ("grpo", "iapo")
 
+@dataclass(kw_only=True)
+class TrainConfig(TrainConfigBase):
+    """Everything a compact training run depends on (saved with every checkpoint). See the module docstring;
+    the shared fields (env, reward, teacher, objective, ``lr``, ``seed``) are :class:`TrainConfigBase`'s."""
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved with every checkpoint). See the module docstring.
-
-    ``preset`` names an :data:`~iapo_gym.objective.PRESETS` objective and ``iapo`` overrides its fields
-    (``{"lam": 0.3, "form": "credit"}``); both are ignored for ``reward="grpo"``.
-    """
-
-    env_id: str = "VisualToolVQA-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    reward: str = "iapo"
     teacher: str = "oracle"
-    preset: str = "default"
-    iapo: dict[str, Any] = field(default_factory=dict)
     updates: int = 50
     max_env_steps: int = 0
     warm_start_episodes: int = 0
     warm_start_epochs: int = 10
     questions: int = 4
     group_size: int = 8
-    lr: float = 3e-4
     clip: float = 0.2
     epochs: int = 2
     minibatch: int = 64
@@ -75,46 +65,17 @@ class TrainConfig:
     kl_coef: float = 0.0
     eval_every: int = 10
     eval_episodes: int = 32
-    seed: int = 0
     policy: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {self.reward!r}")
+        super().__post_init__()
         check_ints(self, ("updates", "max_env_steps", "warm_start_episodes", "warm_start_epochs"), 0)
         check_ints(self, ("questions", "group_size", "epochs", "minibatch", "eval_every", "eval_episodes"), 1)
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 (advantages are relative within a group); got {self.group_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr!r}")
         if not self.kl_coef >= 0:
             raise ValueError(f"kl_coef (the KL to the starting policy) must be >= 0; got {self.kl_coef!r}")
-        if self.env_id not in gym.registry:
-            raise ValueError(
-                f"unknown env id {self.env_id!r}; registered VisualToolVQA ids: "
-                + ", ".join(i for i in gym.registry if "VQA" in i)
-            )
-        if not isinstance(self.iapo, dict):
-            raise ValueError(f"iapo must be a mapping of IAPOObjective fields; got {self.iapo!r}")
-        known = {f.name for f in fields(IAPOObjective)}
-        unknown = sorted(set(self.iapo) - known)
-        if unknown:
-            raise ValueError(f"unknown IAPO option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        self.objective  # noqa: B018 -- validates the preset and its overrides
         CompactConfig(**self.policy)
-
-    @property
-    def objective(self) -> IAPOObjective:
-        """The IAPO objective this run optimises (its preset with the ``iapo`` overrides)."""
-        return IAPOObjective.preset(self.preset, **self.iapo)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**data)
 
     def lam_at(self, update: int, env_steps: int = 0) -> float:
         """λ for an update: 0 for GRPO, else the objective's schedule at this point of training (the
