@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from iapo_gym.attribution import (
     ComponentLayout,
     attribute,
+    integrated_gradients,
     reduce_to_components,
     view_cell_weights,
 )
@@ -419,14 +420,20 @@ class CompactPolicy(nn.Module):
         self, attributed: tuple[Tensor, ...], extra: tuple[Tensor, ...], actions: Tensor, n_steps: int, create_graph: bool
     ) -> tuple[Tensor, ...]:
         """Gradient x input (``n_steps=0``) or integrated gradients from zero baselines (``n_steps`` midpoint
-        Riemann steps, all in one batched pass), reduced to pixel maps and token scores."""
-        inputs = tuple(x if create_graph else x.detach() for x in attributed)
-        k = max(1, n_steps)
-        alphas = ((torch.arange(k, dtype=torch.float32) + 0.5) / k) if n_steps else torch.ones(1)
-        scaled = [(x.unsqueeze(0) * alphas.view(-1, *([1] * x.dim()))).flatten(0, 1) for x in inputs]
-        scaled = [x if x.requires_grad else x.requires_grad_(True) for x in scaled]
-        rep = lambda t: t.unsqueeze(0).expand(k, *t.shape).flatten(0, 1)  # noqa: E731
-        logp, _ = self.log_prob_from_logits(self.net(*scaled, *(rep(e) for e in extra)), rep(actions))
-        grads = torch.autograd.grad(logp.sum(), scaled, create_graph=create_graph)
-        attrs = [x * g.view(k, *x.shape).mean(0) for x, g in zip(inputs, grads)]
+        Riemann points, all in one batched pass), reduced to pixel maps and token scores: both through
+        :func:`~iapo_gym.attribution.integrated_gradients` (gradient x input is its one point at the input)."""
+
+        def forward(glance: Tensor, crop: Tensor, q: Tensor, o: Tensor, *rest: Tensor) -> Tensor:
+            *args, acts = rest
+            logp, _ = self.log_prob_from_logits(self.net(glance, crop, q, o, *args), acts)
+            return logp
+
+        attrs = integrated_gradients(
+            forward,
+            attributed,
+            additional_forward_args=(*extra, actions),
+            n_steps=max(1, n_steps),
+            integration="riemann_middle" if n_steps else "riemann_right",
+            create_graph=create_graph,
+        )
         return (attrs[0].sum(1), attrs[1].sum(1), attrs[2].sum(-1), attrs[3].sum(-1))

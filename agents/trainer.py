@@ -8,7 +8,8 @@ Each update:
    every step the teacher's attribution of the action just taken (teacher-forced, in the layout of the
    observation it was chosen on): the trainer reads it from ``info``, as any other agent would.
 2. **Alignment** — per decision, the divergence between that teacher attribution and the policy's own
-   attribution of its decision (:class:`~iapo_gym.objective.IAPOObjective`, the one definition).
+   attribution of its decision (:class:`~iapo_gym.objective.IAPOObjective`, the one definition): before the
+   update for the ``reward`` and ``credit`` forms (it enters the advantages), inside the update for ``loss``.
 3. **Advantages** — group-normalised outcome; the objective's ``reward`` and ``credit`` forms put the
    alignment term into them.
 4. **Update** — clipped policy gradient, entropy bonus, optional KL to the initial policy, and for the
@@ -23,7 +24,7 @@ import io
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,41 +33,31 @@ import numpy as np
 import torch
 
 from iapo_gym.io import atomic_write_bytes, atomic_write_text
-from iapo_gym.objective import IAPOObjective, group_advantages
+from iapo_gym.objective import group_advantages
 from iapo_gym.validation import check_ints
 from iapo_gym.viz import figure_png
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
 from .compact import ObservationBatch, CompactConfig, CompactPolicy, observations_to_batch
 from .policy_gradient import clipped_surrogate, kl_to_reference
+from .train_config import TrainConfigBase
 
 if TYPE_CHECKING:
     from iapo_gym.envs.base import ToolVQAEnv
 
-REWARDS = ("grpo", "iapo")
 
+@dataclass(kw_only=True)
+class TrainConfig(TrainConfigBase):
+    """Everything a compact training run depends on (saved with every checkpoint). See the module docstring;
+    the shared fields (env, reward, teacher, objective, ``lr``, ``seed``) are :class:`TrainConfigBase`'s."""
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved with every checkpoint). See the module docstring.
-
-    ``preset`` names an :data:`~iapo_gym.objective.PRESETS` objective and ``iapo`` overrides its fields
-    (``{"lam": 0.3, "form": "credit"}``); both are ignored for ``reward="grpo"``.
-    """
-
-    env_id: str = "VisualToolVQA-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    reward: str = "iapo"
     teacher: str = "oracle"
-    preset: str = "default"
-    iapo: dict[str, Any] = field(default_factory=dict)
     updates: int = 50
     max_env_steps: int = 0
     warm_start_episodes: int = 0
     warm_start_epochs: int = 10
     questions: int = 4
     group_size: int = 8
-    lr: float = 3e-4
     clip: float = 0.2
     epochs: int = 2
     minibatch: int = 64
@@ -74,46 +65,17 @@ class TrainConfig:
     kl_coef: float = 0.0
     eval_every: int = 10
     eval_episodes: int = 32
-    seed: int = 0
     policy: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {self.reward!r}")
+        super().__post_init__()
         check_ints(self, ("updates", "max_env_steps", "warm_start_episodes", "warm_start_epochs"), 0)
         check_ints(self, ("questions", "group_size", "epochs", "minibatch", "eval_every", "eval_episodes"), 1)
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 (advantages are relative within a group); got {self.group_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr!r}")
         if not self.kl_coef >= 0:
             raise ValueError(f"kl_coef (the KL to the starting policy) must be >= 0; got {self.kl_coef!r}")
-        if self.env_id not in gym.registry:
-            raise ValueError(
-                f"unknown env id {self.env_id!r}; registered VisualToolVQA ids: "
-                + ", ".join(i for i in gym.registry if "VQA" in i)
-            )
-        if not isinstance(self.iapo, dict):
-            raise ValueError(f"iapo must be a mapping of IAPOObjective fields; got {self.iapo!r}")
-        known = {f.name for f in fields(IAPOObjective)}
-        unknown = sorted(set(self.iapo) - known)
-        if unknown:
-            raise ValueError(f"unknown IAPO option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        self.objective  # noqa: B018 -- validates the preset and its overrides
         CompactConfig(**self.policy)
-
-    @property
-    def objective(self) -> IAPOObjective:
-        """The IAPO objective this run optimises (its preset with the ``iapo`` overrides)."""
-        return IAPOObjective.preset(self.preset, **self.iapo)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**data)
 
     def lam_at(self, update: int, env_steps: int = 0) -> float:
         """λ for an update: 0 for GRPO, else the objective's schedule at this point of training (the
@@ -274,6 +236,13 @@ class GroupTrainer:
         return self.objective.advantages(returns, groups, ro.episode, div, selected, lam)
 
     def optimise(self, ro: Rollouts, adv: torch.Tensor, lam: float) -> dict[str, float]:
+        """The clipped policy-gradient epochs (plus, for the ``loss`` form, the alignment loss).
+
+        Under the ``loss`` form the student's attribution of each weighted decision is built here, with
+        ``create_graph``, once per epoch (the parameters move between epochs); the first epoch's divergences,
+        detached, are the update's logged ``alignment`` (``alignment_decisions`` of them; ``nan`` when the
+        loss weighed no decision), so no separate pass attributes the decisions only to log them.
+        """
         c, pol, obj = self.config, self.policy, self.objective
         n = len(ro.actions)
         loss_obj = obj if obj is not None and obj.form == "loss" and lam > 0 else None  # the loss form is on
@@ -281,8 +250,9 @@ class GroupTrainer:
             weights = loss_obj.loss_weights(
                 adv, torch.from_numpy(ro.correct)[ro.episode], torch.from_numpy(loss_obj.selects(ro.tools))
             )
-        losses, aligned = [], []
-        for _ in range(c.epochs):
+        losses: list[float] = []
+        first_epoch: list[torch.Tensor] = []  # the divergences the loss measured in the first epoch
+        for epoch in range(c.epochs):
             order = torch.randperm(n, generator=self.sampler)
             for start in range(0, n, c.minibatch):
                 idx = order[start : start + c.minibatch]
@@ -293,7 +263,8 @@ class GroupTrainer:
                     sub = idx[weights[idx] > 0]  # attribute only the decisions the loss weighs
                     div = self.divergences(ro, sub, create_graph=True)
                     loss = loss + loss_obj.loss(div, weights[sub], lam)
-                    aligned.append(float(div.detach().mean()))
+                    if epoch == 0:
+                        first_epoch.append(div.detach())
                 if self.reference is not None:
                     with torch.no_grad():
                         ref, _ = self.reference.log_prob(mb, ro.actions[idx])
@@ -304,24 +275,32 @@ class GroupTrainer:
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
         out = {"loss": float(np.mean(losses)), "advantage_abs": float(adv.abs().mean())}
-        if aligned:
-            out["alignment_loss_div"] = float(np.mean(aligned))
+        if loss_obj is not None:
+            aligned = torch.cat(first_epoch) if first_epoch else torch.zeros(0)
+            out["alignment"] = float(aligned.mean()) if len(aligned) else float("nan")
+            out["alignment_decisions"] = float(len(aligned))
         return out
 
     def step(self) -> dict[str, float]:
-        """One update: rollouts, alignment, advantages, optimisation. Returns the logged row."""
+        """One update: rollouts, alignment, advantages, optimisation. Returns the logged row.
+
+        The ``reward`` and ``credit`` forms need every decision's divergence before the update (it enters the
+        advantages): one attribution pass here, whose mean over the selected decisions is the logged
+        ``alignment``. The ``loss`` form attributes inside :meth:`optimise` only, and logs what it measured there.
+        """
         c, obj = self.config, self.objective
         t0 = time.perf_counter()
         ro = self.collect()
         lam = c.lam_at(self.update, self.env_steps)
         row: dict[str, float] = {"update": self.update + 1, "lam": lam}
         div = None
-        if obj is not None:
+        if obj is not None and obj.form != "loss":
             t1 = time.perf_counter()
-            div = self.divergences(ro).detach()  # before the update: what the leaderboard reports
+            div = self.divergences(ro).detach()  # before the update: the advantages need it
             row["attribution_s"] = time.perf_counter() - t1
             sel = obj.selects(ro.tools)
             row["alignment"] = float(div[torch.from_numpy(sel)].mean()) if sel.any() else float("nan")
+            row["alignment_decisions"] = float(sel.sum())
         adv = self.advantages(ro, div, lam)
         row.update(self.optimise(ro, adv, lam))
         self.update += 1

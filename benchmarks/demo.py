@@ -32,7 +32,8 @@ def run_demo(out: str | Path, scale: str = "small", seed: int = 0, progress: boo
     from iapo_gym.agents.compact import CompactPolicy
     from iapo_gym.agents.compact_agent import CompactAgent
     from iapo_gym.agents.imitation import imitate_oracle
-    from iapo_gym.agents.trainer import REWARDS, TrainConfig
+    from iapo_gym.agents.train_config import REWARDS
+    from iapo_gym.agents.trainer import TrainConfig
 
     from .runner import run_benchmark
 

@@ -32,7 +32,7 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import gymnasium as gym
@@ -87,7 +87,7 @@ def minigrid_env() -> tuple[gym.Env, Callable[[np.random.Generator, int], list[A
     except ImportError:
         raise SystemExit("--vs-minigrid needs Minigrid: pip install 'iapo-gym[bench]' (pinned in constraints.txt)") from None
     env = RGBImgObsWrapper(gym.make(MINIGRID_ID))
-    n = int(env.action_space.n)
+    n = int(cast("gym.spaces.Discrete", env.action_space).n)
     return env, lambda rng, k: [int(a) for a in rng.integers(n, size=k)]
 
 

@@ -189,12 +189,13 @@ def _env(env_id: str, kwargs: dict[str, Any], teacher: str | None = None, lane: 
     wrapped so each step carries the teacher's attribution of the action taken."""
     key = (env_id, json.dumps(kwargs, sort_keys=True), teacher, lane)
     if key not in _ENVS:
-        env = gym.make(env_id, **kwargs)
-        if teacher:
+        if teacher:  # the wrapper goes around the same (cached) bare env that planning read its range from
             from iapo_gym.wrappers import TeacherAttributionWrapper
 
-            env = TeacherAttributionWrapper(env, teacher=teacher, coef=0.0)  # attribution only: the stored reward is the env's
-        _ENVS[key] = env
+            bare = _env(env_id, kwargs, None, lane)
+            _ENVS[key] = TeacherAttributionWrapper(bare, teacher=teacher, coef=0.0)  # attribution only: the env's reward
+        else:
+            _ENVS[key] = gym.make(env_id, **kwargs)
     return _ENVS[key]
 
 
@@ -433,14 +434,13 @@ def plan_cells(suite: Suite, seeds: Sequence[int], agents: Sequence[AgentSpec], 
     """Every cell of agents × families × seeds, agents outermost (a partial run finishes whole agents first)."""
     ranges: dict[str, tuple[int, int]] = {}
     for task in suite.tasks:
-        try:
-            env = gym.make(task.env_id, **task.env_kwargs)
+        try:  # the env the cells of this process play on (built once, kept): its range of scene ids
+            env = _env(task.env_id, task.env_kwargs)
         except Exception as exc:  # an env id not registered yet, a missing data file, a bad setting
             raise SuiteError(
                 f"suite {suite.name!r}: cannot make env {task.env_id} for family {task.family!r} ({type(exc).__name__}: {exc})"
             ) from None
         ranges[task.family] = cast("ToolVQAEnv", env.unwrapped).scene_id_range()
-        env.close()
     items = {(t.family, s): tuple(suite.items(t.family, s, ranges[t.family])) for t in suite.tasks for s in seeds}
     return [
         CellTask(
@@ -468,9 +468,8 @@ def data_reports(suite: Suite) -> dict[str, dict[str, Any]]:
     for task in suite.tasks:
         if task.env_id != "RealVQA-v0":
             continue
-        env = cast("RealVQAEnv", gym.make(task.env_id, **task.env_kwargs).unwrapped)
+        env = cast("RealVQAEnv", _env(task.env_id, task.env_kwargs).unwrapped)  # the one plan_cells and the cells use
         reports[task.family] = {"scorer": env.scorer, "split": env.split, **env.report}
-        env.close()
     return reports
 
 

@@ -5,8 +5,8 @@ Run: ``python -m iapo_gym.benchmarks.update_cost [--updates 12] [--out docs/lear
 The trainers (GRPO, the default IAPO, the paper preset) start from the same policy and take turns, one
 :meth:`~iapo_gym.agents.trainer.GroupTrainer.step` each, so machine noise hits them alike. The default's
 alignment loss is in its optimisation (the student's attribution with ``create_graph``, on the decisions it
-weighs); the attribution pass before the update is what the paper's reward form needs, and what the
-default logs. The figure that counts is the ratio of medians, not the absolute time. Writes ``update_cost.{md,json}``.
+weighs), and the alignment it logs is what that loss measured; the attribution pass before the update is
+what the paper's reward form needs (0 for the default: it has none). The figure that counts is the ratio of medians, not the absolute time. Writes ``update_cost.{md,json}``.
 """
 
 from __future__ import annotations

@@ -73,3 +73,23 @@ def test_each_decision_is_attributed_once_and_every_agent_is_aligned_by_the_suit
     for e, t in zip(episodes, trajectories):
         assert t is not None and e.alignment is not None
         assert e.alignment == pytest.approx(t.alignment("kl", "blocks"))  # one measure, whatever the agent's objective
+
+
+def test_a_run_builds_one_env_per_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planning (the scene-id ranges), the teacher wrapper and the cells share one env per family and
+    process: none is built only to read a range."""
+    import gymnasium as gym
+    from iapo_gym.benchmarks import runner
+
+    made: list[str] = []
+    original = gym.make
+
+    def counting(env_id: str, **kwargs: object) -> gym.Env:
+        made.append(env_id)
+        return original(env_id, **kwargs)
+
+    monkeypatch.setattr(runner.gym, "make", counting)
+    monkeypatch.setattr(runner, "_ENVS", {})
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    run_benchmark(["oracle", "random"], str(tmp_path / "suite.yaml"), out=tmp_path / "out", progress=False, render=False)
+    assert sorted(made) == ["VisualToolVQA-HBar-v0", "VisualToolVQA-TableQA-v0"], made

@@ -80,6 +80,18 @@ def test_wrapper_term_is_deterministic_bounded_and_zero_for_answers(shaping: str
             assert sum(terms) <= 0.2 + 1e-9  # an episode earns at most coef
 
 
+def test_wrapper_with_coef_zero_gives_attribution_without_computing_the_shaped_term(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = TeacherAttributionWrapper(gym.make("VisualToolVQA-v0"), coef=0.0)
+
+    def never(*args: object) -> float:
+        raise AssertionError("the shaped term was computed with coef=0")
+
+    monkeypatch.setattr(env, "_shaped", never)
+    out = rollout(env, 0)
+    assert [t["teacher"] for _, t in out] == [0.0] * len(out)
+    assert [r for r, _ in out] == [sum(v for k, v in t.items() if k != "teacher") for _, t in out]
+
+
 def _tiny_zoom_on_the_evidence(shaping: str) -> tuple[TeacherAttributionWrapper, str]:
     """A reset wrapped HBar env and a 0.002-wide zoom at the centre of its evidence (the issue's farming move)."""
     env = TeacherAttributionWrapper(gym.make("VisualToolVQA-HBar-v0", budget=12), shaping=shaping)

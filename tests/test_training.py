@@ -37,15 +37,48 @@ def params(agent: CompactAgent) -> torch.Tensor:
 
 @pytest.mark.parametrize("reward", ["grpo", "iapo"])
 def test_tiny_run_changes_parameters_with_finite_loss(reward: str) -> None:
-    agent = CompactAgent(train={**TINY, "reward": reward, "updates": 2})
+    # the loss on every decision (not only successful rollouts), so each update measures an alignment
+    agent = CompactAgent(train={**TINY, "reward": reward, "updates": 2, "iapo": {"weighting": "all"}})
     before = params(agent).clone()
     history = agent.learn(progress=False)
     assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
     assert not torch.equal(before, params(agent))
     if reward == "iapo":
-        assert all(r["alignment"] > 0 for r in history)
+        assert all(r["alignment"] > 0 and r["alignment_decisions"] > 0 for r in history)
     else:
         assert "alignment" not in history[0]
+
+
+@pytest.mark.parametrize("preset", ["default", "paper"])
+def test_an_update_attributes_each_decision_once_and_logs_that_alignment(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default (loss form) logs the divergences its loss measured, with no extra pass; the paper preset
+    (reward form) attributes every decision once, before the update, and logs those."""
+    from iapo_gym.agents.trainer import GroupTrainer
+
+    config = TrainConfig(
+        **{**TINY, "reward": "iapo", "preset": preset, "iapo": {"weighting": "all"} if preset == "default" else {}}
+    )
+    trainer = GroupTrainer(config)
+    calls: list[tuple[int, bool]] = []
+    seen: list[torch.Tensor] = []
+    attribution, compare = trainer.policy.attribution, trainer.objective.compare
+
+    def counted(batch, actions, *args, create_graph=False, **kw):  # type: ignore[no-untyped-def]
+        calls.append((len(actions), create_graph))
+        return attribution(batch, actions, *args, create_graph=create_graph, **kw)
+
+    def kept(*args, **kw):  # type: ignore[no-untyped-def]
+        out = compare(*args, **kw)
+        seen.append(out.detach())
+        return out
+
+    monkeypatch.setattr(trainer.policy, "attribution", counted)
+    object.__setattr__(trainer.objective, "compare", kept)  # this trainer's own (frozen) objective instance
+    row = trainer.step()
+    decisions = int(row["alignment_decisions"])
+    assert sum(n for n, _ in calls) == decisions > 0  # one epoch (TINY): each decision attributed once
+    assert all(graph == (preset == "default") for _, graph in calls)
+    assert row["alignment"] == pytest.approx(float(torch.cat(seen).mean()), rel=1e-5) and row["alignment"] > 0
 
 
 @settings(max_examples=50, deadline=None)

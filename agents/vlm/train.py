@@ -20,22 +20,22 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from iapo_gym.io import atomic_write_text
-from iapo_gym.objective import IAPOObjective
 from iapo_gym.validation import check_ints
 
-REWARDS = ("grpo", "iapo")
+from ..train_config import TrainConfigBase
 
 
-@dataclass
-class VLMTrainConfig:
-    """Everything a VLM training run depends on (saved as ``train_config.json``).
+@dataclass(kw_only=True)
+class VLMTrainConfig(TrainConfigBase):
+    """Everything a VLM training run depends on (saved as ``train_config.json``); the shared fields (env,
+    reward, teacher, objective, ``lr``, ``seed``) and their checks are :class:`TrainConfigBase`'s.
 
     Args:
         model: the student's local folder. teacher: ``"vlm:PATH"`` (needed for ``reward="iapo"``).
@@ -57,19 +57,15 @@ class VLMTrainConfig:
         seed: seeds the dataset and TRL.
     """
 
+    options_name: ClassVar[str] = "VLM training"
+
     model: str
     out: str
-    teacher: str | None = None
-    reward: str = "iapo"
-    preset: str = "default"
-    iapo: dict[str, Any] = field(default_factory=dict)
-    env_id: str = "VisualToolVQA-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    lr: float = 1e-5
     max_steps: int = 10
     num_generations: int = 4
     batch_size: int = 4
     dataset_size: int = 64
-    lr: float = 1e-5
     beta: float = 0.0
     max_completion_length: int = 1024
     temperature: float = 1.0
@@ -77,11 +73,9 @@ class VLMTrainConfig:
     gradient_checkpointing: bool = False
     chat_template: str | None = None
     attribution: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {self.reward!r}")
+        super().__post_init__()
         check_ints(self, ("max_steps", "num_generations", "batch_size", "dataset_size", "max_completion_length"), 1)
         if self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (advantages are relative within a group); got {self.num_generations}")
@@ -90,28 +84,12 @@ class VLMTrainConfig:
                 f"reward='iapo' needs a VLM teacher: teacher='vlm:PATH'; got {self.teacher!r} "
                 "(use reward='grpo' to train on the outcome only)"
             )
-        known = {f.name for f in fields(IAPOObjective)}
-        unknown = sorted(set(self.iapo) - known)
-        if unknown:
-            raise ValueError(f"unknown IAPO option {unknown[0]!r}; known: {', '.join(sorted(known))}")
         if self.reward == "iapo" and self.objective.form not in ("reward", "loss"):
             raise ValueError(
                 f"the TRL track runs the IAPO forms 'reward' (preset paper) and 'loss' (preset default); "
                 f"got form={self.objective.form!r}: per-decision credit needs one advantage per decision, "
                 "TRL has one per completion (use the compact trainer for it)"
             )
-
-    @property
-    def objective(self) -> IAPOObjective:
-        return IAPOObjective.preset(self.preset, **self.iapo)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VLMTrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown VLM training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**dict(data))
 
 
 def _history_row(logs: Mapping[str, float], step: int, episodes: int, env_steps: int) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 :func:`attribute` runs a registered method by name. The built-ins:
 
-- ``integrated_gradients`` (the paper's choice; captum ``IntegratedGradients``): the path integral of
+- ``integrated_gradients`` (the paper's choice; :func:`integrated_gradients`, captum's quadrature rules, with
+  ``create_graph`` for a differentiable attribution): the path integral of
   gradients from a baseline to the input, times (input - baseline). It is *complete*: the attributions of
   an example sum to ``f(input) - f(baseline)``.
 - ``gradient_x_input`` (captum ``InputXGradient``): one backward pass; cheap, local.
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -192,6 +194,102 @@ def _fresh(inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return tuple(x.detach().clone().requires_grad_(True) for x in inputs)
 
 
+INTEGRATION_RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+"""Quadrature rules of :func:`integrated_gradients` (captum's names and points)."""
+
+
+def integration_points(rule: str, n_steps: int) -> tuple[list[float], list[float]]:
+    """``(alphas, weights)``: the points on the path from baseline (0) to input (1) and their weights, for
+    ``n_steps`` points of a quadrature rule (the same points and weights as captum's rules)."""
+    check_int("n_steps", n_steps)
+    n = int(n_steps)
+    if rule == "gausslegendre":
+        nodes, w = np.polynomial.legendre.leggauss(n)
+        return [float(x) for x in 0.5 * (1 + nodes)], [float(x) for x in 0.5 * w]
+    if rule == "riemann_trapezoid":  # captum's weights: 1/n, the two ends halved (they sum to 1 - 1/n)
+        if n < 2:
+            raise ValueError(f"riemann_trapezoid needs n_steps >= 2; got {n}")
+        return [float(x) for x in np.linspace(0, 1, n)], [0.5 / n, *[1.0 / n] * (n - 2), 0.5 / n]
+    starts = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}
+    if rule not in starts:
+        raise ValueError(f"integration must be one of {', '.join(INTEGRATION_RULES)}; got {rule!r}")
+    return [(i + starts[rule]) / n for i in range(n)], [1.0 / n] * n
+
+
+def _select_target(output: Tensor, target: Target, repeats: int) -> Tensor:
+    """The explained output per example (captum's ``target``), for ``repeats`` stacked copies of the batch."""
+    if target is None:
+        return output
+    if isinstance(target, Tensor) and target.numel() == 1:
+        target = int(target.item())
+    if isinstance(target, int):
+        return output[:, target]
+    if isinstance(target, tuple):
+        index: tuple[Any, ...] = (slice(None), *target)
+        return output[index]
+    per_example: list[Any] = list(target.tolist() if isinstance(target, Tensor) else target) * repeats
+    if len(per_example) != output.shape[0]:
+        raise ValueError(f"target has {len(per_example) // repeats} entries for a batch of {output.shape[0] // repeats}")
+    rows = [(i, *t) if isinstance(t, tuple) else (i, t) for i, t in enumerate(per_example)]
+    return torch.stack([output[row] for row in rows])
+
+
+def integrated_gradients(
+    forward_fn: Callable[..., Any],
+    inputs: Tensor | Sequence[Tensor],
+    baselines: Baselines = None,
+    target: Target = None,
+    additional_forward_args: Any = None,
+    n_steps: int = 32,
+    integration: str = "gausslegendre",
+    internal_batch_size: int | None = None,
+    *,
+    create_graph: bool = False,
+) -> tuple[Tensor, ...]:
+    """Integrated gradients (Sundararajan et al. 2017): the one implementation in iapo-gym.
+
+    ``(input - baseline) * sum_i weight_i * grad f(baseline + alpha_i * (input - baseline))`` over the points
+    of :func:`integration_points`, all points of a batch evaluated in one forward pass (stacked point-major,
+    as captum does) or in chunks of ``internal_batch_size`` examples. With ``n_steps=1`` and
+    ``integration="riemann_right"`` it is gradient x (input - baseline).
+
+    Args:
+        forward_fn, inputs, baselines, target, additional_forward_args: as for :func:`attribute` (tensor
+            arguments with the batch first are repeated for every point; other arguments pass as they are).
+        n_steps: points on the path. integration: the quadrature rule (:data:`INTEGRATION_RULES`).
+        internal_batch_size: evaluate at most this many (point, example) pairs per forward pass.
+        create_graph: keep the graph of the gradients, so the attributions are differentiable in the
+            model's parameters and in inputs that require grad (an attribution loss); otherwise the inputs
+            are detached.
+
+    Returns:
+        One attribution tensor per input, of its shape.
+    """
+    alphas, weights = integration_points(integration, n_steps)
+    xs = _as_inputs(inputs)
+    xs = xs if create_graph else tuple(x.detach() for x in xs)
+    bs = _as_baselines(baselines, xs)
+    extra = additional_forward_args
+    extra = () if extra is None else extra if isinstance(extra, tuple) else (extra,)
+    batch = xs[0].shape[0]
+    per_pass = len(alphas) if internal_batch_size is None else max(1, int(internal_batch_size) // batch)
+    total: list[Tensor] | None = None
+    with torch.enable_grad():
+        for start in range(0, len(alphas), per_pass):
+            chunk_a, chunk_w = alphas[start : start + per_pass], weights[start : start + per_pass]
+            k = len(chunk_a)
+            scaled = [torch.cat([b + a * (x - b) for a in chunk_a]) for x, b in zip(xs, bs)]
+            scaled = [x if x.requires_grad else x.requires_grad_(True) for x in scaled]
+            args = [torch.cat([e] * k) if isinstance(e, Tensor) and e.dim() and e.shape[0] == batch else e for e in extra]
+            out = _select_target(forward_fn(*scaled, *args), target, k)
+            grads = torch.autograd.grad(out.sum(), scaled, create_graph=create_graph)
+            for i, w in enumerate(chunk_w):
+                part = [w * g[i * batch : (i + 1) * batch] for g in grads]
+                total = part if total is None else [t + p for t, p in zip(total, part)]
+    assert total is not None  # n_steps >= 1
+    return tuple(g * (x - b) for g, x, b in zip(total, xs, bs))
+
+
 def _integrated_gradients(
     forward_fn: Callable[..., Any],
     inputs: tuple[Tensor, ...],
@@ -202,25 +300,10 @@ def _integrated_gradients(
     integration: str = "gausslegendre",
     internal_batch_size: int | None = None,
 ) -> tuple[Tensor, ...]:
-    """Integrated gradients (Sundararajan et al. 2017) via captum.
-
-    Args:
-        n_steps: points on the path from baseline to input (one forward+backward each, batched).
-        integration: captum's quadrature rule (``gausslegendre``, ``riemann_trapezoid``...).
-        internal_batch_size: evaluate the path points in chunks of this many examples (memory bound).
-    """
-    check_int("n_steps", n_steps)
-    ig = _captum().IntegratedGradients(forward_fn)
-    return tuple(
-        ig.attribute(
-            _fresh(inputs),
-            baselines=baselines,
-            target=target,
-            additional_forward_args=additional_forward_args,
-            n_steps=int(n_steps),
-            method=integration,
-            internal_batch_size=internal_batch_size,
-        )
+    """The registered ``integrated_gradients`` method: :func:`integrated_gradients` (the same quadrature
+    points and weights as captum's ``IntegratedGradients``, default Gauss-Legendre with 32 points)."""
+    return integrated_gradients(
+        forward_fn, inputs, baselines, target, additional_forward_args, n_steps, integration, internal_batch_size
     )
 
 

@@ -149,8 +149,10 @@ class TeacherAttributionWrapper(gym.Wrapper[dict[str, Any], str, dict[str, Any],
         # the teacher's attribution of this very action (parsed once, by the env), in the layout of the
         # observation it was chosen on
         attribution = self.teacher.attribute(prev_obs, {**prev_info, "call": info.get("call")}, self.layout(prev_obs), action)
-        boxes = [] if info.get("error") else list(info["regions"]) if "regions" in info else self.region(action, info)
-        term = self._shaped(boxes, attribution, terminated or truncated)
+        term = 0.0
+        if self.coef > 0:  # with coef=0 (attribution only) the shaped term is 0: not computed
+            boxes = [] if info.get("error") else list(info["regions"]) if "regions" in info else self.region(action, info)
+            term = self._shaped(boxes, attribution, terminated or truncated)
         info["reward_terms"] = {**info.get("reward_terms", {}), "teacher": term}
         info["teacher_attribution"] = attribution
         self._last = (obs, dict(info))
