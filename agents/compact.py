@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iapo_gym.attribution import (
-    ComponentLayout,
     attribute,
     integrated_gradients,
     reduce_to_components,
@@ -337,10 +336,6 @@ class CompactPolicy(nn.Module):
         d["tools"] = list(self.config.tools)
         d["sizes"] = list(self.config.sizes)
         return d
-
-    def layout(self, grid: int = 4) -> ComponentLayout:
-        """The component layout of this policy's decisions (image cells, question and tool-output slots)."""
-        return ComponentLayout(grid=grid, query_length=self.config.question_length, output_length=self.config.output_length)
 
     def attribution(
         self,

@@ -143,8 +143,9 @@ def image_cells(
 
 
 # -- layout -------------------------------------------------------------------------------------------------
-def layout_of(enc: Encoded, grid: int = 4, query_length: int = 32, output_length: int = 48) -> ComponentLayout:
-    """The component layout of an encoded decision (word-level text components, see the module doc)."""
+def layout_of(enc: Encoded, grid: int, query_length: int, output_length: int) -> ComponentLayout:
+    """The component layout of an encoded decision (word-level text components, see the module doc), on the
+    objective's ``grid`` and token slots (the attribution config's, which the IAPO objective sets)."""
     bw = enc.block_words
     ctx = list(bw["context"]) + [CHAT_LABEL]
     return ComponentLayout(
