@@ -15,6 +15,17 @@ Design:
   change one thing of the default (form, granularity, weighting, λ, teacher).
 - **Task**: the six headline families at difficulty 0, equal env steps (``--steps``), test accuracy of
   the greedy policy on the same ``--eval-episodes`` test items per family.
+- **Conditions** (``--condition``, :data:`CONDITIONS`): ``iid`` (the test split of the training
+  distribution), ``shift`` (trained where a marker points at the asked bar or row, tested where it points
+  at another: :mod:`iapo_gym.envs.shortcuts`; the in-distribution figures beside) and ``sim2real`` (trained on
+  the procedural families, tested on every item of public-format sets under ``--data-dir``). One command per
+  condition, each with its own ``--out``::
+
+      python -m iapo_gym.benchmarks.learning --condition shift --out docs/learning/shift --starts weak strong --jobs 2
+      iapo-bench fixtures --out runs/fixtures24 --items 24
+      python -m iapo_gym.benchmarks.learning --condition sim2real --data-dir runs/fixtures24 --out docs/learning/sim2real
+
+  ``--style random`` trains on randomly styled scenes, ``--copy-slots 48`` gives the policy a copy pointer.
 - **Per family**: accuracy, the evidence hit rate (a zoom/OCR/focus region covering half an evidence box),
   the read rate (a tool output holding an accepted answer) and the accuracy given a read
   (:mod:`iapo_gym.diagnostics`), so a method's effect on *looking* and on *reading* is visible.
@@ -376,6 +387,16 @@ def steps_to_reach(history: list[dict[str, Any]], target: float) -> float | None
     return None
 
 
+def curve_area(history: list[dict[str, Any]]) -> float | None:
+    """The area under a run's test-accuracy curve over its env steps, divided by the steps it spans: the
+    run's mean test accuracy while it learned (``None`` with fewer than two evaluations)."""
+    points = [(float(r["env_steps"]), float(r["eval_accuracy"])) for r in history if "eval_accuracy" in r]
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    x, y = np.array(points).T
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / (x[-1] - x[0]))
+
+
 def _rate(values: list[Any]) -> float | None:
     known = [bool(v) for v in values if v is not None]
     return float(np.mean(known)) if known else None
@@ -394,7 +415,18 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for method in dict.fromkeys(r["method"] for r in rows if "update_s" in r):
         timing[method] = float(np.mean([r["update_s"] for r in rows if r["method"] == method and "update_s" in r]))
     paired = {start: _paired(per) for start, per in out.items()}
-    summary = {**out, "s_per_update": timing, "paired_difference_vs_grpo": paired}
+    areas = {
+        start: {
+            method: {
+                str(r["seed"]): a
+                for r in rows
+                if (r["start"], r["method"]) == (start, method) and (a := curve_area(r["history"])) is not None
+            }
+            for method in per
+        }
+        for start, per in out.items()
+    }
+    summary = {**out, "s_per_update": timing, "paired_difference_vs_grpo": paired, "curve_area": areas}
     if any("final_iid" in r for r in rows):  # a shifted condition: the training distribution's test items too
         iid = {
             start: {
@@ -429,8 +461,8 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
             + " | ".join(families)
             + " | average [95% CI over seeds] | vs grpo (paired) [95% CI] | "
             + ("in-distribution average | vs grpo (paired) | " if shifted else "")
-            + "s/update | env steps to GRPO's final |",
-            "|---|" + "---|" * (len(families) + 4 + 2 * shifted),
+            + "s/update | area under the curve | env steps to GRPO's final |",
+            "|---|" + "---|" * (len(families) + 5 + 2 * shifted),
         ]
 
         def paired_cell(key: str, method: str) -> str:
@@ -453,7 +485,11 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
                 if method in ("warm start", "grpo")
                 else ", ".join("never" if (s := steps_to_reach(r["history"], grpo_final)) is None else str(int(s)) for r in runs)
             )
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {speed} | {reach} |")
+            areas = [a for r in runs if (a := curve_area(r["history"])) is not None]
+            area = f"{np.mean(areas):.3f}" if areas else ""
+            lines.append(
+                f"| {method} | " + " | ".join(cells) + f" | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {speed} | {area} | {reach} |"
+            )
         lines += [
             "",
             "Looking and reading (pooled over seeds): hit / read / accuracy given a read"
@@ -526,7 +562,12 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
                 ax.set_title(f"{start} start: {title}", fontsize=10)
                 ax.set_xlabel("env steps")
         row_axes[0].legend(fontsize=8)
-    fig.suptitle("IAPO vs GRPO on six headline families (difficulty 0); lines: mean over seeds, bands: min-max")
+    condition = CONDITIONS[str(rows[0].get("condition", "iid"))]
+    tested = {"iid": "six headline families", "shift": "five bar and table families, the shortcut marker misleading"}
+    fig.suptitle(
+        f"IAPO vs GRPO, test: {tested.get(condition.name, 'the procedural mixture')} (difficulty "
+        f"{rows[0].get('settings', {}).get('difficulty', 0)}); lines: mean over seeds, bands: min-max"
+    )
     fig.tight_layout()
     png = figure_png(fig, dpi=90)
     plt.close(fig)

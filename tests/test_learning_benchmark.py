@@ -116,3 +116,10 @@ def test_the_sim2real_condition_tests_on_every_item_of_real_format_sets(tmp_path
         learning.main([a if a != "48" else "0" for a in argv])
     with pytest.raises(SystemExit):  # sim2real without test sets
         learning.main(["--condition", "sim2real", "--out", str(tmp_path / "other")])
+
+
+def test_the_area_under_a_curve_is_the_runs_mean_test_accuracy_over_its_steps() -> None:
+    history = [{"env_steps": 0, "eval_accuracy": 0.0}, {"env_steps": 100, "loss": 1.0}, {"env_steps": 200, "eval_accuracy": 1.0}]
+    history.append({"env_steps": 400, "eval_accuracy": 1.0})
+    assert learning.curve_area(history) == pytest.approx((0.5 * 200 + 1.0 * 200) / 400)
+    assert learning.curve_area(history[:2]) is None
