@@ -589,7 +589,7 @@ def plot_differences(summary: dict[str, Any], out: Path) -> Path:
         items = list(paired.get(start, {}).items())
         for k, (method, d) in enumerate(items):
             lo, hi = d["ci"]
-            color = "tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:gray"
+            color = "tab:gray" if d["seeds"] < 2 else "tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:gray"
             ax.errorbar(
                 d["difference"], k, xerr=[[d["difference"] - lo], [hi - d["difference"]]], fmt="o", color=color, capsize=3
             )
@@ -598,7 +598,9 @@ def plot_differences(summary: dict[str, Any], out: Path) -> Path:
         ax.invert_yaxis()
         ax.set_xlabel("average test accuracy minus GRPO's (paired per seed)")
         ax.set_title(f"{start} start", fontsize=10)
-    fig.suptitle("Paired difference to GRPO, 95% bootstrap CI over seeds (green: CI above 0, red: below)", fontsize=10)
+    fig.suptitle(
+        "Paired difference to GRPO, 95% bootstrap CI over seeds (green: CI above 0, red: below; grey with one seed)", fontsize=10
+    )
     fig.tight_layout()
     png = figure_png(fig, dpi=90)
     plt.close(fig)
