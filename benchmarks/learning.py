@@ -628,7 +628,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/learning"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
-    p.add_argument("--methods", nargs="+", default=["grpo", "paper", "default"], choices=list(METHODS))
+    p.add_argument(
+        "--methods",
+        nargs="*",
+        default=["grpo", "paper", "default"],
+        choices=list(METHODS),
+        help="methods to train from each warm start (none: evaluate the warm starts only)",
+    )
     p.add_argument("--steps", type=int, default=6000, help="env steps per run")
     p.add_argument("--difficulty", type=int, default=0)
     p.add_argument(

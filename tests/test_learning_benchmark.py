@@ -123,3 +123,10 @@ def test_the_area_under_a_curve_is_the_runs_mean_test_accuracy_over_its_steps() 
     history.append({"env_steps": 400, "eval_accuracy": 1.0})
     assert learning.curve_area(history) == pytest.approx((0.5 * 200 + 1.0 * 200) / 400)
     assert learning.curve_area(history[:2]) is None
+
+
+def test_no_methods_evaluates_the_warm_starts_only(tmp_path: Path) -> None:
+    argv = ["--out", str(tmp_path), "--seeds", "0", "--starts", "weak", "--methods", "--start-episodes", "4", "4"]
+    learning.main([*argv, "--warm-epochs", "1", "1", "--eval-episodes", "1"])
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert [r["method"] for r in runs] == ["warm start"] and len(runs[0]["final"]) == 6
