@@ -60,6 +60,8 @@ from iapo_gym.agents.imitation import imitate_oracle
 from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 
 from iapo_gym import HEADLINE_FAMILIES
+from iapo_gym.envs.families import FAMILY_ENVS
+from iapo_gym.envs.public import DATASETS
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from iapo_gym.scene import Region, Scene
 from iapo_gym.trajectory import Trajectory, TrajectoryRecorder
@@ -97,9 +99,9 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 """Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""
 
-SHORTCUT_FAMILIES = ("HBar", "VBar", "TableQA", "TableSynth", "TableFact")
+SHORTCUT_FAMILIES = tuple(f for f in HEADLINE_FAMILIES if FAMILY_ENVS[f].offers_shortcut)
 """The headline families that can plant the shortcut marker (:mod:`iapo_gym.envs.shortcuts`)."""
-REAL_SETS = ("refocus-hbar", "refocus-vbar", "vwtq", "vwtq-syn", "vtabfact", "charxiv", "vtool-r1-charts", "vtool-r1-tables")
+REAL_SETS = tuple(DATASETS)
 """The sim-to-real test sets by default: the paper's six and VTool-R1's two (their public formats)."""
 REAL_EPISODES_SEED = 777
 """Generator of the fixed test items (the same for every method, seed and invocation)."""

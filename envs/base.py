@@ -120,14 +120,14 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         self.format_penalty, self.relaxed_tolerance = float(format_penalty), relaxed_tolerance
         self.render_mode = render_mode
         self.shortcut, self.shortcut_shift = check_shortcut(shortcut, shortcut_shift)
-        lacking = self.families_without_shortcut()
+        lacking = [name for name, cls in self.drawn_families().items() if not cls.offers_shortcut]
         if (self.shortcut or self.shortcut_shift) and lacking:
             raise ValueError(
                 "shortcut and shortcut_shift need bar or table families (HBar, VBar, TableQA, TableSynth, TableFact); "
                 f"no marker slots in: {', '.join(lacking)}"
             )
         self.style = check_style(style)
-        unstyled = self.families_without_style()
+        unstyled = [name for name, cls in self.drawn_families().items() if not cls.offers_style]
         if self.style != "fixed" and unstyled:
             raise ValueError(
                 f"style={self.style!r} needs families that draw styles (HBar, VBar, SciChart, TableQA, TableSynth, TableFact); "
@@ -165,13 +165,10 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         """The style the scene with this id is drawn in: :data:`FIXED`, or its own random one."""
         return draw_style(scene_id) if self.style == "random" else FIXED
 
-    def families_without_style(self) -> list[str]:
-        """The families this env draws from that cannot draw a random style."""
-        return [] if self.offers_style else [self.family]
-
-    def families_without_shortcut(self) -> list[str]:
-        """The families this env draws from whose scenes cannot carry the shortcut cue."""
-        return [] if self.offers_shortcut else [self.family]
+    def drawn_families(self) -> dict[str, type[ToolVQAEnv]]:
+        """The task families this env draws its scenes from, by name (a mixture: one per task); what the
+        ``shortcut`` and ``style`` checks ask whether they offer."""
+        return {self.family: type(self)}
 
     def scene_key(self, scene_id: int) -> Hashable | None:
         """What decides the scene with this id, as a key of the process's scene cache (``None``: not cached).

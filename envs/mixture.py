@@ -31,11 +31,8 @@ class VisualToolVQAEnv(ToolVQAEnv):
         self.tasks = tuple(names)
         super().__init__(**kwargs)
 
-    def families_without_shortcut(self) -> list[str]:
-        return [t for t in self.tasks if not FAMILY_ENVS[t].offers_shortcut]
-
-    def families_without_style(self) -> list[str]:
-        return [t for t in self.tasks if not FAMILY_ENVS[t].offers_style]
+    def drawn_families(self) -> dict[str, type[ToolVQAEnv]]:
+        return {t: FAMILY_ENVS[t] for t in self.tasks}
 
     def scene_key(self, scene_id: int) -> Hashable | None:
         return (type(self), self.tasks, self.difficulty, self.split, int(scene_id))
