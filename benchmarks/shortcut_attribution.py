@@ -1,0 +1,269 @@
+"""Does the alignment term see the shortcut? The teacher-student divergence of a policy's first decision on
+marked training scenes, next to the very same scenes without the marker.
+
+Run (after the learning benchmark's shift condition has cached its warm starts)::
+
+    python -m iapo_gym.benchmarks.shortcut_attribution \\
+        --checkpoints docs/learning/shift/warm/bc-2000ep-30epochs-d0-shortcut1-seed{0,1,2,3,4} \\
+        --out docs/learning/shift
+
+For each checkpoint, family and scene id of the training split: the scene with the marker on the asked item
+(``shortcut=1``, what training shows) and without it (``shortcut=0``: the same pixels but the marker's).
+The policy's greedy first decision on the marked scene (where it looks) is attributed in both scenes, and
+compared with the oracle teacher's attribution of that decision, exactly as the IAPO loss compares them
+(:meth:`~iapo_gym.objective.IAPOObjective.compare`), at each comparison grid and granularity. Per scene:
+
+- **reliance**: log-probability of that decision with the marker minus without it (nats; > 0: the marker
+  drives it), and whether the greedy decision changes when the marker goes;
+- **divergence** with and without the marker. If the alignment loss penalised following the marker, the
+  marked scenes would be *further* from the teacher than the clean ones, more so the more a decision relies
+  on the marker;
+- **where the image mass is**: the student's (and teacher's) share of image attribution on the cells that
+  an evidence box touches and on the marker's own cells (those its slot touches outside the evidence's;
+  none where the grid is too coarse to tell them apart), and the student's share of the question block.
+
+Writes ``shortcut_attribution.{md,json,png}``; differences come with 95% bootstrap CIs over scenes (pooled
+over checkpoints).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from iapo_gym.agents.compact import CompactPolicy, observations_to_batch
+from iapo_gym.agents.compact_agent import CompactAgent
+from iapo_gym.benchmarks.learning import SHORTCUT_FAMILIES, mean_ci
+from iapo_gym.envs.families import FAMILY_ENVS
+
+from iapo_gym.attribution import cells_of_box
+from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from iapo_gym.objective import GRANULARITIES, IAPOObjective
+from iapo_gym.viz import figure_png
+from iapo_gym.wrappers import TeacherAttributionWrapper
+
+FIRST_SCENE = 1000
+"""First training-split scene id looked at (the scene ids are ``FIRST_SCENE, FIRST_SCENE + 1, ...``)."""
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    r = np.empty(len(x))
+    r[np.argsort(x, kind="stable")] = np.arange(len(x))
+    return r
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (ties broken by order; ``nan`` for fewer than 3 points or a constant)."""
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+def _env(family: str, rate: float, grid: int, policy: CompactPolicy) -> gym.Env:
+    pc = policy.config
+    base = gym.make(f"VisualToolVQA-{family}-v0", difficulty=0, shortcut=rate)
+    return TeacherAttributionWrapper(
+        base, teacher="oracle", grid=grid, coef=0.0, query_length=pc.question_length, output_length=pc.output_length
+    )
+
+
+def measure_scenes(
+    policy: CompactPolicy, family: str, scene_ids: Sequence[int], grids: Sequence[int], granularities: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One row per scene id: reliance on the marker, and per grid and granularity the divergence and image
+    shares with and without it (see the module docstring)."""
+    rows: list[dict[str, Any]] = []
+    envs = {g: (_env(family, 1.0, g, policy), _env(family, 0.0, g, policy)) for g in grids}
+    for sid in scene_ids:
+        row: dict[str, Any] = {"scene_id": int(sid)}
+        for g, (marked_env, clean_env) in envs.items():
+            obs_m, _ = marked_env.reset(options={"scene_id": int(sid)})
+            obs_c, _ = clean_env.reset(options={"scene_id": int(sid)})
+            scene = marked_env.unwrapped.scene  # type: ignore[attr-defined]
+            if scene.meta["shortcut"]["marked"] != scene.meta["shortcut"]["target"]:
+                raise RuntimeError(f"scene {sid}: the training split at shortcut=1 must mark the asked item")
+            b_m, b_c = observations_to_batch([obs_m], policy.config), observations_to_batch([obs_c], policy.config)
+            with torch.no_grad():
+                action = policy.sample(b_m, greedy=True)
+                lp_m, _ = policy.log_prob(b_m, action)
+                lp_c, _ = policy.log_prob(b_c, action)
+                action_c = policy.sample(b_c, greedy=True)
+            if "reliance" not in row:
+                row["call"] = policy.to_calls(action, [obs_m])[0]
+                row["reliance"] = float(lp_m - lp_c)
+                row["changes_without_marker"] = bool(not torch.equal(action, action_c))
+            h, w = scene.image.shape[:2]
+            x0, y0, x1, y1, _ = scene.meta["marker_slots"][scene.meta["marker_target"]]
+            # cells any evidence box touches, and the cells the marker's slot touches outside those
+            evidence = (np.sum([cells_of_box(r.box, g) for r in scene.evidence], axis=0) > 0).astype(float)
+            marker_only = (cells_of_box((x0 / w, y0 / h, x1 / w, y1 / h), g) > 0) * (1.0 - evidence)
+            for tag, env, batch in (("marked", marked_env, b_m), ("clean", clean_env, b_c)):
+                _, _, _, _, info = env.step(row["call"])
+                teacher = torch.tensor(np.asarray(info["teacher_attribution"].values), dtype=torch.float32)
+                student = policy.attribution(batch, action, [(h, w)], grid=g)[0].detach()
+                layout = IAPOObjective(grid=g).layout(policy.config.question_length, policy.config.output_length)
+                for gran in granularities:
+                    div = IAPOObjective(grid=g, granularity=gran).compare(teacher, student, layout)
+                    row[f"div/{g}/{gran}/{tag}"] = float(div)
+                img = layout.slice("image")
+                s_img = student[img].numpy() / max(float(student[img].sum()), 1e-12)
+                t_img = teacher[img].numpy() / max(float(teacher[img].sum()), 1e-12)
+                row[f"student_evidence/{g}/{tag}"] = float(s_img @ evidence)
+                row[f"student_marker/{g}/{tag}"] = float(s_img @ marker_only)
+                row[f"teacher_evidence/{g}/{tag}"] = float(t_img @ evidence)
+                row[f"teacher_marker/{g}/{tag}"] = float(t_img @ marker_only)
+                row[f"student_query/{g}/{tag}"] = float(student[layout.slice("query")].sum() / student.sum().clamp_min(1e-12))
+        rows.append(row)
+    return rows
+
+
+def summarise(rows: Sequence[dict[str, Any]], grids: Sequence[int], granularities: Sequence[str]) -> dict[str, Any]:
+    """Means with 95% CIs over the rows (scenes) of one family."""
+    rel = [r["reliance"] for r in rows]
+    out: dict[str, Any] = {
+        "scenes": len(rows),
+        "reliance": mean_ci(rel),
+        "changes_without_marker": float(np.mean([r["changes_without_marker"] for r in rows])),
+        "grids": {},
+    }
+    for g in grids:
+        per: dict[str, Any] = {}
+        for gran in granularities:
+            m = [r[f"div/{g}/{gran}/marked"] for r in rows]
+            c = [r[f"div/{g}/{gran}/clean"] for r in rows]
+            per[gran] = {
+                "marked": float(np.mean(m)),
+                "clean": float(np.mean(c)),
+                "marked_minus_clean": mean_ci(np.subtract(m, c).tolist()),
+                "spearman_reliance_vs_marked_minus_clean": spearman(rel, np.subtract(m, c).tolist()),
+            }
+        for key in ("student_evidence", "student_marker", "teacher_evidence", "teacher_marker", "student_query"):
+            per[key] = {tag: float(np.mean([r[f"{key}/{g}/{tag}"] for r in rows])) for tag in ("marked", "clean")}
+        out["grids"][str(g)] = per
+    return out
+
+
+def _fmt(ci: Sequence[float]) -> str:
+    return f"{ci[0]:+.3f} [{ci[1]:+.3f}, {ci[2]:+.3f}]"
+
+
+def table(summary: dict[str, Any], granularities: Sequence[str]) -> str:
+    lines = [
+        "Divergence (the IAPO loss's own comparison) of the policy's first decision from the oracle teacher's, on "
+        "training scenes with the marker on the asked item and on the same scenes without it; a marker the loss "
+        "penalised would make *marked* larger than *clean*. Means over scenes, 95% bootstrap CIs.",
+        "",
+    ]
+    for fam, s in summary["families"].items():
+        r = s["reliance"]
+        lines += [
+            f"### {fam}: {s['scenes']} scenes; reliance on the marker {r[0]:.2f} nats [{r[1]:.2f}, {r[2]:.2f}], "
+            f"greedy decision changes without it in {100 * s['changes_without_marker']:.0f}%",
+            "",
+            "| grid | "
+            + " | ".join(f"{g}: marked / clean / difference [95% CI] / rank corr. with reliance" for g in granularities)
+            + " | student's image share on the evidence (marked / clean) | on the marker's own cells | teacher's on the evidence | student's question share |",
+            "|---|" + "---|" * (len(granularities) + 4),
+        ]
+        for g, per in s["grids"].items():
+            cells = [
+                f"{per[gran]['marked']:.3f} / {per[gran]['clean']:.3f} / {_fmt(per[gran]['marked_minus_clean'])} / "
+                f"{per[gran]['spearman_reliance_vs_marked_minus_clean']:+.2f}"
+                for gran in granularities
+            ]
+            share = lambda k: f"{per[k]['marked']:.3f} / {per[k]['clean']:.3f}"  # noqa: E731
+            lines.append(
+                f"| {g} | "
+                + " | ".join(cells)
+                + f" | {share('student_evidence')} | {share('student_marker')} | {per['teacher_evidence']['marked']:.3f} | {share('student_query')} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], granularity: str) -> bytes:
+    """Per family: divergence with and without the marker against the grid, and the student's evidence share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fams = list(summary["families"])
+    fig, axes = plt.subplots(2, len(fams), figsize=(4.6 * len(fams), 6.4), squeeze=False)
+    for k, fam in enumerate(fams):
+        per = summary["families"][fam]["grids"]
+        grids = [int(g) for g in per]
+        x = np.arange(len(grids))
+        for j, (tag, color) in enumerate((("marked", "tab:red"), ("clean", "tab:blue"))):
+            axes[0][k].bar(x + (j - 0.5) * 0.38, [per[str(g)][granularity][tag] for g in grids], 0.38, color=color, label=tag)
+            axes[1][k].bar(
+                x + (j - 0.5) * 0.38, [per[str(g)]["student_evidence"][tag] for g in grids], 0.38, color=color, label=tag
+            )
+        axes[1][k].plot(x, [per[str(g)]["teacher_evidence"]["marked"] for g in grids], "k_", ms=22, mew=2, label="teacher")
+        for ax in axes[:, k]:
+            ax.set_xticks(x, [f"{g}x{g}" for g in grids])
+        axes[0][k].set_title(f"{fam}: divergence from the teacher ({granularity})", fontsize=9)
+        axes[1][k].set_title(f"{fam}: student's image share on the evidence cells", fontsize=9)
+        axes[1][k].set_xlabel("comparison grid")
+        axes[0][k].legend(fontsize=8)
+        axes[1][k].legend(fontsize=8)
+    fig.suptitle(
+        "Marker on the asked item (red) vs the same scene without it (blue): first decision, training scenes", fontsize=10
+    )
+    fig.tight_layout()
+    png = figure_png(fig, dpi=90)
+    plt.close(fig)
+    return png
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True, help="compact-agent checkpoints (warm starts)")
+    p.add_argument("--families", nargs="+", default=["HBar", "VBar"], choices=list(SHORTCUT_FAMILIES))
+    p.add_argument("--scenes", type=int, default=40, help="training scenes per family and checkpoint")
+    p.add_argument("--grids", type=int, nargs="+", default=[4, 8, 16, 32])
+    p.add_argument("--granularities", nargs="+", default=["within", "blocks"], choices=list(GRANULARITIES))
+    p.add_argument("--out", type=Path, default=Path("docs/learning/shift"))
+    args = p.parse_args(argv)
+    if args.scenes < 1 or any(g < 1 for g in args.grids):
+        p.error("--scenes and --grids must be >= 1")
+    for path in args.checkpoints:
+        if not path.exists():
+            p.error(
+                f"--checkpoints: {path} does not exist (the learning benchmark's shift condition caches its warm starts under <out>/warm)"
+            )
+    for fam in args.families:
+        if not FAMILY_ENVS[fam].offers_shortcut:
+            p.error(f"--families: {fam} has no shortcut marker")
+    torch.set_num_threads(1)
+    rows: dict[str, list[dict[str, Any]]] = {f: [] for f in args.families}
+    ids = range(FIRST_SCENE, FIRST_SCENE + args.scenes)
+    from tqdm import tqdm
+
+    for path in tqdm(args.checkpoints, desc="checkpoints"):
+        policy = CompactAgent.load_checkpoint(path).policy
+        policy.eval()
+        for fam in args.families:
+            rows[fam] += [
+                {"checkpoint": path.name, **r} for r in measure_scenes(policy, fam, ids, args.grids, args.granularities)
+            ]
+    summary = {
+        "checkpoints": [p.name for p in args.checkpoints],
+        "families": {f: summarise(r, args.grids, args.granularities) for f, r in rows.items()},
+    }
+    md = table(summary, args.granularities)
+    atomic_write_text(args.out / "shortcut_attribution.md", md)
+    atomic_write_json(args.out / "shortcut_attribution.json", {**summary, "scenes": rows})
+    atomic_write_bytes(args.out / "shortcut_attribution.png", plot(summary, args.granularities[0]))
+    print(md)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The shortcut-attribution benchmark: the loss's own divergence on marked scenes next to the same scenes
+without the marker, for a behaviour-cloned start, written where it says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from iapo_gym.agents.compact_agent import CompactAgent
+from iapo_gym.benchmarks import learning, shortcut_attribution
+from scipy.stats import spearmanr
+
+
+@pytest.fixture(scope="module")
+def warm_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    train = learning.CONDITIONS["shift"].train_kwargs({"difficulty": 0, "cue_rate": 1.0})
+    path = tmp_path_factory.mktemp("warm") / "bc"
+    CompactAgent(learning._warm(6, 0, train, 1)).save(path)
+    return path
+
+
+def test_it_compares_marked_and_clean_scenes_with_the_loss_divergence(warm_start: Path, tmp_path: Path) -> None:
+    argv = ["--checkpoints", str(warm_start), "--families", "HBar", "--scenes", "3", "--grids", "4", "32", "--out", str(tmp_path)]
+    summary = shortcut_attribution.main(argv)
+    written = json.loads((tmp_path / "shortcut_attribution.json").read_text())
+    assert written["families"] == json.loads(json.dumps(summary["families"]))
+    assert (tmp_path / "shortcut_attribution.png").read_bytes()[:4] == b"\x89PNG"
+    assert "### HBar: 3 scenes" in (tmp_path / "shortcut_attribution.md").read_text()
+    rows = written["scenes"]["HBar"]
+    assert [r["scene_id"] for r in rows] == [1000, 1001, 1002]
+    for r in rows:
+        assert np.isfinite(r["reliance"])
+        for g in (4, 32):
+            for gran in ("within", "blocks"):
+                for tag in ("marked", "clean"):
+                    assert 0.0 <= r[f"div/{g}/{gran}/{tag}"] <= np.log(2) + 1e-6  # JS
+            # the teacher's map is the scene's evidence, marker or not, and never on the marker's own cells
+            assert r[f"teacher_evidence/{g}/marked"] == pytest.approx(r[f"teacher_evidence/{g}/clean"])
+            assert r[f"teacher_evidence/{g}/marked"] > 0.5
+            assert r[f"teacher_marker/{g}/marked"] <= 0.05
+        # at 4 cells a side the marker shares its cell with the printed value: it has no cell of its own
+        assert r["student_marker/4/marked"] == pytest.approx(0.0, abs=1e-9)
+    fam = summary["families"]["HBar"]
+    per = fam["grids"]["32"]["within"]
+    assert per["marked_minus_clean"][0] == pytest.approx(per["marked"] - per["clean"])
+    assert 0.0 <= fam["changes_without_marker"] <= 1.0
+
+
+def test_it_refuses_a_missing_checkpoint_and_a_family_without_the_marker(tmp_path: Path, warm_start: Path) -> None:
+    with pytest.raises(SystemExit):
+        shortcut_attribution.main(["--checkpoints", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        shortcut_attribution.main(["--checkpoints", str(warm_start), "--families", "Pie", "--out", str(tmp_path)])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)), min_size=3, max_size=30, unique_by=(lambda t: t[0], lambda t: t[1])
+    )
+)
+def test_spearman_matches_scipy_without_ties(pairs: list[tuple[float, float]]) -> None:
+    x, y = zip(*pairs)
+    ours = shortcut_attribution.spearman(x, y)
+    assert ours == pytest.approx(float(spearmanr(x, y).statistic), abs=1e-9)
