@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iapo_gym.attribution import (
+    PIXEL_BASELINES,
     attribute,
     integrated_gradients,
     reduce_to_components,
@@ -346,6 +347,7 @@ class CompactPolicy(nn.Module):
         method: str = "gradient_x_input",
         *,
         create_graph: bool = False,
+        pixel_baseline: str = "black",
         **method_kwargs: Any,
     ) -> Tensor:
         """Attribution of each decision's log-probability over :meth:`layout` components: ``(B, n)``
@@ -354,13 +356,18 @@ class CompactPolicy(nn.Module):
         The glance's pixel attributions map to original-image cells through the full box, the crop's through
         its ``view_box`` (both letterboxed as the env draws them: :func:`~iapo_gym.attribution.view_cell_weights`);
         token attributions are summed over the embedding; magnitudes are taken per pixel and per token.
-        Baselines: black images and zero embeddings (captum's defaults).
+        Baselines: zero embeddings, and black images (``pixel_baseline="black"``, captum's default) or white
+        ones (``"white"``: a blank page, the absence of ink on a chart or table, where a black baseline gives
+        black ink, text and marks, no attribution of their own).
 
         ``gradient_x_input`` and ``integrated_gradients`` (``n_steps``) are computed here in batch, and with
         ``create_graph=True`` the result is differentiable in the parameters (the IAPO alignment loss moves
         the attribution itself); any other registered method goes through captum, without gradients.
         """
+        if pixel_baseline not in PIXEL_BASELINES:
+            raise ValueError(f"pixel_baseline must be one of {', '.join(PIXEL_BASELINES)}; got {pixel_baseline!r}")
         attributed, extra = self.inputs(batch)
+        baselines = (PIXEL_BASELINES[pixel_baseline],) * 2 + (0.0, 0.0)  # glance, crop, question, tool output
         if method in ("gradient_x_input", "integrated_gradients"):
             g_map, c_map, q_tok, o_tok = self._gradient_attribution(
                 attributed,
@@ -368,6 +375,7 @@ class CompactPolicy(nn.Module):
                 actions,
                 int(method_kwargs.get("n_steps", 8)) if method == "integrated_gradients" else 0,
                 create_graph,
+                baselines,
             )
         else:
             if create_graph:
@@ -393,6 +401,7 @@ class CompactPolicy(nn.Module):
             attrs = attribute(
                 forward,
                 tuple(x.detach() for x in attributed),
+                baselines=baselines,
                 method=method,
                 additional_forward_args=(*extra, actions),
                 **method_kwargs,
@@ -412,10 +421,16 @@ class CompactPolicy(nn.Module):
         return torch.cat([cells.flatten(1), q_tok.abs(), o_tok.abs()], dim=1)
 
     def _gradient_attribution(
-        self, attributed: tuple[Tensor, ...], extra: tuple[Tensor, ...], actions: Tensor, n_steps: int, create_graph: bool
+        self,
+        attributed: tuple[Tensor, ...],
+        extra: tuple[Tensor, ...],
+        actions: Tensor,
+        n_steps: int,
+        create_graph: bool,
+        baselines: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0),
     ) -> tuple[Tensor, ...]:
-        """Gradient x input (``n_steps=0``) or integrated gradients from zero baselines (``n_steps`` midpoint
-        Riemann points, all in one batched pass), reduced to pixel maps and token scores: both through
+        """Gradient x (input - baseline) (``n_steps=0``) or integrated gradients from the baselines (``n_steps``
+        midpoint Riemann points, all in one batched pass), reduced to pixel maps and token scores: both through
         :func:`~iapo_gym.attribution.integrated_gradients` (gradient x input is its one point at the input)."""
 
         def forward(glance: Tensor, crop: Tensor, q: Tensor, o: Tensor, *rest: Tensor) -> Tensor:
@@ -426,6 +441,7 @@ class CompactPolicy(nn.Module):
         attrs = integrated_gradients(
             forward,
             attributed,
+            baselines=baselines,
             additional_forward_args=(*extra, actions),
             n_steps=max(1, n_steps),
             integration="riemann_middle" if n_steps else "riemann_right",

@@ -61,6 +61,7 @@ from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
 
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.envs.families import FAMILY_ENVS
+from iapo_gym.envs.shortcuts import PLACES
 from iapo_gym.envs.public import DATASETS
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from iapo_gym.scene import Region, Scene
@@ -171,7 +172,12 @@ class ShortcutShift(Condition):
     families: tuple[str, ...] = SHORTCUT_FAMILIES
 
     def train_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
-        return {**super().train_kwargs(settings), "shortcut": float(settings.get("cue_rate", 1.0))}
+        place = settings.get("cue_place", "value")
+        return {
+            **super().train_kwargs(settings),
+            "shortcut": float(settings.get("cue_rate", 1.0)),
+            **({"shortcut_place": place} if place != "value" else {}),
+        }
 
     def tests(self, settings: dict[str, Any]) -> list[TestSet]:
         return self._procedural(settings, shortcut=0.0, shortcut_shift=True)
@@ -180,10 +186,13 @@ class ShortcutShift(Condition):
         return self._procedural(settings)
 
     def curve_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
-        return {"shortcut": 0.0, "shortcut_shift": True}
+        place = settings.get("cue_place", "value")
+        return {"shortcut": 0.0, "shortcut_shift": True, **({"shortcut_place": place} if place != "value" else {})}
 
     def tag(self, settings: dict[str, Any]) -> str:
-        return f"-shortcut{float(settings.get('cue_rate', 1.0)):g}" + super().tag(settings)
+        place = settings.get("cue_place", "value")
+        at = f"-at-{place}" if place != "value" else ""
+        return f"-shortcut{float(settings.get('cue_rate', 1.0)):g}{at}" + super().tag(settings)
 
 
 @dataclass(frozen=True)
@@ -279,9 +288,24 @@ def _warm(
     return policy
 
 
+SETTING_DEFAULTS: dict[str, Any] = {"cue_place": "value"}
+"""Row settings added after runs were kept: a row without one was made with this value."""
+
+
 def _row_settings(args: dict[str, Any]) -> dict[str, Any]:
     """The options that make runs comparable: one ``--out`` holds runs of one set of them."""
-    return {k: args.get(k) for k in ("condition", "difficulty", "cue_rate", "style", "copy_slots", "data_dir", "steps")}
+    keys = ("condition", "difficulty", "cue_rate", "cue_place", "style", "copy_slots", "data_dir", "steps")
+    return {k: args.get(k, SETTING_DEFAULTS.get(k)) for k in keys}
+
+
+def _settings_differ(theirs: dict[str, Any], mine: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``key -> (theirs, mine)`` for each row setting that differs (a missing one read as its default)."""
+    out = {}
+    for k, v in mine.items():
+        there = theirs.get(k, SETTING_DEFAULTS.get(k))
+        if there != v:
+            out[k] = (there, v)
+    return out
 
 
 def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -648,6 +672,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--cue-rate", type=float, default=1.0, help="shift: share of training scenes whose marker points at the asked item"
     )
+    p.add_argument(
+        "--cue-place",
+        default="value",
+        choices=list(PLACES),
+        help="shift: where the marker goes: beside the printed value (the evidence) or beside the item's name",
+    )
     p.add_argument("--data-dir", type=Path, help="sim2real: folder of public-format test sets (iapo-bench fixtures builds some)")
     p.add_argument(
         "--real-sets",
@@ -695,15 +725,25 @@ def main(argv: list[str] | None = None) -> None:
     done = {(r["start"], r["seed"], r["method"]) for r in rows}
     todo = [(s, seed, [m for m in args.methods if (s, seed, m) not in done]) for s in args.starts for seed in args.seeds]
     todo = [t for t in todo if t[2] or (t[0], t[1], "warm start") not in done]
-    keys = ("steps", "difficulty", "eval_episodes", "eval_every", "curve_episodes", "teacher", "condition", "cue_rate")
+    keys = (
+        "steps",
+        "difficulty",
+        "eval_episodes",
+        "eval_every",
+        "curve_episodes",
+        "teacher",
+        "condition",
+        "cue_rate",
+        "cue_place",
+    )
     settings = {k: getattr(args, k) for k in (*keys, "style", "copy_slots", "real_sets")}
     settings["data_dir"] = str(args.data_dir) if args.data_dir else None
     if args.condition == "sim2real" and not args.data_dir:
         p.error("--condition sim2real needs --data-dir (build test sets with: iapo-bench fixtures --out DIR)")
     mine = _row_settings(settings)
-    clash = next((r["settings"] for r in rows if "settings" in r and r["settings"] != mine), None)
+    clash = next((d for r in rows if "settings" in r and (d := _settings_differ(r["settings"], mine))), None)
     if clash is not None:
-        diff = ", ".join(f"{k}: {clash.get(k)!r} there, {v!r} here" for k, v in mine.items() if clash.get(k) != v)
+        diff = ", ".join(f"{k}: {there!r} there, {here!r} here" for k, (there, here) in clash.items())
         p.error(f"{log} holds runs made with other settings ({diff}); give these settings their own --out")
     settings["start_episodes"] = dict(zip(STARTS, args.start_episodes))
     settings["warm_epochs"] = dict(zip(STARTS, args.warm_epochs))

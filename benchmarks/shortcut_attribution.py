@@ -8,9 +8,9 @@ Run (after the learning benchmark's shift condition has cached its warm starts):
         --out docs/learning/shift
 
 For each checkpoint, family and scene id of the training split: the scene with the marker on the asked item
-(``shortcut=1``, what training shows) and without it (``shortcut=0``: the same pixels but the marker's).
-The policy's greedy first decision on the marked scene (where it looks) is attributed in both scenes, and
-compared with the oracle teacher's attribution of that decision, exactly as the IAPO loss compares them
+(``shortcut=1`` at ``--cue-place``, what training shows) and without it (``shortcut=0``: the same pixels but the marker's).
+The policy's greedy first decision on the marked scene (where it looks) is attributed in both scenes (from
+each ``--pixel-baselines``: black, captum's default, and white, a blank page), and compared with the oracle teacher's attribution of that decision, exactly as the IAPO loss compares them
 (:meth:`~iapo_gym.objective.IAPOObjective.compare`), at each comparison grid and granularity. Per scene:
 
 - **reliance**: log-probability of that decision with the marker minus without it (nats; > 0: the marker
@@ -40,8 +40,9 @@ from iapo_gym.agents.compact import CompactPolicy, observations_to_batch
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.benchmarks.learning import SHORTCUT_FAMILIES, mean_ci
 from iapo_gym.envs.families import FAMILY_ENVS
+from iapo_gym.envs.shortcuts import PLACES
 
-from iapo_gym.attribution import cells_of_box
+from iapo_gym.attribution import PIXEL_BASELINES, cells_of_box
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from iapo_gym.objective import GRANULARITIES, IAPOObjective
 from iapo_gym.viz import figure_png
@@ -65,21 +66,28 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
 
 
-def _env(family: str, rate: float, grid: int, policy: CompactPolicy) -> gym.Env:
+def _env(family: str, rate: float, grid: int, policy: CompactPolicy, place: str) -> gym.Env:
     pc = policy.config
-    base = gym.make(f"VisualToolVQA-{family}-v0", difficulty=0, shortcut=rate)
+    base = gym.make(f"VisualToolVQA-{family}-v0", difficulty=0, shortcut=rate, shortcut_place=place)
     return TeacherAttributionWrapper(
         base, teacher="oracle", grid=grid, coef=0.0, query_length=pc.question_length, output_length=pc.output_length
     )
 
 
 def measure_scenes(
-    policy: CompactPolicy, family: str, scene_ids: Sequence[int], grids: Sequence[int], granularities: Sequence[str]
+    policy: CompactPolicy,
+    family: str,
+    scene_ids: Sequence[int],
+    grids: Sequence[int],
+    granularities: Sequence[str],
+    pixel_baselines: Sequence[str] = ("black",),
+    place: str = "value",
 ) -> list[dict[str, Any]]:
-    """One row per scene id: reliance on the marker, and per grid and granularity the divergence and image
-    shares with and without it (see the module docstring)."""
+    """One row per scene id: reliance on the marker, and per pixel baseline of the student's attribution,
+    grid and granularity the divergence and image shares with and without it (see the module docstring);
+    keys ``"div/<baseline>/<grid>/<granularity>/<marked|clean>"``, ``"student_evidence/<baseline>/<grid>/<tag>"``..."""
     rows: list[dict[str, Any]] = []
-    envs = {g: (_env(family, 1.0, g, policy), _env(family, 0.0, g, policy)) for g in grids}
+    envs = {g: (_env(family, 1.0, g, policy, place), _env(family, 0.0, g, policy, place)) for g in grids}
     for sid in scene_ids:
         row: dict[str, Any] = {"scene_id": int(sid)}
         for g, (marked_env, clean_env) in envs.items():
@@ -99,32 +107,39 @@ def measure_scenes(
                 row["reliance"] = float(lp_m - lp_c)
                 row["changes_without_marker"] = bool(not torch.equal(action, action_c))
             h, w = scene.image.shape[:2]
-            x0, y0, x1, y1, _ = scene.meta["marker_slots"][scene.meta["marker_target"]]
+            x0, y0, x1, y1 = scene.meta["shortcut"]["box"]
             # cells any evidence box touches, and the cells the marker's slot touches outside those
             evidence = (np.sum([cells_of_box(r.box, g) for r in scene.evidence], axis=0) > 0).astype(float)
             marker_only = (cells_of_box((x0 / w, y0 / h, x1 / w, y1 / h), g) > 0) * (1.0 - evidence)
+            layout = IAPOObjective(grid=g).layout(policy.config.question_length, policy.config.output_length)
+            img = layout.slice("image")
             for tag, env, batch in (("marked", marked_env, b_m), ("clean", clean_env, b_c)):
                 _, _, _, _, info = env.step(row["call"])
                 teacher = torch.tensor(np.asarray(info["teacher_attribution"].values), dtype=torch.float32)
-                student = policy.attribution(batch, action, [(h, w)], grid=g)[0].detach()
-                layout = IAPOObjective(grid=g).layout(policy.config.question_length, policy.config.output_length)
-                for gran in granularities:
-                    div = IAPOObjective(grid=g, granularity=gran).compare(teacher, student, layout)
-                    row[f"div/{g}/{gran}/{tag}"] = float(div)
-                img = layout.slice("image")
-                s_img = student[img].numpy() / max(float(student[img].sum()), 1e-12)
                 t_img = teacher[img].numpy() / max(float(teacher[img].sum()), 1e-12)
-                row[f"student_evidence/{g}/{tag}"] = float(s_img @ evidence)
-                row[f"student_marker/{g}/{tag}"] = float(s_img @ marker_only)
                 row[f"teacher_evidence/{g}/{tag}"] = float(t_img @ evidence)
                 row[f"teacher_marker/{g}/{tag}"] = float(t_img @ marker_only)
-                row[f"student_query/{g}/{tag}"] = float(student[layout.slice("query")].sum() / student.sum().clamp_min(1e-12))
+                for base in pixel_baselines:
+                    student = policy.attribution(batch, action, [(h, w)], grid=g, pixel_baseline=base)[0].detach()
+                    for gran in granularities:
+                        div = IAPOObjective(grid=g, granularity=gran).compare(teacher, student, layout)
+                        row[f"div/{base}/{g}/{gran}/{tag}"] = float(div)
+                    s_img = student[img].numpy() / max(float(student[img].sum()), 1e-12)
+                    row[f"student_evidence/{base}/{g}/{tag}"] = float(s_img @ evidence)
+                    row[f"student_marker/{base}/{g}/{tag}"] = float(s_img @ marker_only)
+                    query = student[layout.slice("query")].sum() / student.sum().clamp_min(1e-12)
+                    row[f"student_query/{base}/{g}/{tag}"] = float(query)
         rows.append(row)
     return rows
 
 
-def summarise(rows: Sequence[dict[str, Any]], grids: Sequence[int], granularities: Sequence[str]) -> dict[str, Any]:
-    """Means with 95% CIs over the rows (scenes) of one family."""
+def summarise(
+    rows: Sequence[dict[str, Any]],
+    grids: Sequence[int],
+    granularities: Sequence[str],
+    pixel_baselines: Sequence[str] = ("black",),
+) -> dict[str, Any]:
+    """Means with 95% CIs over the rows (scenes) of one family: ``["grids"][grid][baseline]``."""
     rel = [r["reliance"] for r in rows]
     out: dict[str, Any] = {
         "scenes": len(rows),
@@ -133,19 +148,22 @@ def summarise(rows: Sequence[dict[str, Any]], grids: Sequence[int], granularitie
         "grids": {},
     }
     for g in grids:
-        per: dict[str, Any] = {}
-        for gran in granularities:
-            m = [r[f"div/{g}/{gran}/marked"] for r in rows]
-            c = [r[f"div/{g}/{gran}/clean"] for r in rows]
-            per[gran] = {
-                "marked": float(np.mean(m)),
-                "clean": float(np.mean(c)),
-                "marked_minus_clean": mean_ci(np.subtract(m, c).tolist()),
-                "spearman_reliance_vs_marked_minus_clean": spearman(rel, np.subtract(m, c).tolist()),
-            }
-        for key in ("student_evidence", "student_marker", "teacher_evidence", "teacher_marker", "student_query"):
-            per[key] = {tag: float(np.mean([r[f"{key}/{g}/{tag}"] for r in rows])) for tag in ("marked", "clean")}
-        out["grids"][str(g)] = per
+        out["grids"][str(g)] = {}
+        for base in pixel_baselines:
+            per: dict[str, Any] = {}
+            for gran in granularities:
+                m = [r[f"div/{base}/{g}/{gran}/marked"] for r in rows]
+                c = [r[f"div/{base}/{g}/{gran}/clean"] for r in rows]
+                per[gran] = {
+                    "marked": float(np.mean(m)),
+                    "clean": float(np.mean(c)),
+                    "marked_minus_clean": mean_ci(np.subtract(m, c).tolist()),
+                    "spearman_reliance_vs_marked_minus_clean": spearman(rel, np.subtract(m, c).tolist()),
+                }
+            for key in ("student_evidence", "student_marker", "student_query", "teacher_evidence", "teacher_marker"):
+                at = f"{base}/{g}" if key.startswith("student") else str(g)
+                per[key] = {tag: float(np.mean([r[f"{key}/{at}/{tag}"] for r in rows])) for tag in ("marked", "clean")}
+            out["grids"][str(g)][base] = per
     return out
 
 
@@ -166,53 +184,62 @@ def table(summary: dict[str, Any], granularities: Sequence[str]) -> str:
             f"### {fam}: {s['scenes']} scenes; reliance on the marker {r[0]:.2f} nats [{r[1]:.2f}, {r[2]:.2f}], "
             f"greedy decision changes without it in {100 * s['changes_without_marker']:.0f}%",
             "",
-            "| grid | "
+            "| grid | student's pixel baseline | "
             + " | ".join(f"{g}: marked / clean / difference [95% CI] / rank corr. with reliance" for g in granularities)
             + " | student's image share on the evidence (marked / clean) | on the marker's own cells | teacher's on the evidence | student's question share |",
-            "|---|" + "---|" * (len(granularities) + 4),
+            "|---|---|" + "---|" * (len(granularities) + 4),
         ]
-        for g, per in s["grids"].items():
-            cells = [
-                f"{per[gran]['marked']:.3f} / {per[gran]['clean']:.3f} / {_fmt(per[gran]['marked_minus_clean'])} / "
-                f"{per[gran]['spearman_reliance_vs_marked_minus_clean']:+.2f}"
-                for gran in granularities
-            ]
-            share = lambda k: f"{per[k]['marked']:.3f} / {per[k]['clean']:.3f}"  # noqa: E731
-            lines.append(
-                f"| {g} | "
-                + " | ".join(cells)
-                + f" | {share('student_evidence')} | {share('student_marker')} | {per['teacher_evidence']['marked']:.3f} | {share('student_query')} |"
-            )
+        for g, by_base in s["grids"].items():
+            for base, per in by_base.items():
+                cells = [
+                    f"{per[gran]['marked']:.3f} / {per[gran]['clean']:.3f} / {_fmt(per[gran]['marked_minus_clean'])} / "
+                    f"{per[gran]['spearman_reliance_vs_marked_minus_clean']:+.2f}"
+                    for gran in granularities
+                ]
+                share = lambda k, per=per: f"{per[k]['marked']:.3f} / {per[k]['clean']:.3f}"  # noqa: E731
+                lines.append(
+                    f"| {g} | {base} | "
+                    + " | ".join(cells)
+                    + f" | {share('student_evidence')} | {share('student_marker')} | {per['teacher_evidence']['marked']:.3f} | {share('student_query')} |"
+                )
         lines.append("")
     return "\n".join(lines)
 
 
 def plot(summary: dict[str, Any], granularity: str) -> bytes:
-    """Per family: divergence with and without the marker against the grid, and the student's evidence share."""
+    """Per family and pixel baseline: divergence with and without the marker against the grid, and the
+    student's image share on the evidence and on the marker's own cells."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fams = list(summary["families"])
-    fig, axes = plt.subplots(2, len(fams), figsize=(4.6 * len(fams), 6.4), squeeze=False)
-    for k, fam in enumerate(fams):
-        per = summary["families"][fam]["grids"]
-        grids = [int(g) for g in per]
-        x = np.arange(len(grids))
+    panels = [(f, b) for f, s in summary["families"].items() for b in next(iter(s["grids"].values()))]
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.4 * len(panels), 6.6), squeeze=False)
+    for k, (fam, base) in enumerate(panels):
+        per = {int(g): v[base] for g, v in summary["families"][fam]["grids"].items()}
+        x = np.arange(len(per))
         for j, (tag, color) in enumerate((("marked", "tab:red"), ("clean", "tab:blue"))):
-            axes[0][k].bar(x + (j - 0.5) * 0.38, [per[str(g)][granularity][tag] for g in grids], 0.38, color=color, label=tag)
-            axes[1][k].bar(
-                x + (j - 0.5) * 0.38, [per[str(g)]["student_evidence"][tag] for g in grids], 0.38, color=color, label=tag
-            )
-        axes[1][k].plot(x, [per[str(g)]["teacher_evidence"]["marked"] for g in grids], "k_", ms=22, mew=2, label="teacher")
+            axes[0][k].bar(x + (j - 0.5) * 0.38, [v[granularity][tag] for v in per.values()], 0.38, color=color, label=tag)
+            for key, hatch in (("student_evidence", None), ("student_marker", "//")):
+                axes[1][k].bar(
+                    x + (j - 0.5) * 0.38,
+                    [v[key][tag] for v in per.values()],
+                    0.38,
+                    bottom=0 if hatch is None else [v["student_evidence"][tag] for v in per.values()],
+                    color=color,
+                    alpha=1.0 if hatch is None else 0.35,
+                    hatch=hatch,
+                    label=f"{tag}: {'evidence' if hatch is None else 'marker'}",
+                )
         for ax in axes[:, k]:
-            ax.set_xticks(x, [f"{g}x{g}" for g in grids])
-        axes[0][k].set_title(f"{fam}: divergence from the teacher ({granularity})", fontsize=9)
-        axes[1][k].set_title(f"{fam}: student's image share on the evidence cells", fontsize=9)
+            ax.set_xticks(x, [f"{g}x{g}" for g in per])
+        axes[0][k].set_title(f"{fam}, {base} baseline: divergence ({granularity})", fontsize=9)
+        axes[1][k].set_title(f"{fam}, {base}: student's image share", fontsize=9)
         axes[1][k].set_xlabel("comparison grid")
-        axes[0][k].legend(fontsize=8)
-        axes[1][k].legend(fontsize=8)
+        axes[1][k].set_ylim(0, 1)
+        axes[0][k].legend(fontsize=7)
+        axes[1][k].legend(fontsize=7, loc="upper right")
     fig.suptitle(
         "Marker on the asked item (red) vs the same scene without it (blue): first decision, training scenes", fontsize=10
     )
@@ -229,6 +256,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--scenes", type=int, default=40, help="training scenes per family and checkpoint")
     p.add_argument("--grids", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--granularities", nargs="+", default=["within", "blocks"], choices=list(GRANULARITIES))
+    p.add_argument(
+        "--pixel-baselines",
+        nargs="+",
+        default=["black", "white"],
+        choices=list(PIXEL_BASELINES),
+        help="the student's image baselines",
+    )
+    p.add_argument("--cue-place", default="value", choices=list(PLACES), help="where the marker goes (the checkpoints' training)")
     p.add_argument("--out", type=Path, default=Path("docs/learning/shift"))
     args = p.parse_args(argv)
     if args.scenes < 1 or any(g < 1 for g in args.grids):
@@ -251,11 +286,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         policy.eval()
         for fam in args.families:
             rows[fam] += [
-                {"checkpoint": path.name, **r} for r in measure_scenes(policy, fam, ids, args.grids, args.granularities)
+                {"checkpoint": path.name, **r}
+                for r in measure_scenes(policy, fam, ids, args.grids, args.granularities, args.pixel_baselines, args.cue_place)
             ]
     summary = {
         "checkpoints": [p.name for p in args.checkpoints],
-        "families": {f: summarise(r, args.grids, args.granularities) for f, r in rows.items()},
+        "cue_place": args.cue_place,
+        "families": {f: summarise(r, args.grids, args.granularities, args.pixel_baselines) for f, r in rows.items()},
     }
     md = table(summary, args.granularities)
     atomic_write_text(args.out / "shortcut_attribution.md", md)

@@ -70,7 +70,9 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
     ## Shortcut cue
     The bar and table families (``offers_shortcut``) can plant a confounder (:mod:`envs.shortcuts`):
     ``shortcut=p`` draws a black marker next to the asked bar or row in a share ``p`` of the scenes;
-    ``shortcut_shift=True`` always draws it next to another one (the test split where the shortcut misleads).
+    ``shortcut_shift=True`` always draws it next to another one (the test split where the shortcut misleads);
+    ``shortcut_place`` says where: ``"value"`` beside the printed value (the evidence), ``"label"`` beside the
+    item's name, away from the evidence.
 
     ## Style
     ``style="fixed"`` (the default) draws every scene of a family in one look; ``style="random"`` draws, per
@@ -102,6 +104,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         render_mode: str | None = None,
         shortcut: float = 0.0,
         shortcut_shift: bool = False,
+        shortcut_place: str = "value",
         style: str = "fixed",
     ) -> None:
         if split not in SPLITS:
@@ -119,7 +122,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         self.ocr_backend = make_ocr(ocr)
         self.format_penalty, self.relaxed_tolerance = float(format_penalty), relaxed_tolerance
         self.render_mode = render_mode
-        self.shortcut, self.shortcut_shift = check_shortcut(shortcut, shortcut_shift)
+        self.shortcut, self.shortcut_shift, self.shortcut_place = check_shortcut(shortcut, shortcut_shift, shortcut_place)
         lacking = [name for name, cls in self.drawn_families().items() if not cls.offers_shortcut]
         if (self.shortcut or self.shortcut_shift) and lacking:
             raise ValueError(
@@ -180,7 +183,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         key = self.scene_key(scene_id)
         planted = self.shortcut > 0.0 or self.shortcut_shift
         if key is not None and planted:
-            key = (key, self.shortcut, self.shortcut_shift)
+            key = (key, self.shortcut, self.shortcut_shift, self.shortcut_place)
         if key is not None and self.style != "fixed":
             key = (key, self.style)
         cache = scene_cache()
@@ -188,7 +191,7 @@ class ToolVQAEnv(gym.Env[dict[str, Any], str]):
         if entry is None:
             scene = self.draw_scene(scene_id)
             if planted:
-                scene = plant_shortcut(scene, scene_id, self.shortcut, self.shortcut_shift)
+                scene = plant_shortcut(scene, scene_id, self.shortcut, self.shortcut_shift, self.shortcut_place)
             entry = CachedScene(scene)
             if key is not None:
                 cache.put(key, entry)

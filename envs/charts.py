@@ -150,7 +150,7 @@ class HBarEnv(ToolVQAEnv):
         half = step * 0.3 * style.bar_fill
         if style.value_label == "above":  # the value sits in the gap above its bar: thinner bars where needed
             half = min(half, (step - th - 8 * size) / 2)
-        evidence, layout, bars, slots = [], [], [], []
+        evidence, layout, bars, slots, label_slots = [], [], [], [], []
         for k, (lab, val) in enumerate(zip(labels, values)):
             cy = y0 + step * (k + 0.5)
             lab_item = c.text(lab, left - 8, cy, small, align="right")
@@ -173,6 +173,10 @@ class HBarEnv(ToolVQAEnv):
             slot_x = max(val_item.box[2] * c.width, end) + 22 * size
             slot_h = min(14.0, step * 0.3) if place != "above" else min(8.0, th / 2 + 2)
             slots.append(marker_box(slot_x, vy, 12, slot_h, "left"))
+            # the far place: left of the category label, pointing at it (across the plot from the value)
+            label_slots.append(
+                marker_box(max(14.0, lab_item.box[0] * c.width - 16 * size), cy, 10, min(14.0, step * 0.3), "right")
+            )
             evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), lab, str(val)))
             layout.append(Region("bar", union(lab_item.box, bar, val_item.box), lab, str(val)))
         c.line((left, y0), (left, y0 + h), style.ink)
@@ -182,7 +186,7 @@ class HBarEnv(ToolVQAEnv):
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
-        meta.update(marker_slots=tuple(slots), marker_target=evidence.index(ev[0]))
+        meta.update(marker_slots=tuple(slots), marker_label_slots=tuple(label_slots), marker_target=evidence.index(ev[0]))
         return Scene("HBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
 
 
@@ -243,7 +247,7 @@ class VBarEnv(ToolVQAEnv):
         if style.gridlines:
             _value_grid(c, style, [(base - (base - top) * t / 100, t) for t in range(0, 101, 20)], (x0, x0 + w), "y")
         th = c.text_size("99", small)[1]
-        labels, evidence, layout, bars, slots = [], [], [], [], []
+        labels, evidence, layout, bars, slots, label_slots = [], [], [], [], [], []
         for k, cat in enumerate(cats):
             cx = x0 + slot * (k + 0.5)
             cat_item = c.text(cat, cx, base + 14 * size, small, align="center")
@@ -265,6 +269,13 @@ class VBarEnv(ToolVQAEnv):
                 else:  # above the bar, the marker above the value
                     slots.append(marker_box(bx + bw * 0.45, ytop - 33 * size, min(12.0, bw * 0.4), 8, "down"))
                     val_item = c.text(str(val), bx + bw * 0.45, ytop - 10 * size, small, align="center")
+                # the far place: under the category label, pointing up at it (below the axis, away from the value)
+                below_label = cat_item.box[3] * c.height + 14 * size
+                if below_label + 10 <= c.height:
+                    label_slots.append(marker_box(bx + bw * 0.45, below_label, min(12.0, bw * 0.4), 8, "up"))
+                else:  # no room under the label (a short canvas): left of it, pointing right
+                    label_mid = (cat_item.box[1] + cat_item.box[3]) / 2 * c.height
+                    label_slots.append(marker_box(cat_item.box[0] * c.width - 10, label_mid, 7, 7, "right"))
                 label = cat if groups == 1 else f"{series[g]} {cat}"
                 labels.append(label)
                 evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), label, str(val)))
@@ -281,7 +292,7 @@ class VBarEnv(ToolVQAEnv):
         else:
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
-        meta.update(marker_slots=tuple(slots), marker_target=evidence.index(ev[0]))
+        meta.update(marker_slots=tuple(slots), marker_label_slots=tuple(label_slots), marker_target=evidence.index(ev[0]))
         return Scene("VBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
 
 

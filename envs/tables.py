@@ -62,7 +62,8 @@ class Table:
 
     def shortcut_meta(self, row: int) -> dict[str, object]:
         """The scene meta that offers the shortcut cue, the asked item being ``row``."""
-        return {"marker_slots": self.marker_slots, "marker_target": row}
+        # a row is named at its left end: the marker left of the table is beside the name in both places
+        return {"marker_slots": self.marker_slots, "marker_label_slots": self.marker_slots, "marker_target": row}
 
 
 def draw_table(

@@ -536,3 +536,32 @@ def test_compact_attribution_is_the_shared_integrated_gradients(n_steps: int) ->
     diff = policy._gradient_attribution(policy.inputs(batch)[0], extra, actions, n_steps, create_graph=True)
     (grad,) = torch.autograd.grad(sum(d.abs().sum() for d in diff), [policy.net.embedding.weight])
     assert grad.abs().sum() > 0
+
+
+def test_a_white_pixel_baseline_attributes_gradient_times_input_minus_white() -> None:
+    """``pixel_baseline="white"`` (a blank page): the images' attribution is gradient x (input - 1), so dark
+    ink gets mass of its own, and a white pixel none; tokens keep their zero baseline."""
+    import gymnasium as gym
+    from iapo_gym.agents.compact import CompactConfig, CompactPolicy, observations_to_batch
+
+    torch.manual_seed(0)
+    policy = CompactPolicy(CompactConfig(width=8, hidden=32, view_size=64))
+    env = gym.make("VisualToolVQA-HBar-v0", view_size=64)
+    batch = observations_to_batch([env.reset(seed=s)[0] for s in range(2)], policy.config)
+    actions = policy.sample(batch, torch.Generator().manual_seed(0))
+    attributed, extra = policy.inputs(batch)
+    white = policy._gradient_attribution(attributed, extra, actions, 0, False, (1.0, 1.0, 0.0, 0.0))
+    black = policy._gradient_attribution(attributed, extra, actions, 0, False)
+    inputs = tuple(x.detach().requires_grad_(True) for x in attributed)
+    logp, _ = policy.log_prob_from_logits(policy.net(*inputs, *extra), actions)
+    g_glance = torch.autograd.grad(logp.sum(), inputs[0])[0]
+    assert torch.allclose(white[0], (g_glance * (inputs[0].detach() - 1.0)).sum(1), atol=1e-6)
+    assert torch.allclose(black[0], (g_glance * inputs[0].detach()).sum(1), atol=1e-6)
+    assert torch.allclose(white[2], black[2], atol=1e-7) and torch.allclose(white[3], black[3], atol=1e-7)  # tokens: zero
+    # through the public call: a glance pixel that is pure white gets nothing from the white baseline
+    cells_w = policy.attribution(batch, actions, [(1024, 1024)] * 2, grid=4, pixel_baseline="white")
+    cells_b = policy.attribution(batch, actions, [(1024, 1024)] * 2, grid=4)
+    assert cells_w.shape == cells_b.shape and not torch.allclose(cells_w, cells_b)
+    assert (white[0][(inputs[0].detach() == 1.0).all(1)] == 0).all()
+    with pytest.raises(ValueError, match="pixel_baseline must be one of black, white"):
+        policy.attribution(batch, actions, [(1024, 1024)] * 2, pixel_baseline="grey")

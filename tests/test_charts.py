@@ -125,7 +125,11 @@ HARDER_DIGESTS = {
 def test_harder_difficulties_unchanged(cls: type, difficulty: int) -> None:
     assert questions_digest(cls, difficulty) == HARDER_DIGESTS[cls.family, difficulty]
     meta = cls.generate(np.random.default_rng(0), difficulty).meta
-    assert set(meta) == {"marker_slots", "marker_target"}  # no cue at these difficulties; only where a shortcut marker would go
+    assert set(meta) == {
+        "marker_slots",
+        "marker_label_slots",
+        "marker_target",
+    }  # no cue at these difficulties; only where a shortcut marker would go
 
 
 def test_generation_is_deterministic() -> None:

@@ -145,3 +145,18 @@ def test_no_methods_evaluates_the_warm_starts_only(tmp_path: Path) -> None:
     learning.main([*argv, "--warm-epochs", "1", "1", "--eval-episodes", "1"])
     runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert [r["method"] for r in runs] == ["warm start"] and len(runs[0]["final"]) == 6
+
+
+def test_row_settings_read_a_missing_cue_place_as_the_default_and_tell_other_places_apart() -> None:
+    mine = learning._row_settings({"condition": "shift", "difficulty": 0, "cue_rate": 1.0, "steps": 10})
+    assert mine["cue_place"] == "value"
+    old_row = {k: v for k, v in mine.items() if k != "cue_place"}  # kept before the setting existed
+    assert learning._settings_differ(old_row, mine) == {}
+    other = {**mine, "cue_place": "label"}
+    assert learning._settings_differ(other, mine) == {"cue_place": ("label", "value")}
+    shift = learning.CONDITIONS["shift"]
+    kwargs = shift.train_kwargs({"difficulty": 0, "cue_rate": 1.0, "cue_place": "label"})
+    assert kwargs["shortcut_place"] == "label" and "shortcut_place" not in shift.train_kwargs({"difficulty": 0})
+    tests = shift.tests({"difficulty": 0, "cue_place": "label"})
+    assert all(t.kwargs["shortcut_place"] == "label" and t.kwargs["shortcut_shift"] for t in tests)
+    assert shift.tag({"cue_place": "label"}) != shift.tag({})

@@ -12,7 +12,7 @@ import pytest
 from iapo_gym.attribution import ComponentLayout
 from iapo_gym.benchmarks import learning
 from iapo_gym.envs.base import SPLITS, ToolVQAEnv
-from iapo_gym.envs.shortcuts import plant_shortcut
+from iapo_gym.envs.shortcuts import PLACES, plant_shortcut
 from iapo_gym.scene import Scene
 from iapo_gym.teachers import OracleTeacher
 
@@ -48,11 +48,15 @@ def test_the_marker_points_at_the_asked_item_at_rate_p_in_training(rate: float) 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("difficulty", [0, 1, 2])
-def test_the_shifted_split_always_marks_another_item_and_leaves_the_rest_of_the_scene(family: str, difficulty: int) -> None:
+@pytest.mark.parametrize("place", ["value", "label"])
+def test_the_shifted_split_always_marks_another_item_and_leaves_the_rest_of_the_scene(
+    family: str, difficulty: int, place: str
+) -> None:
     for scene_id in range(SPLITS["test"][0], SPLITS["test"][0] + 6):
         plain = _scene(family, scene_id, "test", difficulty)
-        shifted = _scene(family, scene_id, "test", difficulty, shortcut_shift=True)
+        shifted = _scene(family, scene_id, "test", difficulty, shortcut_shift=True, shortcut_place=place)
         cue = shifted.meta["shortcut"]
+        assert cue["place"] == place
         assert cue["misleading"] and cue["marked"] != cue["target"]
         assert shifted.meta["decoy"] == plain.layout[cue["marked"]]
         # the same item: question, answers, evidence, texts; pixels differ only inside the marked slot
@@ -62,7 +66,9 @@ def test_the_shifted_split_always_marks_another_item_and_leaves_the_rest_of_the_
             plain.evidence,
             plain.texts,
         )
-        x0, y0, x1, y1, _ = plain.meta["marker_slots"][cue["marked"]]
+        x0, y0, x1, y1, _ = plain.meta[PLACES[place]][cue["marked"]]
+        assert cue["box"] == (x0, y0, x1, y1)
+        assert 0 <= x0 and 0 <= y0 and x1 <= plain.width and y1 <= plain.height
         changed = _changed(plain.image, shifted.image)
         assert changed is not None
         assert x0 - 2 <= changed[0] and y0 - 2 <= changed[1] and changed[2] <= x1 + 3 and changed[3] <= y1 + 3
@@ -73,6 +79,21 @@ def test_the_shifted_split_always_marks_another_item_and_leaves_the_rest_of_the_
             assert not _overlap(box, region.box)
         for item in plain.texts:
             assert not _overlap(box, item.box)
+
+
+def test_a_chart_marker_by_the_label_sits_across_the_plot_from_the_evidence() -> None:
+    for family in ("HBar", "VBar"):
+        for scene_id in range(6):
+            by_value = _scene(family, scene_id, shortcut=1.0)
+            by_label = _scene(family, scene_id, shortcut=1.0, shortcut_place="label")
+            assert by_value.meta["shortcut"]["marked"] == by_label.meta["shortcut"]["marked"]  # the same item
+            (evidence,) = by_value.evidence
+            ex = (evidence.box[0] + evidence.box[2]) / 2 * by_value.width
+            ey = (evidence.box[1] + evidence.box[3]) / 2 * by_value.height
+            centre = lambda b: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)  # noqa: E731
+            near, far = centre(by_value.meta["shortcut"]["box"]), centre(by_label.meta["shortcut"]["box"])
+            # a quarter of the canvas or more from the printed value (beside it: a few tens of pixels)
+            assert np.hypot(far[0] - ex, far[1] - ey) > by_value.width / 4 > np.hypot(near[0] - ex, near[1] - ey)
 
 
 def test_the_oracle_teachers_attribution_ignores_the_marker() -> None:
@@ -106,6 +127,8 @@ def test_training_and_test_scene_ids_are_disjoint() -> None:
 def test_bad_shortcut_settings_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="shortcut must be a rate in"):
         gym.make("VisualToolVQA-HBar-v0", shortcut=1.5)
+    with pytest.raises(ValueError, match="shortcut_place must be one of value, label"):
+        gym.make("VisualToolVQA-HBar-v0", shortcut=1.0, shortcut_place="corner")
     with pytest.raises(ValueError, match="shortcut_shift must be True or False"):
         gym.make("VisualToolVQA-HBar-v0", shortcut_shift="yes")
     with pytest.raises(ValueError, match="no marker slots in: FineDetail"):

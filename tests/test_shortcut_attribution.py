@@ -35,17 +35,18 @@ def test_it_compares_marked_and_clean_scenes_with_the_loss_divergence(warm_start
     for r in rows:
         assert np.isfinite(r["reliance"])
         for g in (4, 32):
-            for gran in ("within", "blocks"):
-                for tag in ("marked", "clean"):
-                    assert 0.0 <= r[f"div/{g}/{gran}/{tag}"] <= np.log(2) + 1e-6  # JS
+            for base in ("black", "white"):
+                for gran in ("within", "blocks"):
+                    for tag in ("marked", "clean"):
+                        assert 0.0 <= r[f"div/{base}/{g}/{gran}/{tag}"] <= np.log(2) + 1e-6  # JS
             # the teacher's map is the scene's evidence, marker or not, and never on the marker's own cells
             assert r[f"teacher_evidence/{g}/marked"] == pytest.approx(r[f"teacher_evidence/{g}/clean"])
             assert r[f"teacher_evidence/{g}/marked"] > 0.5
             assert r[f"teacher_marker/{g}/marked"] <= 0.05
         # at 4 cells a side the marker shares its cell with the printed value: it has no cell of its own
-        assert r["student_marker/4/marked"] == pytest.approx(0.0, abs=1e-9)
+        assert r["student_marker/black/4/marked"] == pytest.approx(0.0, abs=1e-9)
     fam = summary["families"]["HBar"]
-    per = fam["grids"]["32"]["within"]
+    per = fam["grids"]["32"]["white"]["within"]
     assert per["marked_minus_clean"][0] == pytest.approx(per["marked"] - per["clean"])
     assert 0.0 <= fam["changes_without_marker"] <= 1.0
 

@@ -108,7 +108,8 @@ def test_every_evidence_box_reads_its_printed_value_in_every_style(family: str, 
         for item in scene.texts:
             assert 0 < item.box[0] and 0 < item.box[1] and item.box[2] < 1 and item.box[3] < 1, (scene_id, item)
         w, h = scene.width, scene.height
-        for x0, y0, x1, y1, _ in cast(tuple[tuple[int, int, int, int, str], ...], scene.meta.get("marker_slots", ())):
+        slots = [*scene.meta.get("marker_slots", ()), *scene.meta.get("marker_label_slots", ())]  # type: ignore[misc]
+        for x0, y0, x1, y1, _ in cast(list[tuple[int, int, int, int, str]], slots):
             assert 0 <= x0 and 0 <= y0 and x1 <= w and y1 <= h
             slot = (x0 / w, y0 / h, x1 / w, y1 / h)
             assert not any(_overlap(slot, t.box) for t in scene.texts), (scene_id, slot)

@@ -161,7 +161,11 @@ HARDER_DIGESTS = {
 def test_harder_difficulties_unchanged(cls: type, difficulty: int) -> None:
     assert questions_digest(cls, difficulty) == HARDER_DIGESTS[cls.family, difficulty]
     scene = cls.generate(np.random.default_rng(0), difficulty)
-    assert set(scene.meta) == {"marker_slots", "marker_target"}  # no cue; only where a shortcut marker would go
+    assert set(scene.meta) == {
+        "marker_slots",
+        "marker_label_slots",
+        "marker_target",
+    }  # no cue; only where a shortcut marker would go
     assert not (scene.image == np.array(HIGHLIGHT, np.uint8)).all(axis=2).any()
 
 

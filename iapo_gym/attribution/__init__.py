@@ -13,6 +13,7 @@ from .layout import (
 from .methods import (
     INTEGRATION_RULES,
     METHODS,
+    PIXEL_BASELINES,
     AttributionMethod,
     attention_to_keys,
     attribute,
@@ -44,6 +45,7 @@ __all__ = [
     "EPS",
     "INTEGRATION_RULES",
     "METHODS",
+    "PIXEL_BASELINES",
     "TORCH_DIVERGENCES",
     "Attribution",
     "AttributionMethod",

@@ -29,6 +29,11 @@ from torch import Tensor
 from ..validation import check_int
 
 Baselines = Tensor | float | int | tuple[Tensor | float | int, ...] | None
+
+PIXEL_BASELINES: dict[str, float] = {"black": 0.0, "white": 1.0}
+"""Named image baselines -> their pixel value for images scaled to [0, 1]. ``"black"`` is captum's default;
+``"white"`` is a blank page: on a chart or table drawn in dark ink on white, a black baseline leaves the ink
+itself (text, marks, a marker) without attribution, since gradient x (input - baseline) is 0 there."""
 Target = int | tuple[int, ...] | Tensor | list[Any] | None
 
 
