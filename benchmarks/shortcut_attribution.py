@@ -22,13 +22,14 @@ each ``--pixel-baselines``: black, captum's default, and white, a blank page), a
   an evidence box touches and on the marker's own cells (those its slot touches outside the evidence's;
   none where the grid is too coarse to tell them apart), and the student's share of the question block.
 
-Writes ``shortcut_attribution.{md,json,png}``; differences come with 95% bootstrap CIs over scenes (pooled
+Writes ``shortcut_attribution.{md,json,png}`` (and every scene's figures with ``--per-scene``); differences come with 95% bootstrap CIs over scenes (pooled
 over checkpoints).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="the student's image baselines",
     )
     p.add_argument("--cue-place", default="value", choices=list(PLACES), help="where the marker goes (the checkpoints' training)")
+    p.add_argument(
+        "--per-scene", action="store_true", help="also write every scene's figures (shortcut_attribution_scenes.jsonl)"
+    )
     p.add_argument("--out", type=Path, default=Path("docs/learning/shift"))
     args = p.parse_args(argv)
     if args.scenes < 1 or any(g < 1 for g in args.grids):
@@ -296,7 +300,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     md = table(summary, args.granularities)
     atomic_write_text(args.out / "shortcut_attribution.md", md)
-    atomic_write_json(args.out / "shortcut_attribution.json", {**summary, "scenes": rows})
+    atomic_write_json(args.out / "shortcut_attribution.json", summary)
+    if args.per_scene:
+        lines = "".join(json.dumps({"family": f, **r}) + "\n" for f, rs in rows.items() for r in rs)
+        atomic_write_text(args.out / "shortcut_attribution_scenes.jsonl", lines)
     atomic_write_bytes(args.out / "shortcut_attribution.png", plot(summary, args.granularities[0]))
     print(md)
     return summary

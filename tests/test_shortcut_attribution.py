@@ -24,13 +24,28 @@ def warm_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_it_compares_marked_and_clean_scenes_with_the_loss_divergence(warm_start: Path, tmp_path: Path) -> None:
-    argv = ["--checkpoints", str(warm_start), "--families", "HBar", "--scenes", "3", "--grids", "4", "32", "--out", str(tmp_path)]
+    argv = [
+        "--checkpoints",
+        str(warm_start),
+        "--families",
+        "HBar",
+        "--scenes",
+        "3",
+        "--grids",
+        "4",
+        "32",
+        "--per-scene",
+        "--out",
+        str(tmp_path),
+    ]
     summary = shortcut_attribution.main(argv)
     written = json.loads((tmp_path / "shortcut_attribution.json").read_text())
     assert written["families"] == json.loads(json.dumps(summary["families"]))
     assert (tmp_path / "shortcut_attribution.png").read_bytes()[:4] == b"\x89PNG"
     assert "### HBar: 3 scenes" in (tmp_path / "shortcut_attribution.md").read_text()
-    rows = written["scenes"]["HBar"]
+    lines = (tmp_path / "shortcut_attribution_scenes.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert {r["family"] for r in rows} == {"HBar"}
     assert [r["scene_id"] for r in rows] == [1000, 1001, 1002]
     for r in rows:
         assert np.isfinite(r["reliance"])
