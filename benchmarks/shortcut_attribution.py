@@ -22,8 +22,9 @@ each ``--pixel-baselines``: black, captum's default, and white, a blank page), a
   an evidence box touches and on the marker's own cells (those its slot touches outside the evidence's;
   none where the grid is too coarse to tell them apart), and the student's share of the question block.
 
-Writes ``shortcut_attribution.{md,json,png}`` (and every scene's figures with ``--per-scene``); differences come with 95% bootstrap CIs over scenes (pooled
-over checkpoints).
+``--teacher`` compares with another registered teacher (a user's, by name). Writes
+``shortcut_attribution.{md,json,png}`` (and every scene's figures with ``--per-scene``); differences come
+with 95% bootstrap CIs over scenes (pooled over checkpoints).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from iapo_gym.envs.shortcuts import PLACES
 from iapo_gym.attribution import PIXEL_BASELINES, cells_of_box
 from iapo_gym.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from iapo_gym.objective import GRANULARITIES, IAPOObjective
+from iapo_gym.teachers import make_teacher
 from iapo_gym.viz import figure_png
 from iapo_gym.wrappers import TeacherAttributionWrapper
 
@@ -67,11 +69,11 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
 
 
-def _env(family: str, rate: float, grid: int, policy: CompactPolicy, place: str) -> gym.Env:
+def _env(family: str, rate: float, grid: int, policy: CompactPolicy, place: str, teacher: str) -> gym.Env:
     pc = policy.config
     base = gym.make(f"VisualToolVQA-{family}-v0", difficulty=0, shortcut=rate, shortcut_place=place)
     return TeacherAttributionWrapper(
-        base, teacher="oracle", grid=grid, coef=0.0, query_length=pc.question_length, output_length=pc.output_length
+        base, teacher=teacher, grid=grid, coef=0.0, query_length=pc.question_length, output_length=pc.output_length
     )
 
 
@@ -83,12 +85,13 @@ def measure_scenes(
     granularities: Sequence[str],
     pixel_baselines: Sequence[str] = ("black",),
     place: str = "value",
+    teacher: str = "oracle",
 ) -> list[dict[str, Any]]:
     """One row per scene id: reliance on the marker, and per pixel baseline of the student's attribution,
     grid and granularity the divergence and image shares with and without it (see the module docstring);
     keys ``"div/<baseline>/<grid>/<granularity>/<marked|clean>"``, ``"student_evidence/<baseline>/<grid>/<tag>"``..."""
     rows: list[dict[str, Any]] = []
-    envs = {g: (_env(family, 1.0, g, policy, place), _env(family, 0.0, g, policy, place)) for g in grids}
+    envs = {g: (_env(family, 1.0, g, policy, place, teacher), _env(family, 0.0, g, policy, place, teacher)) for g in grids}
     for sid in scene_ids:
         row: dict[str, Any] = {"scene_id": int(sid)}
         for g, (marked_env, clean_env) in envs.items():
@@ -174,7 +177,7 @@ def _fmt(ci: Sequence[float]) -> str:
 
 def table(summary: dict[str, Any], granularities: Sequence[str]) -> str:
     lines = [
-        "Divergence (the IAPO loss's own comparison) of the policy's first decision from the oracle teacher's, on "
+        f"Divergence (the IAPO loss's own comparison) of the policy's first decision from the teacher's ({summary['teacher']}), on "
         "training scenes with the marker on the asked item and on the same scenes without it; a marker the loss "
         "penalised would make *marked* larger than *clean*. Means over scenes, 95% bootstrap CIs.",
         "",
@@ -265,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="the student's image baselines",
     )
     p.add_argument("--cue-place", default="value", choices=list(PLACES), help="where the marker goes (the checkpoints' training)")
+    p.add_argument("--teacher", default="oracle", help="the teacher compared with (a registered teacher name)")
     p.add_argument(
         "--per-scene", action="store_true", help="also write every scene's figures (shortcut_attribution_scenes.jsonl)"
     )
@@ -280,6 +284,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for fam in args.families:
         if not FAMILY_ENVS[fam].offers_shortcut:
             p.error(f"--families: {fam} has no shortcut marker")
+    try:
+        make_teacher(args.teacher)
+    except ValueError as e:
+        p.error(f"--teacher: {e}")
     torch.set_num_threads(1)
     rows: dict[str, list[dict[str, Any]]] = {f: [] for f in args.families}
     ids = range(FIRST_SCENE, FIRST_SCENE + args.scenes)
@@ -291,11 +299,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for fam in args.families:
             rows[fam] += [
                 {"checkpoint": path.name, **r}
-                for r in measure_scenes(policy, fam, ids, args.grids, args.granularities, args.pixel_baselines, args.cue_place)
+                for r in measure_scenes(
+                    policy, fam, ids, args.grids, args.granularities, args.pixel_baselines, args.cue_place, args.teacher
+                )
             ]
     summary = {
         "checkpoints": [p.name for p in args.checkpoints],
         "cue_place": args.cue_place,
+        "teacher": args.teacher,
         "families": {f: summarise(r, args.grids, args.granularities, args.pixel_baselines) for f, r in rows.items()},
     }
     md = table(summary, args.granularities)

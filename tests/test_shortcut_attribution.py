@@ -71,6 +71,8 @@ def test_it_refuses_a_missing_checkpoint_and_a_family_without_the_marker(tmp_pat
         shortcut_attribution.main(["--checkpoints", str(tmp_path / "nope"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         shortcut_attribution.main(["--checkpoints", str(warm_start), "--families", "Pie", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        shortcut_attribution.main(["--checkpoints", str(warm_start), "--teacher", "nope", "--out", str(tmp_path)])
 
 
 @settings(max_examples=50, deadline=None)
