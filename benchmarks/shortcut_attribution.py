@@ -119,14 +119,14 @@ def measure_scenes(
             img = layout.slice("image")
             for tag, env, batch in (("marked", marked_env, b_m), ("clean", clean_env, b_c)):
                 _, _, _, _, info = env.step(row["call"])
-                teacher = torch.tensor(np.asarray(info["teacher_attribution"].values), dtype=torch.float32)
-                t_img = teacher[img].numpy() / max(float(teacher[img].sum()), 1e-12)
+                t_vec = torch.tensor(np.asarray(info["teacher_attribution"].values), dtype=torch.float32)
+                t_img = t_vec[img].numpy() / max(float(t_vec[img].sum()), 1e-12)
                 row[f"teacher_evidence/{g}/{tag}"] = float(t_img @ evidence)
                 row[f"teacher_marker/{g}/{tag}"] = float(t_img @ marker_only)
                 for base in pixel_baselines:
                     student = policy.attribution(batch, action, [(h, w)], grid=g, pixel_baseline=base)[0].detach()
                     for gran in granularities:
-                        div = IAPOObjective(grid=g, granularity=gran).compare(teacher, student, layout)
+                        div = IAPOObjective(grid=g, granularity=gran).compare(t_vec, student, layout)
                         row[f"div/{base}/{g}/{gran}/{tag}"] = float(div)
                     s_img = student[img].numpy() / max(float(student[img].sum()), 1e-12)
                     row[f"student_evidence/{base}/{g}/{tag}"] = float(s_img @ evidence)
