@@ -97,6 +97,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "grid-8": {"reward": "iapo", "iapo": {"grid": 8}},
     "grid-16": {"reward": "iapo", "iapo": {"grid": 16}},
     "grid-32": {"reward": "iapo", "iapo": {"grid": 32}},
+    # the teacher's looking-phase map on what finds the evidence (the coloured bar, the named label), not on it
+    "default-locators": {"reward": "iapo", "teacher": "oracle:locators"},
 }
 """Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""
 

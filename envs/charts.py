@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from iapo_gym.scene import Program, Region, Scene, pad_box
+from iapo_gym.scene import Box, Program, Region, Scene, pad_box
 from iapo_gym.vocab import CATEGORY_LABELS, COLORS, SERIES_LABELS
 
 from .base import ToolVQAEnv
@@ -92,6 +92,17 @@ def easy_bar_question(
     )
 
 
+def bar_locators(
+    easy: bool, cue: str, target: int, bars: list[Box], names: list[Box], evidence: list[Region], asked: tuple[Region, ...]
+) -> tuple[Box, ...]:
+    """What a reader looks at to find the asked bars (``scene.meta["locators"]``, normalised boxes): at
+    difficulty 0 the coloured bar, or every bar for the longest/tallest one (their lengths are compared);
+    otherwise the category labels the question names (``names[k]``: bar ``k``'s label box)."""
+    if easy:
+        return (bars[target],) if cue == "colour" else tuple(bars)
+    return tuple(names[evidence.index(region)] for region in asked)
+
+
 class HBarEnv(ToolVQAEnv):
     """Horizontal bar chart; the question names bars by their category labels (by colour or length at
     difficulty 0).
@@ -107,6 +118,7 @@ class HBarEnv(ToolVQAEnv):
     - Difficulties 1 and 2: bars in one colour, named by their (illegible at a glance) category labels;
       questions ask for a value, the difference or sum of two, or which of two is larger.
 
+    ``scene.meta["locators"]``: what a reader looks at to find the asked bar (:func:`bar_locators`).
     At difficulty 0 ``scene.meta`` holds ``cue`` (``"colour"`` or ``"extreme"``), ``target_box`` (the
     target bar's rectangle) and ``bar_boxes`` (every bar's rectangle), normalised.
 
@@ -150,10 +162,11 @@ class HBarEnv(ToolVQAEnv):
         half = step * 0.3 * style.bar_fill
         if style.value_label == "above":  # the value sits in the gap above its bar: thinner bars where needed
             half = min(half, (step - th - 8 * size) / 2)
-        evidence, layout, bars, slots, label_slots = [], [], [], [], []
+        evidence, layout, bars, slots, label_slots, names = [], [], [], [], [], []
         for k, (lab, val) in enumerate(zip(labels, values)):
             cy = y0 + step * (k + 0.5)
             lab_item = c.text(lab, left - 8, cy, small, align="right")
+            names.append(lab_item.box)
             end = left + (right - left) * val / 100
             fill = color if not easy or (cue == "colour" and k == target) else NEUTRAL
             bar = c.rect(left, cy - half, end, cy + half, fill)
@@ -187,6 +200,7 @@ class HBarEnv(ToolVQAEnv):
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
         meta.update(marker_slots=tuple(slots), marker_label_slots=tuple(label_slots), marker_target=evidence.index(ev[0]))
+        meta["locators"] = bar_locators(easy, cue, target, bars, names, evidence, ev)
         return Scene("HBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
 
 
@@ -205,6 +219,7 @@ class VBarEnv(ToolVQAEnv):
     - Difficulty 2: 6 categories of two bars each (series named in a legend); questions name the series
       and the category ("Alpha Jul").
 
+    ``scene.meta["locators"]``: what a reader looks at to find the asked bar (:func:`bar_locators`).
     At difficulty 0 ``scene.meta`` holds ``cue`` (``"colour"`` or ``"extreme"``), ``target_box`` (the
     target bar's rectangle) and ``bar_boxes`` (every bar's rectangle), normalised.
 
@@ -247,7 +262,7 @@ class VBarEnv(ToolVQAEnv):
         if style.gridlines:
             _value_grid(c, style, [(base - (base - top) * t / 100, t) for t in range(0, 101, 20)], (x0, x0 + w), "y")
         th = c.text_size("99", small)[1]
-        labels, evidence, layout, bars, slots, label_slots = [], [], [], [], [], []
+        labels, evidence, layout, bars, slots, label_slots, names = [], [], [], [], [], [], []
         for k, cat in enumerate(cats):
             cx = x0 + slot * (k + 0.5)
             cat_item = c.text(cat, cx, base + 14 * size, small, align="center")
@@ -276,6 +291,7 @@ class VBarEnv(ToolVQAEnv):
                 else:  # no room under the label (a short canvas): left of it, pointing right
                     label_mid = (cat_item.box[1] + cat_item.box[3]) / 2 * c.height
                     label_slots.append(marker_box(cat_item.box[0] * c.width - 10, label_mid, 7, 7, "right"))
+                names.append(cat_item.box)
                 label = cat if groups == 1 else f"{series[g]} {cat}"
                 labels.append(label)
                 evidence.append(Region("bar", pad_box(val_item.box, _EVIDENCE_MARGIN), label, str(val)))
@@ -293,6 +309,7 @@ class VBarEnv(ToolVQAEnv):
             q, answers, ev, program, keys = bar_question(rng, labels, values, evidence, "bar")
             meta = {}
         meta.update(marker_slots=tuple(slots), marker_label_slots=tuple(label_slots), marker_target=evidence.index(ev[0]))
+        meta["locators"] = bar_locators(easy, cue, target, bars, names, evidence, ev)
         return Scene("VBar", c.final_image(), q, answers, ev, program, tuple(layout), tuple(c.texts), keys, meta=meta)
 
 

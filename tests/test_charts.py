@@ -125,11 +125,8 @@ HARDER_DIGESTS = {
 def test_harder_difficulties_unchanged(cls: type, difficulty: int) -> None:
     assert questions_digest(cls, difficulty) == HARDER_DIGESTS[cls.family, difficulty]
     meta = cls.generate(np.random.default_rng(0), difficulty).meta
-    assert set(meta) == {
-        "marker_slots",
-        "marker_label_slots",
-        "marker_target",
-    }  # no cue at these difficulties; only where a shortcut marker would go
+    # no cue at these difficulties; only where a shortcut marker would go, and what names the asked bars
+    assert set(meta) == {"marker_slots", "marker_label_slots", "marker_target", "locators"}
 
 
 def test_generation_is_deterministic() -> None:

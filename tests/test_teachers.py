@@ -44,6 +44,40 @@ def test_oracle_teacher_moves_to_tool_outputs_once_evidence_is_read() -> None:
     assert before["tool_outputs"] == 0 and after["tool_outputs"] > 0.4
 
 
+@pytest.mark.parametrize("difficulty", [0, 1, 2])
+def test_the_locating_oracle_looks_at_what_finds_the_evidence_then_reads_it(difficulty: int) -> None:
+    teacher = make_teacher("oracle:locators")
+    assert isinstance(teacher, OracleTeacher) and teacher.look_at == "locators"
+    for family in ("HBar", "VBar"):
+        env = gym.make(f"VisualToolVQA-{family}-v0", difficulty=difficulty)
+        for seed in range(6):
+            obs, info = env.reset(seed=seed)
+            scene = info["scene"]
+            layout = layout_for_observation(obs, 16)
+            image = teacher.attribute(obs, info, layout).block("image")
+            found = sum(cells_of_box(b, 16) for b in scene.meta["locators"]) > 0
+            assert image[found].sum() == pytest.approx(image.sum()) and image.sum() > 0
+            if difficulty == 0 and scene.meta["cue"] == "colour":
+                assert scene.meta["locators"] == (scene.meta["target_box"],)
+            elif difficulty == 0:
+                assert scene.meta["locators"] == scene.meta["bar_boxes"]
+            else:  # the category labels the question names
+                assert len(scene.meta["locators"]) == len(scene.evidence)
+                for box, region in zip(scene.meta["locators"], scene.evidence):
+                    assert any(t.box == box and t.text in region.label for t in scene.texts)
+            # once the evidence is read, both oracles attribute alike
+            region = scene.evidence[0]
+            obs, *_, info = env.step(json.dumps({"tool": "ocr", "args": {"box": list(region.box)}}))
+            layout = layout_for_observation(obs, 16)
+            assert teacher.attribute(obs, info, layout) == OracleTeacher().attribute(obs, info, layout)
+    # a scene without locators keeps the evidence
+    obs, info = gym.make("VisualToolVQA-TableQA-v0").reset(seed=0)
+    layout = layout_for_observation(obs, 8)
+    assert teacher.attribute(obs, info, layout) == OracleTeacher().attribute(obs, info, layout)
+    with pytest.raises(ValueError, match="look_at must be one of evidence, locators"):
+        make_teacher("oracle:labels")
+
+
 @pytest.mark.parametrize("env_id", PROCEDURAL_IDS)
 def test_wrapper_passes_check_env(env_id: str) -> None:
     env = TeacherAttributionWrapper(gym.make(env_id))

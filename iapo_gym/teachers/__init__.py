@@ -5,6 +5,6 @@ register themselves as entry points (see :mod:`iapo_gym.teachers.base`)."""
 from .base import ENTRY_POINT_GROUP, Teacher, check_teacher_spec, make_teacher, register_teacher
 from .oracle import OracleTeacher
 
-register_teacher("oracle", lambda arg: OracleTeacher(), overwrite=True)
+register_teacher("oracle", lambda arg: OracleTeacher(look_at=arg or "evidence"), overwrite=True)
 
 __all__ = ["ENTRY_POINT_GROUP", "OracleTeacher", "Teacher", "check_teacher_spec", "make_teacher", "register_teacher"]

@@ -3,7 +3,8 @@
 A teacher says where the input attribution of a good decision lies: given the observation, the env's info
 and a component layout, it returns an :class:`~iapo_gym.attribution.Attribution` in that layout, so the
 student's attribution of its own decision can be compared with it component by component or per block.
-Teachers are named by a JSON-safe spec: ``"oracle"``, ``"model:PATH"`` (a trained teacher checkpoint),
+Teachers are named by a JSON-safe spec: ``"oracle"`` (``"oracle:locators"``: looking at what finds the
+evidence, see :class:`~iapo_gym.teachers.OracleTeacher`), ``"model:PATH"`` (a trained teacher checkpoint),
 ``"vlm:PATH"`` (a local VLM folder), or ``"module:Class"`` / ``"file.py:Class"`` (a user's own class:
 imported by :func:`make_teacher` when the user gives it; a spec read from a file passes
 :func:`check_teacher_spec` first).

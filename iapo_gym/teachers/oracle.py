@@ -15,6 +15,8 @@ LOOK = {"image": 0.6, "query": 0.4, "tool_outputs": 0.0}
 """Block weights while the evidence has not been read yet: look at the evidence and the words naming it."""
 READ = {"image": 0.2, "query": 0.3, "tool_outputs": 0.5}
 """Block weights once the last tool output holds an evidence reading: answer from it."""
+LOOK_AT = ("evidence", "locators")
+"""Where the looking phase's image mass goes: the evidence boxes, or the scene's locators (see the class)."""
 
 
 class OracleTeacher:
@@ -27,10 +29,20 @@ class OracleTeacher:
     :data:`READ` weights with the tool-output mass spread over the tool-output slots, which the student can
     only fill by reading first; so an ungrounded answer diverges from the teacher (without this, answering at
     once would be the cheapest way to agree with a teacher that looks at the image and the question, and the
-    attribution penalty would drive tool use to zero)."""
+    attribution penalty would drive tool use to zero).
 
-    def __init__(self, look: dict[str, float] | None = None, read: dict[str, float] | None = None) -> None:
-        self.look, self.read = dict(look or LOOK), dict(read or READ)
+    ``look_at="locators"`` (the spec ``"oracle:locators"``) puts the image mass of the looking phase on what
+    a reader looks at to *find* the evidence, where the scene names it (``scene.meta["locators"]``: the
+    coloured bar, every bar for "the longest", the category labels the question names), instead of on the
+    evidence itself; a scene without locators keeps the evidence. A cue drawn beside the evidence (a
+    shortcut marker next to the printed value) then lies outside the teacher's map instead of inside it."""
+
+    def __init__(
+        self, look: dict[str, float] | None = None, read: dict[str, float] | None = None, look_at: str = "evidence"
+    ) -> None:
+        if look_at not in LOOK_AT:
+            raise ValueError(f"OracleTeacher look_at must be one of {', '.join(LOOK_AT)}; got {look_at!r}")
+        self.look, self.read, self.look_at = dict(look or LOOK), dict(read or READ), look_at
 
     def parts(self, scene: Scene, layout: ComponentLayout) -> dict[str, np.ndarray]:
         """Per-block raw masses before phase weighting (each block sums to 1, or is all zero)."""
@@ -57,6 +69,10 @@ class OracleTeacher:
         if not read and action is not None and _is_answer(action, info) and layout.output_length:
             parts["tool_outputs"] = np.full(layout.output_length, 1.0 / layout.output_length)
             read = True
+        locators = info["scene"].meta.get("locators")
+        if not read and self.look_at == "locators" and locators:
+            image = np.sum([cells_of_box(box, layout.grid) for box in locators], axis=0)
+            parts["image"] = image / image.sum() if image.sum() > 0 else parts["image"]
         weights = self.read if read else self.look
         scored = {name: weights.get(name, 0.0) * v for name, v in parts.items()}
         if not any(v.any() for v in scored.values()):  # no evidence at all (a data set without boxes)
