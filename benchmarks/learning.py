@@ -310,6 +310,30 @@ def _settings_differ(theirs: dict[str, Any], mine: dict[str, Any]) -> dict[str, 
     return out
 
 
+def method_config(
+    name: str,
+    env_kwargs: dict[str, Any],
+    steps: int,
+    seed: int,
+    teacher: str | None = None,
+    eval_every: int = 10**6,
+    eval_episodes: int = 8,
+) -> TrainConfig:
+    """The training config of method ``name`` (:data:`METHODS`) on ``env_kwargs`` for ``steps`` env steps
+    (``teacher``: the model-teacher checkpoint of the ``model-teacher`` method)."""
+    fields = json.loads(json.dumps(METHODS[name]).replace("{teacher}", str(teacher or "")))
+    return TrainConfig(
+        env_id="VisualToolVQA-v0",
+        env_kwargs=env_kwargs,
+        updates=10**6,
+        max_env_steps=steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        seed=seed,
+        **fields,
+    )
+
+
 def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]) -> list[dict[str, Any]]:
     """One (start, seed): the shared warm start, then every method from a copy of it."""
     torch.set_num_threads(1)
@@ -346,16 +370,8 @@ def run_cell(start: str, seed: int, methods: Sequence[str], args: dict[str, Any]
         }
     ]
     for name in methods:
-        fields = json.loads(json.dumps(METHODS[name]).replace("{teacher}", str(args.get("teacher") or "")))
-        cfg = TrainConfig(
-            env_id="VisualToolVQA-v0",
-            env_kwargs=train_kwargs,
-            updates=10**6,
-            max_env_steps=args["steps"],
-            eval_every=args["eval_every"],
-            eval_episodes=args["curve_episodes"],
-            seed=seed,
-            **fields,
+        cfg = method_config(
+            name, train_kwargs, args["steps"], seed, args.get("teacher"), args["eval_every"], args["curve_episodes"]
         )
         trainer = GroupTrainer(cfg, copy.deepcopy(warm))
         # the curves follow the condition's test items (the trainer's default: the training distribution's)

@@ -22,7 +22,10 @@ each ``--pixel-baselines``: black, captum's default, and white, a blank page), a
   an evidence box touches and on the marker's own cells (those its slot touches outside the evidence's;
   none where the grid is too coarse to tell them apart), and the student's share of the question block.
 
-``--teacher`` compares with another registered teacher (a user's, by name). Writes
+``--teacher`` compares with another registered teacher (a user's, by name). ``--train METHOD`` (a learning
+benchmark method) then trains each checkpoint with that method on the same training distribution for
+``--train-steps`` env steps (the k-th checkpoint with seed k) and measures again: does the update remove the
+reliance its loss penalises, or only the divergence? Writes
 ``shortcut_attribution.{md,json,png}`` (and every scene's figures with ``--per-scene``); differences come
 with 95% bootstrap CIs over scenes (pooled over checkpoints).
 """
@@ -40,7 +43,8 @@ import numpy as np
 import torch
 from iapo_gym.agents.compact import CompactPolicy, observations_to_batch
 from iapo_gym.agents.compact_agent import CompactAgent
-from iapo_gym.benchmarks.learning import SHORTCUT_FAMILIES, mean_ci
+from iapo_gym.agents.trainer import GroupTrainer
+from iapo_gym.benchmarks.learning import CONDITIONS, METHODS, SHORTCUT_FAMILIES, mean_ci, method_config
 from iapo_gym.envs.families import FAMILY_ENVS
 from iapo_gym.envs.shortcuts import PLACES
 
@@ -269,6 +273,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--cue-place", default="value", choices=list(PLACES), help="where the marker goes (the checkpoints' training)")
     p.add_argument("--teacher", default="oracle", help="the teacher compared with (a registered teacher name)")
+    p.add_argument("--train", choices=list(METHODS), help="also measure after training each checkpoint with this method")
+    p.add_argument("--train-steps", type=int, default=6000, help="env steps of that training")
     p.add_argument(
         "--per-scene", action="store_true", help="also write every scene's figures (shortcut_attribution_scenes.jsonl)"
     )
@@ -293,23 +299,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ids = range(FIRST_SCENE, FIRST_SCENE + args.scenes)
     from tqdm import tqdm
 
-    for path in tqdm(args.checkpoints, desc="checkpoints"):
+    after: dict[str, list[dict[str, Any]]] = {f: [] for f in args.families}
+    measure = (args.grids, args.granularities, args.pixel_baselines, args.cue_place, args.teacher)
+    for k, path in enumerate(tqdm(args.checkpoints, desc="checkpoints")):
         policy = CompactAgent.load_checkpoint(path).policy
-        policy.eval()
         for fam in args.families:
-            rows[fam] += [
-                {"checkpoint": path.name, **r}
-                for r in measure_scenes(
-                    policy, fam, ids, args.grids, args.granularities, args.pixel_baselines, args.cue_place, args.teacher
-                )
-            ]
-    summary = {
+            rows[fam] += [{"checkpoint": path.name, **r} for r in measure_scenes(policy, fam, ids, *measure)]
+        if args.train:
+            train = CONDITIONS["shift"].train_kwargs({"difficulty": 0, "cue_rate": 1.0, "cue_place": args.cue_place})
+            trainer = GroupTrainer(method_config(args.train, train, args.train_steps, k), policy)
+            trainer.train(progress=False)
+            for fam in args.families:
+                after[fam] += [{"checkpoint": path.name, **r} for r in measure_scenes(trainer.policy, fam, ids, *measure)]
+    summarised = lambda rs: {f: summarise(r, args.grids, args.granularities, args.pixel_baselines) for f, r in rs.items()}  # noqa: E731
+    summary: dict[str, Any] = {
         "checkpoints": [p.name for p in args.checkpoints],
         "cue_place": args.cue_place,
         "teacher": args.teacher,
-        "families": {f: summarise(r, args.grids, args.granularities, args.pixel_baselines) for f, r in rows.items()},
+        "families": summarised(rows),
     }
+    if args.train:
+        summary["after"] = {"method": args.train, "env_steps": args.train_steps, "families": summarised(after)}
     md = table(summary, args.granularities)
+    if args.train:
+        md += f"\n## After training each checkpoint with {args.train} for {args.train_steps} env steps\n\n"
+        md += table({**summary, "families": summary["after"]["families"]}, args.granularities)
     atomic_write_text(args.out / "shortcut_attribution.md", md)
     atomic_write_json(args.out / "shortcut_attribution.json", summary)
     if args.per_scene:

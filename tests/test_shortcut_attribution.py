@@ -66,6 +66,21 @@ def test_it_compares_marked_and_clean_scenes_with_the_loss_divergence(warm_start
     assert 0.0 <= fam["changes_without_marker"] <= 1.0
 
 
+def test_it_measures_again_after_training_with_a_method(warm_start: Path, tmp_path: Path) -> None:
+    argv = ["--checkpoints", str(warm_start), "--families", "VBar", "--scenes", "2", "--grids", "4"]
+    argv += ["--pixel-baselines", "black", "--teacher", "oracle:locators", "--train", "default-locators"]
+    summary = shortcut_attribution.main([*argv, "--train-steps", "16", "--out", str(tmp_path)])
+    assert summary["teacher"] == "oracle:locators"
+    assert summary["after"]["method"] == "default-locators" and summary["after"]["env_steps"] == 16
+    before, after = summary["families"]["VBar"], summary["after"]["families"]["VBar"]
+    assert before["scenes"] == after["scenes"] == 2
+    assert before["grids"]["4"]["black"]["within"] != after["grids"]["4"]["black"]["within"]  # the policy moved
+    assert (
+        "After training each checkpoint with default-locators for 16 env steps"
+        in (tmp_path / "shortcut_attribution.md").read_text()
+    )
+
+
 def test_it_refuses_a_missing_checkpoint_and_a_family_without_the_marker(tmp_path: Path, warm_start: Path) -> None:
     with pytest.raises(SystemExit):
         shortcut_attribution.main(["--checkpoints", str(tmp_path / "nope"), "--out", str(tmp_path)])
