@@ -160,3 +160,12 @@ def test_row_settings_read_a_missing_cue_place_as_the_default_and_tell_other_pla
     tests = shift.tests({"difficulty": 0, "cue_place": "label"})
     assert all(t.kwargs["shortcut_place"] == "label" and t.kwargs["shortcut_shift"] for t in tests)
     assert shift.tag({"cue_place": "label"}) != shift.tag({})
+
+
+def test_the_curves_have_a_colour_for_every_method_however_many(tmp_path: Path) -> None:
+    methods = list(learning.METHODS)  # more than a 10-colour cycle
+    assert len(methods) > 10
+    history = [{"env_steps": s, "eval_accuracy": 0.5, "calls_zoom": 1.0, "alignment": 0.2} for s in (0, 100, 200)]
+    rows = [{"start": "strong", "seed": 0, "method": m, "history": history} for m in methods]
+    png = learning.plot(rows, tmp_path)
+    assert png.read_bytes()[:4] == b"\x89PNG"
