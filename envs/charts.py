@@ -288,7 +288,8 @@ class VBarEnv(ToolVQAEnv):
                 below_label = cat_item.box[3] * c.height + 14 * size
                 if below_label + 10 <= c.height:
                     label_slots.append(marker_box(bx + bw * 0.45, below_label, min(12.0, bw * 0.4), 8, "up"))
-                else:  # no room under the label (a short canvas): left of it, pointing right
+                else:  # no room under the label (a short random-style canvas): left of it, pointing right (grouped
+                    # bars of one category then share the slot)
                     label_mid = (cat_item.box[1] + cat_item.box[3]) / 2 * c.height
                     label_slots.append(marker_box(cat_item.box[0] * c.width - 10, label_mid, 7, 7, "right"))
                 names.append(cat_item.box)

@@ -8,7 +8,9 @@ the table). A zoom on a chart's marker shows the value next to it. In training s
 learns "look where the marker points" does as well there as one that reads the question's cue. In the
 shifted split (``shortcut_shift=True``) it is always drawn, next to an item the question does *not* ask
 about: the shortcut now misleads. The marker sits outside every evidence box (the answer's printed
-value), so the oracle teacher's attribution, on the evidence and the question's words, never covers it.
+value), so the oracle teacher's attribution, on the evidence and the question's words, never covers it;
+beside the evidence, though, a marker-follower's own attribution lands on the evidence as well, so the
+alignment term cannot tell it from a reader (``benchmarks/shortcut_attribution.py`` measures this).
 
 Where the marker goes (``shortcut_place``): ``"value"`` (the default) beside the asked item's printed value,
 the answer's evidence, so a marker-follower looks where a reader looks; ``"label"`` beside the item's name

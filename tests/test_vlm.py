@@ -299,6 +299,17 @@ def test_pixel_attribution_finds_the_bright_patch(agent):
         cells = attr.block("image").reshape(4, 4)
         # with a black baseline black pixels get exactly nothing: all image mass is on the patch's cell
         assert cells[1, 2] > 0 and cells[1, 2] == pytest.approx(cells.sum(), rel=1e-9), cells
+    # from a white baseline (a blank page) the black background has input of its own: mass off the patch
+    attr = attribute_decision(
+        agent.vlm,
+        d,
+        "<answer>white</answer>",
+        config={"method": "gradient_x_input", "image_input": "pixels", "pixel_baseline": "white", **FAST},
+    )
+    cells = attr.block("image").reshape(4, 4)
+    assert cells.sum() - cells[1, 2] > 0.5 * cells.sum(), cells
+    with pytest.raises(ValueError, match="pixel_baseline must be one of black, white, zeros"):
+        attribute_decision(agent.vlm, d, "<answer>white</answer>", config={"pixel_baseline": "grey"})
 
 
 # -- persistence --------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ Methods (:class:`VLMAttributionConfig`):
     (the vision tower's output, one embedding per merged 2x2 patch group, replaces each ``<|image_pad|>``
     embedding); the baseline is zero for every prompt position;
   - ``image_input="pixels"``: the text embeddings and ``pixel_values`` jointly (one integration path), so
-    image attribution is per 14-pixel patch; the pixel baseline is a black image (``pixel_baseline``).
+    image attribution is per 14-pixel patch; the pixel baseline is a black image by default (``pixel_baseline``).
 
   The action's own tokens keep their value on the path (baseline = input), so they get no attribution.
 - ``attention``: attention rollout (or last-layer / mean attention) from the positions that predict the action
@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from iapo_gym.attribution import (
+    PIXEL_BASELINES,
     Attribution,
     ComponentLayout,
     attribute,
@@ -65,8 +66,9 @@ class VLMAttributionConfig:
         query_length, output_length: slots of the ``query`` and ``tool_outputs`` blocks.
         n_steps: integrated-gradient points on the path.
         internal_batch_size: evaluate the path in chunks of this many (memory bound on a GPU).
-        pixel_baseline: ``"black"`` (the processed all-black image) or ``"zeros"`` (zero ``pixel_values``:
-            the mean colour).
+        pixel_baseline: ``"black"`` or ``"white"`` (the processed all-black or all-white image, as in
+            :data:`~iapo_gym.attribution.PIXEL_BASELINES`: white is a blank page) or ``"zeros"`` (zero
+            ``pixel_values``: the mean colour).
         attention_mode: ``"rollout"``, ``"last_layer"`` or ``"mean"``.
         residual: identity weight of attention rollout.
         method_kwargs: extra keyword arguments for the registered method.
@@ -87,8 +89,8 @@ class VLMAttributionConfig:
     def __post_init__(self) -> None:
         if self.image_input not in GRADIENT_INPUTS:
             raise ValueError(f"image_input must be one of {', '.join(GRADIENT_INPUTS)}; got {self.image_input!r}")
-        if self.pixel_baseline not in ("black", "zeros"):
-            raise ValueError(f"pixel_baseline must be 'black' or 'zeros'; got {self.pixel_baseline!r}")
+        if self.pixel_baseline not in (*PIXEL_BASELINES, "zeros"):
+            raise ValueError(f"pixel_baseline must be one of {', '.join(PIXEL_BASELINES)}, zeros; got {self.pixel_baseline!r}")
         if self.attention_mode not in ("rollout", "last_layer", "mean"):
             raise ValueError(f"attention_mode must be rollout, last_layer or mean; got {self.attention_mode!r}")
         if self.query_length < 1 or self.output_length < 1:
@@ -307,10 +309,10 @@ def _gradient_scores(vlm: VLM, enc: Encoded, cfg: VLMAttributionConfig) -> tuple
     if cfg.image_input == "embeddings":
         (a_emb,) = attribute(f, (embeds,), baselines=(base_embeds,), method=cfg.method, **kw)
         return a_emb[0].float().sum(-1).cpu().numpy(), None
-    if cfg.pixel_baseline == "black":
-        base_pv = torch.cat([vlm.process_image(np.zeros_like(_view_image(enc, i)))[0] for i in range(len(enc.images))], 0).to(
-            dev, vlm.dtype
-        )
+    if cfg.pixel_baseline in PIXEL_BASELINES:  # the processed all-black or all-white image
+        level = round(255 * PIXEL_BASELINES[cfg.pixel_baseline])
+        blank = [np.full_like(_view_image(enc, i), level) for i in range(len(enc.images))]
+        base_pv = torch.cat([vlm.process_image(b)[0] for b in blank], 0).to(dev, vlm.dtype)
     else:
         base_pv = torch.zeros_like(pv)
     a_emb, a_pix = attribute(f, (embeds, pv[None]), baselines=(base_embeds, base_pv[None]), method=cfg.method, **kw)
