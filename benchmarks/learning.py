@@ -644,7 +644,7 @@ def plot_differences(summary: dict[str, Any], out: Path) -> Path:
         ax.set_xlabel("average test accuracy minus GRPO's (paired per seed)")
         ax.set_title(f"{start} start", fontsize=10)
     fig.suptitle(
-        "Paired difference to GRPO, 95% bootstrap CI over seeds (green: CI above 0, red: below; grey with one seed)", fontsize=10
+        "Paired difference to GRPO, 95% bootstrap CI over seeds\n(green: CI above 0, red: below; grey with one seed)", fontsize=10
     )
     fig.tight_layout()
     png = figure_png(fig, dpi=90)
