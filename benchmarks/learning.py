@@ -568,7 +568,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
     starts = list(dict.fromkeys(r["start"] for r in rows))
     fig, axes = plt.subplots(len(starts), 3, figsize=(16, 4 * len(starts)), squeeze=False)
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "warm start"))
-    palette = plt.cm.tab20.colors  # type: ignore[attr-defined]  # a ListedColormap; the stub: Colormap
+    pairs = plt.cm.tab20.colors  # type: ignore[attr-defined]  # a ListedColormap; the stub: Colormap
+    palette = pairs[0::2] + pairs[1::2]  # ten distinct hues first, then their light shades
     colors = {m: palette[k % len(palette)] for k, m in enumerate(methods)}  # any number of methods
     for row_axes, start in zip(axes, starts):
         for method in methods:
