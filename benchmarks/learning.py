@@ -173,12 +173,17 @@ class ShortcutShift(Condition):
     )
     families: tuple[str, ...] = SHORTCUT_FAMILIES
 
+    @staticmethod
+    def place_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
+        """The env's ``shortcut_place`` where the settings move the marker off its default place."""
+        place = settings.get("cue_place", SETTING_DEFAULTS["cue_place"])
+        return {"shortcut_place": place} if place != SETTING_DEFAULTS["cue_place"] else {}
+
     def train_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
-        place = settings.get("cue_place", "value")
         return {
             **super().train_kwargs(settings),
             "shortcut": float(settings.get("cue_rate", 1.0)),
-            **({"shortcut_place": place} if place != "value" else {}),
+            **self.place_kwargs(settings),
         }
 
     def tests(self, settings: dict[str, Any]) -> list[TestSet]:
@@ -188,12 +193,10 @@ class ShortcutShift(Condition):
         return self._procedural(settings)
 
     def curve_kwargs(self, settings: dict[str, Any]) -> dict[str, Any]:
-        place = settings.get("cue_place", "value")
-        return {"shortcut": 0.0, "shortcut_shift": True, **({"shortcut_place": place} if place != "value" else {})}
+        return {"shortcut": 0.0, "shortcut_shift": True, **self.place_kwargs(settings)}
 
     def tag(self, settings: dict[str, Any]) -> str:
-        place = settings.get("cue_place", "value")
-        at = f"-at-{place}" if place != "value" else ""
+        at = "".join(f"-at-{place}" for place in self.place_kwargs(settings).values())
         return f"-shortcut{float(settings.get('cue_rate', 1.0)):g}{at}" + super().tag(settings)
 
 

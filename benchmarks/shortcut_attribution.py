@@ -97,23 +97,24 @@ def measure_scenes(
     rows: list[dict[str, Any]] = []
     envs = {g: (_env(family, 1.0, g, policy, place, teacher), _env(family, 0.0, g, policy, place, teacher)) for g in grids}
     for sid in scene_ids:
-        row: dict[str, Any] = {"scene_id": int(sid)}
+        # every grid's env pair is reset to the scene (the teacher's grid differs, the observations do not)
+        obs = [(m.reset(options={"scene_id": int(sid)})[0], c.reset(options={"scene_id": int(sid)})[0]) for m, c in envs.values()]
+        b_m, b_c = (observations_to_batch([o], policy.config) for o in obs[0])
+        with torch.no_grad():  # the decision and its reliance on the marker, once per scene
+            action = policy.sample(b_m, greedy=True)
+            lp_m, _ = policy.log_prob(b_m, action)
+            lp_c, _ = policy.log_prob(b_c, action)
+            action_c = policy.sample(b_c, greedy=True)
+        row: dict[str, Any] = {
+            "scene_id": int(sid),
+            "call": policy.to_calls(action, [obs[0][0]])[0],
+            "reliance": float(lp_m - lp_c),
+            "changes_without_marker": bool(not torch.equal(action, action_c)),
+        }
         for g, (marked_env, clean_env) in envs.items():
-            obs_m, _ = marked_env.reset(options={"scene_id": int(sid)})
-            obs_c, _ = clean_env.reset(options={"scene_id": int(sid)})
             scene = marked_env.unwrapped.scene  # type: ignore[attr-defined]
             if scene.meta["shortcut"]["marked"] != scene.meta["shortcut"]["target"]:
                 raise RuntimeError(f"scene {sid}: the training split at shortcut=1 must mark the asked item")
-            b_m, b_c = observations_to_batch([obs_m], policy.config), observations_to_batch([obs_c], policy.config)
-            with torch.no_grad():
-                action = policy.sample(b_m, greedy=True)
-                lp_m, _ = policy.log_prob(b_m, action)
-                lp_c, _ = policy.log_prob(b_c, action)
-                action_c = policy.sample(b_c, greedy=True)
-            if "reliance" not in row:
-                row["call"] = policy.to_calls(action, [obs_m])[0]
-                row["reliance"] = float(lp_m - lp_c)
-                row["changes_without_marker"] = bool(not torch.equal(action, action_c))
             h, w = scene.image.shape[:2]
             x0, y0, x1, y1 = scene.meta["shortcut"]["box"]
             # cells any evidence box touches, and the cells the marker's slot touches outside those
