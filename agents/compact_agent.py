@@ -63,7 +63,13 @@ class CompactAgent:
         batch = observations_to_batch([observation], cfg)
         actions = torch.from_numpy(self.policy.encode(action, observation)).unsqueeze(0)
         scores = self.policy.attribution(
-            batch, actions, [(scene.height, scene.width)], layout.grid, obj.method, n_steps=obj.steps
+            batch,
+            actions,
+            [(scene.height, scene.width)],
+            layout.grid,
+            obj.method,
+            n_steps=obj.steps,
+            pixel_baseline=obj.pixel_baseline,
         )[0]
         return Attribution.from_scores(layout, scores.detach().numpy(), allow_uniform=True)
 

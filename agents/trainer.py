@@ -32,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from iapo_gym.attribution import ComponentLayout
 from iapo_gym.io import atomic_write_bytes, atomic_write_text
 from iapo_gym.objective import group_advantages
 from iapo_gym.validation import check_ints
@@ -211,20 +212,34 @@ class GroupTrainer:
         )
 
     # -- 2. alignment --------------------------------------------------------------------------------
-    def divergences(self, ro: Rollouts, idx: torch.Tensor | None = None, create_graph: bool = False) -> torch.Tensor:
-        """Per decision (all, or ``idx``): the objective's divergence between the teacher's attribution and
-        the policy's own attribution of its action (differentiable with ``create_graph``)."""
+    def attributions(
+        self, ro: Rollouts, idx: torch.Tensor | None = None, create_graph: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, ComponentLayout]:
+        """Per decision (all, or ``idx``): the teacher's attribution, the policy's own attribution of its
+        action (raw scores, differentiable with ``create_graph``) and their layout."""
         obj = self.objective
         if obj is None or ro.teacher is None:
-            raise ValueError("divergences need an IAPO objective and teacher attributions (reward='iapo')")
+            raise ValueError("attributions need an IAPO objective and teacher attributions (reward='iapo')")
         idx = torch.arange(len(ro.actions)) if idx is None else idx
         hw = [ro.source_hw[int(i)] for i in idx]
         student = self.policy.attribution(
-            ro.batch.index(idx), ro.actions[idx], hw, obj.grid, obj.method, n_steps=obj.steps, create_graph=create_graph
+            ro.batch.index(idx),
+            ro.actions[idx],
+            hw,
+            obj.grid,
+            obj.method,
+            n_steps=obj.steps,
+            create_graph=create_graph,
+            pixel_baseline=obj.pixel_baseline,
         )
-        return obj.compare(
-            ro.teacher[idx], student, obj.layout(self.policy.config.question_length, self.policy.config.output_length)
-        )
+        return ro.teacher[idx], student, obj.layout(self.policy.config.question_length, self.policy.config.output_length)
+
+    def divergences(self, ro: Rollouts, idx: torch.Tensor | None = None, create_graph: bool = False) -> torch.Tensor:
+        """Per decision (all, or ``idx``): the objective's divergence between the teacher's attribution and
+        the policy's own attribution of its action (differentiable with ``create_graph``)."""
+        teacher, student, layout = self.attributions(ro, idx, create_graph)
+        assert self.objective is not None  # attributions() refused otherwise
+        return self.objective.compare(teacher, student, layout)
 
     # -- 3 + 4. advantages and update -----------------------------------------------------------------
     def advantages(self, ro: Rollouts, div: torch.Tensor | None, lam: float) -> torch.Tensor:
@@ -241,7 +256,8 @@ class GroupTrainer:
         Under the ``loss`` form the student's attribution of each weighted decision is built here, with
         ``create_graph``, once per epoch (the parameters move between epochs); the first epoch's divergences,
         detached, are the update's logged ``alignment`` (``alignment_decisions`` of them; ``nan`` when the
-        loss weighed no decision), so no separate pass attributes the decisions only to log them.
+        loss weighed no decision), and with the objective's ``outside`` penalty their mean ``outside_mass``,
+        so no separate pass attributes the decisions only to log them.
         """
         c, pol, obj = self.config, self.policy, self.objective
         n = len(ro.actions)
@@ -252,6 +268,7 @@ class GroupTrainer:
             )
         losses: list[float] = []
         first_epoch: list[torch.Tensor] = []  # the divergences the loss measured in the first epoch
+        first_outside: list[torch.Tensor] = []  # and the outside masses, when the objective weighs them
         for epoch in range(c.epochs):
             order = torch.randperm(n, generator=self.sampler)
             for start in range(0, n, c.minibatch):
@@ -261,8 +278,15 @@ class GroupTrainer:
                 loss = clipped_surrogate(logp, ro.logp[idx], adv[idx], c.clip) - c.ent_coef * ent.mean()
                 if loss_obj is not None and bool(weights[idx].gt(0).any()):
                     sub = idx[weights[idx] > 0]  # attribute only the decisions the loss weighs
-                    div = self.divergences(ro, sub, create_graph=True)
-                    loss = loss + loss_obj.loss(div, weights[sub], lam)
+                    teacher, student, layout = self.attributions(ro, sub, create_graph=True)
+                    div = loss_obj.compare(teacher, student, layout)
+                    term = div
+                    if loss_obj.outside > 0:  # the absolute penalty in the cells the teacher calls irrelevant
+                        mass = loss_obj.outside_mass(teacher, student, layout)
+                        term = div + loss_obj.outside * mass
+                        if epoch == 0:
+                            first_outside.append(mass.detach())
+                    loss = loss + loss_obj.loss(term, weights[sub], lam)
                     if epoch == 0:
                         first_epoch.append(div.detach())
                 if self.reference is not None:
@@ -279,6 +303,9 @@ class GroupTrainer:
             aligned = torch.cat(first_epoch) if first_epoch else torch.zeros(0)
             out["alignment"] = float(aligned.mean()) if len(aligned) else float("nan")
             out["alignment_decisions"] = float(len(aligned))
+            if loss_obj.outside > 0:
+                outside = torch.cat(first_outside) if first_outside else torch.zeros(0)
+                out["outside_mass"] = float(outside.mean()) if len(outside) else float("nan")
         return out
 
     def step(self) -> dict[str, float]:

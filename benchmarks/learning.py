@@ -76,6 +76,8 @@ STARTS = {"weak": 100, "strong": 2000}
 WARM_EPOCHS = {"weak": 12, "strong": 30}
 """Starting point -> epochs of behaviour cloning over those episodes."""
 
+OUTSIDE = {"outside": 0.1, "grid": 32, "pixel_baseline": "white", "method": "integrated_gradients"}
+"""The objective fields of the ``outside`` methods (added to the default's)."""
 METHODS: dict[str, dict[str, Any]] = {
     "grpo": {"reward": "grpo"},
     "paper": {"reward": "iapo", "preset": "paper"},
@@ -99,6 +101,12 @@ METHODS: dict[str, dict[str, Any]] = {
     "grid-32": {"reward": "iapo", "iapo": {"grid": 32}},
     # the teacher's looking-phase map on what finds the evidence (the coloured bar, the named label), not on it
     "default-locators": {"reward": "iapo", "teacher": "oracle:locators"},
+    # an absolute penalty on the student's attribution where the teacher puts none (Ross et al.'s form), on a
+    # grid fine enough to tell the evidence from its neighbours, from a white baseline (black ink counts), by
+    # integrated gradients (a confident decision's input gradient saturates: it cannot see a cue it follows)
+    "outside": {"reward": "iapo", "iapo": OUTSIDE},
+    "outside-locators": {"reward": "iapo", "teacher": "oracle:locators", "iapo": OUTSIDE},
+    "outside-gxi": {"reward": "iapo", "teacher": "oracle:locators", "iapo": {**OUTSIDE, "method": "gradient_x_input"}},
 }
 """Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""
 

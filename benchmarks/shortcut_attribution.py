@@ -20,7 +20,12 @@ each ``--pixel-baselines``: black, captum's default, and white, a blank page), a
   on the marker;
 - **where the image mass is**: the student's (and teacher's) share of image attribution on the cells that
   an evidence box touches and on the marker's own cells (those its slot touches outside the evidence's;
-  none where the grid is too coarse to tell them apart), and the student's share of the question block.
+  none where the grid is too coarse to tell them apart), and the student's share of the question block;
+- **raw mass outside the teacher's cells** (not normalised: what the objective's absolute ``outside`` penalty
+  weighs, :meth:`~iapo_gym.objective.IAPOObjective.outside_mass`), with and without the marker, and the raw
+  mass on the marker's own cells. ``--method integrated_gradients`` attributes by integrated gradients from
+  the baseline instead of gradient x input: a confident decision's input gradient saturates, so its local
+  attribution can miss a cue whose removal costs nats.
 
 ``--teacher`` compares with another registered teacher (a user's, by name). ``--train METHOD`` (a learning
 benchmark method) then trains each checkpoint with that method on the same training distribution for
@@ -90,10 +95,12 @@ def measure_scenes(
     pixel_baselines: Sequence[str] = ("black",),
     place: str = "value",
     teacher: str = "oracle",
+    method: str = "gradient_x_input",
 ) -> list[dict[str, Any]]:
-    """One row per scene id: reliance on the marker, and per pixel baseline of the student's attribution,
-    grid and granularity the divergence and image shares with and without it (see the module docstring);
-    keys ``"div/<baseline>/<grid>/<granularity>/<marked|clean>"``, ``"student_evidence/<baseline>/<grid>/<tag>"``..."""
+    """One row per scene id: reliance on the marker, and per pixel baseline of the student's attribution
+    (by ``method``), grid and granularity the divergence and image shares with and without it (see the module
+    docstring); keys ``"div/<baseline>/<grid>/<granularity>/<marked|clean>"``,
+    ``"student_evidence/<baseline>/<grid>/<tag>"``, ``"student_outside/<baseline>/<grid>/<tag>"`` (raw)..."""
     rows: list[dict[str, Any]] = []
     envs = {g: (_env(family, 1.0, g, policy, place, teacher), _env(family, 0.0, g, policy, place, teacher)) for g in grids}
     for sid in scene_ids:
@@ -129,7 +136,7 @@ def measure_scenes(
                 row[f"teacher_evidence/{g}/{tag}"] = float(t_img @ evidence)
                 row[f"teacher_marker/{g}/{tag}"] = float(t_img @ marker_only)
                 for base in pixel_baselines:
-                    student = policy.attribution(batch, action, [(h, w)], grid=g, pixel_baseline=base)[0].detach()
+                    student = policy.attribution(batch, action, [(h, w)], g, method, pixel_baseline=base)[0].detach()
                     for gran in granularities:
                         div = IAPOObjective(grid=g, granularity=gran).compare(t_vec, student, layout)
                         row[f"div/{base}/{g}/{gran}/{tag}"] = float(div)
@@ -138,6 +145,9 @@ def measure_scenes(
                     row[f"student_marker/{base}/{g}/{tag}"] = float(s_img @ marker_only)
                     query = student[layout.slice("query")].sum() / student.sum().clamp_min(1e-12)
                     row[f"student_query/{base}/{g}/{tag}"] = float(query)
+                    # raw, as the absolute penalty sees them (IAPOObjective.outside_mass)
+                    row[f"student_outside/{base}/{g}/{tag}"] = float(IAPOObjective(grid=g).outside_mass(t_vec, student, layout))
+                    row[f"student_marker_raw/{base}/{g}/{tag}"] = float(student[img].numpy() @ marker_only)
         rows.append(row)
     return rows
 
@@ -169,7 +179,13 @@ def summarise(
                     "marked_minus_clean": mean_ci(np.subtract(m, c).tolist()),
                     "spearman_reliance_vs_marked_minus_clean": spearman(rel, np.subtract(m, c).tolist()),
                 }
-            for key in ("student_evidence", "student_marker", "student_query", "teacher_evidence", "teacher_marker"):
+            m = [r[f"student_outside/{base}/{g}/marked"] for r in rows]
+            c = [r[f"student_outside/{base}/{g}/clean"] for r in rows]
+            per["outside_marked_minus_clean"] = mean_ci(np.subtract(m, c).tolist())
+            per["spearman_reliance_vs_outside_marked_minus_clean"] = spearman(rel, np.subtract(m, c).tolist())
+            per["spearman_reliance_vs_marker_raw"] = spearman(rel, [r[f"student_marker_raw/{base}/{g}/marked"] for r in rows])
+            keys = ("student_evidence", "student_marker", "student_query", "student_outside", "student_marker_raw")
+            for key in (*keys, "teacher_evidence", "teacher_marker"):
                 at = f"{base}/{g}" if key.startswith("student") else str(g)
                 per[key] = {tag: float(np.mean([r[f"{key}/{at}/{tag}"] for r in rows])) for tag in ("marked", "clean")}
             out["grids"][str(g)][base] = per
@@ -184,7 +200,9 @@ def table(summary: dict[str, Any], granularities: Sequence[str]) -> str:
     lines = [
         f"Divergence (the IAPO loss's own comparison) of the policy's first decision from the teacher's ({summary['teacher']}), on "
         "training scenes with the marker on the asked item and on the same scenes without it; a marker the loss "
-        "penalised would make *marked* larger than *clean*. Means over scenes, 95% bootstrap CIs.",
+        "penalised would make *marked* larger than *clean*; the same for the student's raw image attribution outside "
+        "the teacher's cells (what the absolute `outside` penalty weighs). Student's attribution: "
+        f"{summary.get('method', 'gradient_x_input')}. Means over scenes, 95% bootstrap CIs.",
         "",
     ]
     for fam, s in summary["families"].items():
@@ -195,8 +213,10 @@ def table(summary: dict[str, Any], granularities: Sequence[str]) -> str:
             "",
             "| grid | student's pixel baseline | "
             + " | ".join(f"{g}: marked / clean / difference [95% CI] / rank corr. with reliance" for g in granularities)
-            + " | student's image share on the evidence (marked / clean) | on the marker's own cells | teacher's on the evidence | student's question share |",
-            "|---|---|" + "---|" * (len(granularities) + 4),
+            + " | student's image share on the evidence (marked / clean) | on the marker's own cells | teacher's on the evidence | student's question share "
+            + "| student's raw image mass outside the teacher's cells (marked / clean) / rank corr. of the difference with reliance "
+            + "| raw on the marker's own cells / rank corr. with reliance |",
+            "|---|---|" + "---|" * (len(granularities) + 6),
         ]
         for g, by_base in s["grids"].items():
             for base, per in by_base.items():
@@ -209,7 +229,9 @@ def table(summary: dict[str, Any], granularities: Sequence[str]) -> str:
                 lines.append(
                     f"| {g} | {base} | "
                     + " | ".join(cells)
-                    + f" | {share('student_evidence')} | {share('student_marker')} | {per['teacher_evidence']['marked']:.3f} | {share('student_query')} |"
+                    + f" | {share('student_evidence')} | {share('student_marker')} | {per['teacher_evidence']['marked']:.3f} | {share('student_query')} "
+                    + f"| {share('student_outside')} / {per['spearman_reliance_vs_outside_marked_minus_clean']:+.2f} "
+                    + f"| {per['student_marker_raw']['marked']:.3f} / {per['spearman_reliance_vs_marker_raw']:+.2f} |"
                 )
         lines.append("")
     return "\n".join(lines)
@@ -274,6 +296,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--cue-place", default="value", choices=list(PLACES), help="where the marker goes (the checkpoints' training)")
     p.add_argument("--teacher", default="oracle", help="the teacher compared with (a registered teacher name)")
+    p.add_argument(
+        "--method",
+        default="gradient_x_input",
+        choices=["gradient_x_input", "integrated_gradients"],
+        help="the student's attribution method (integrated gradients: 8 steps)",
+    )
     p.add_argument("--train", choices=list(METHODS), help="also measure after training each checkpoint with this method")
     p.add_argument("--train-steps", type=int, default=6000, help="env steps of that training")
     p.add_argument(
@@ -301,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     after: dict[str, list[dict[str, Any]]] = {f: [] for f in args.families}
-    measure = (args.grids, args.granularities, args.pixel_baselines, args.cue_place, args.teacher)
+    measure = (args.grids, args.granularities, args.pixel_baselines, args.cue_place, args.teacher, args.method)
     for k, path in enumerate(tqdm(args.checkpoints, desc="checkpoints")):
         policy = CompactAgent.load_checkpoint(path).policy
         for fam in args.families:
@@ -317,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "checkpoints": [p.name for p in args.checkpoints],
         "cue_place": args.cue_place,
         "teacher": args.teacher,
+        "method": args.method,
         "families": summarised(rows),
     }
     if args.train:

@@ -29,6 +29,14 @@ Pieces, each a field of :class:`IAPOObjective`:
   2021). The advantages are the outcome's alone. ``weighting="success"`` applies it on successful
   rollouts only, ``"advantage"`` weights it by the positive part of the advantage, ``"all"`` everywhere.
 
+- **outside** (``form="loss"`` only): the weight of an absolute penalty added to each decision's divergence,
+  the student's raw (unnormalised) image attribution in the cells where the teacher puts none
+  (:meth:`IAPOObjective.outside_mass`) — Ross et al.'s form, a penalty on the input gradients in the
+  regions annotated as irrelevant. The normalised divergence can be met by moving attribution mass
+  elsewhere while the decision keeps its sensitivity to a cue (``docs/results.md``, "Why"); this term only
+  by making the decision insensitive there. ``pixel_baseline`` is the student's image baseline: with the
+  default black one, black ink (text, marks) is an input of zero and gets no attribution of its own.
+
 The term always compares attributions over *inputs*, never the teacher's actions (that would be behaviour
 cloning, which every method already gets from the shared warm start).
 
@@ -47,7 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .attribution import Attribution, ComponentLayout, divergence
+from .attribution import PIXEL_BASELINES, Attribution, ComponentLayout, divergence
 from .text import OUTPUT_LENGTH, QUERY_LENGTH  # the token slots of the default layout (defined with the tokenizer)
 from .validation import check_ints
 
@@ -94,6 +102,10 @@ class IAPOObjective:
         grid: image cells per side of the comparison layout.
         schedule: ``"constant"`` or ``"linear"`` (λ rises from 0 after the cold start).
         cold_start: fraction of training run as plain GRPO before the term starts.
+        outside: for ``form="loss"``: weight of the absolute penalty on the student's image attribution in
+            the cells the teacher gives none (:meth:`outside_mass`); 0 (off) by default.
+        pixel_baseline: the student's image baseline, ``"black"`` or ``"white"``
+            (:data:`~iapo_gym.attribution.PIXEL_BASELINES`).
     """
 
     form: str = "loss"
@@ -108,6 +120,8 @@ class IAPOObjective:
     grid: int = DEFAULT_GRID
     schedule: str = "constant"
     cold_start: float = 0.0
+    outside: float = 0.0
+    pixel_baseline: str = "black"
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -124,6 +138,12 @@ class IAPOObjective:
             raise ValueError(f"IAPO lam must be a finite number >= 0; got {self.lam!r}")
         if not (isinstance(self.cap, (int, float)) and self.cap > 0):
             raise ValueError(f"IAPO cap must be > 0; got {self.cap!r}")
+        if not (isinstance(self.outside, (int, float)) and self.outside >= 0 and math.isfinite(self.outside)):
+            raise ValueError(f"IAPO outside must be a finite number >= 0; got {self.outside!r}")
+        if self.outside > 0 and self.form != "loss":
+            raise ValueError(f"IAPO outside (an absolute attribution penalty) needs form='loss'; got form={self.form!r}")
+        if self.pixel_baseline not in PIXEL_BASELINES:
+            raise ValueError(f"IAPO pixel_baseline must be one of {', '.join(PIXEL_BASELINES)}; got {self.pixel_baseline!r}")
         if not 0.0 <= self.cold_start <= 1.0:
             raise ValueError(f"IAPO cold_start must be a fraction of training in [0, 1]; got {self.cold_start!r}")
         check_ints(self, ("steps", "grid"), 1)
@@ -205,6 +225,36 @@ class IAPOObjective:
                     d = fn(tt, ss) if b > a else torch.zeros(t.shape[0])
                     parts.append(torch.where(tt.sum(-1) > 0, d, torch.zeros_like(d)))
                 out = (weight * torch.stack(parts, -1)).sum(-1)
+        return out[0] if squeeze else out
+
+    def outside_mass(
+        self, teacher: Tensor | np.ndarray | Attribution, student: Tensor | np.ndarray | Attribution, layout: ComponentLayout
+    ) -> Tensor:
+        """Per decision, the student's raw image attribution summed over the image cells where the teacher's
+        is zero: how much the decision depends on what the teacher calls irrelevant, in the student's own
+        units (not normalised, so it falls only where the decision's sensitivity falls). A decision whose
+        teacher map has no image mass says nothing about where to look: 0.
+
+        Args:
+            teacher: ``(n,)`` or ``(B, n)`` non-negative masses in ``layout``.
+            student: the same shape, raw non-negative scores (differentiable).
+            layout: the components' layout.
+
+        Returns:
+            ``(B,)`` (or a scalar for 1-D inputs), >= 0.
+        """
+        t, s = (_as_tensor(x) for x in (teacher, student))
+        squeeze = t.dim() == 1
+        t, s = t.reshape(-1, t.shape[-1]), s.reshape(-1, s.shape[-1])
+        if t.shape != s.shape or t.shape[-1] != layout.size:
+            raise ValueError(
+                f"teacher {tuple(t.shape)} and student {tuple(s.shape)} attributions must both have "
+                f"{layout.size} components (the layout's)"
+            )
+        image = layout.slice("image")
+        ti, si = t[:, image].clamp_min(0), s[:, image].clamp_min(0)
+        excluded = (ti <= 0) & (ti.sum(-1, keepdim=True) > 0)
+        out = (si * excluded.to(si.dtype)).sum(-1)
         return out[0] if squeeze else out
 
     def bounded(self, div: Tensor) -> Tensor:

@@ -230,3 +230,71 @@ def test_cold_start_and_schedule_follow_the_env_step_budget() -> None:
     assert 0 < cfg.lam_at(4, env_steps=750) < 2.0  # rising
     assert cfg.lam_at(5, env_steps=1000) == pytest.approx(2.0)
     assert TrainConfig(**{**TINY, "reward": "grpo"}).lam_at(5, 10) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 1.0)), min_size=16, max_size=16),  # float32-exact zeros
+    st.lists(st.floats(0.0, 10.0), min_size=16, max_size=16),
+    st.floats(0.1, 100.0),
+)
+def test_outside_mass_is_the_students_raw_image_mass_where_the_teacher_puts_none(
+    teacher_img: list[float], student_img: list[float], scale: float
+) -> None:
+    obj = IAPOObjective(outside=1.0)
+    layout = obj.layout(4, 6)
+    t = torch.zeros(layout.size)
+    t[layout.slice("image")] = torch.tensor(teacher_img)
+    t[layout.slice("query")] = 1.0  # token mass never counts
+    s = torch.ones(layout.size) * 7.0
+    s[layout.slice("image")] = torch.tensor(student_img)
+    ti, si = np.array(teacher_img), np.array(student_img)
+    expected = float(si[ti <= 0].sum()) if ti.sum() > 0 else 0.0
+    assert float(obj.outside_mass(t, s, layout)) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    # absolute, not normalised: scaling the student scales it; the divergence does not move
+    assert float(obj.outside_mass(t, s * scale, layout)) == pytest.approx(expected * scale, rel=1e-4, abs=1e-5)
+    if ti.sum() > 0:
+        assert float(obj.compare(t, s * scale, layout)) == pytest.approx(float(obj.compare(t, s, layout)), abs=1e-5)
+
+
+def test_outside_mass_is_batched_and_differentiable() -> None:
+    obj = IAPOObjective(outside=1.0)
+    layout = obj.layout(2, 2)
+    t = torch.zeros(3, layout.size)
+    t[:, 0] = 1.0  # the teacher on the first cell only
+    t[2] = 0.0  # a decision whose teacher has no image mass at all
+    t[2, layout.slice("query")] = 1.0
+    s = torch.ones(3, layout.size, requires_grad=True)
+    out = obj.outside_mass(t, s, layout)
+    assert out.tolist() == [15.0, 15.0, 0.0]
+    out.sum().backward()
+    assert s.grad is not None and s.grad[0, 0] == 0 and s.grad[0, 1] == 1 and float(s.grad[2].abs().sum()) == 0
+
+
+def test_a_loss_update_with_the_outside_penalty_lowers_the_students_mass_outside_the_teacher() -> None:
+    torch.manual_seed(0)
+    iapo = {"form": "loss", "lam": 1.0, "weighting": "all", "outside": 5.0, "pixel_baseline": "white", "grid": 8}
+    trainer = GroupTrainer(TrainConfig(**{**TINY, "reward": "iapo", "lr": 3e-3, "iapo": iapo}))
+    ro = trainer.collect()
+    obj = trainer.objective
+    before = obj.outside_mass(*trainer.attributions(ro)).mean()
+    logged = []
+    for _ in range(3):
+        logged.append(trainer.optimise(ro, torch.zeros(len(ro.actions)), lam=1.0)["outside_mass"])
+    after = obj.outside_mass(*trainer.attributions(ro)).mean()
+    assert logged[0] == pytest.approx(float(before), rel=1e-4)  # the update logs what its loss measured
+    assert float(after) < 0.8 * float(before), (float(before), float(after))
+    # the student's attribution is taken from the objective's pixel baseline
+    teacher, student, layout = trainer.attributions(ro)
+    white = trainer.policy.attribution(ro.batch, ro.actions, ro.source_hw, obj.grid, pixel_baseline="white")
+    assert torch.allclose(student, white)
+
+
+def test_the_outside_penalty_needs_the_loss_form_and_a_known_baseline() -> None:
+    with pytest.raises(ValueError, match="outside must be a finite number >= 0"):
+        IAPOObjective(outside=-0.1)
+    with pytest.raises(ValueError, match="needs form='loss'; got form='reward'"):
+        IAPOObjective(form="reward", outside=1.0)
+    with pytest.raises(ValueError, match="pixel_baseline must be one of black, white"):
+        IAPOObjective(pixel_baseline="grey")
+    assert IAPOObjective(form="reward").outside == 0.0  # off by default, every form

@@ -81,6 +81,26 @@ def test_it_measures_again_after_training_with_a_method(warm_start: Path, tmp_pa
     )
 
 
+def test_integrated_gradients_and_the_raw_outside_mass(warm_start: Path, tmp_path: Path) -> None:
+    argv = ["--checkpoints", str(warm_start), "--families", "HBar", "--scenes", "2", "--grids", "32"]
+    argv += ["--pixel-baselines", "white", "--granularities", "within", "--per-scene"]
+    runs = {}
+    for method in ("gradient_x_input", "integrated_gradients"):
+        out = tmp_path / method
+        summary = shortcut_attribution.main([*argv, "--method", method, "--out", str(out)])
+        assert summary["method"] == method and f"Student's attribution: {method}" in (out / "shortcut_attribution.md").read_text()
+        runs[method] = [json.loads(line) for line in (out / "shortcut_attribution_scenes.jsonl").read_text().splitlines()]
+        per = summary["families"]["HBar"]["grids"]["32"]["white"]
+        m, c = per["student_outside"]["marked"], per["student_outside"]["clean"]
+        assert per["outside_marked_minus_clean"][0] == pytest.approx(m - c)
+    for gxi, ig in zip(runs["gradient_x_input"], runs["integrated_gradients"]):
+        assert gxi["reliance"] == ig["reliance"]  # the decision and its reliance do not depend on the attribution
+        for tag in ("marked", "clean"):
+            assert gxi[f"student_outside/white/32/{tag}"] >= 0 and ig[f"student_outside/white/32/{tag}"] >= 0
+            assert gxi[f"student_outside/white/32/{tag}"] != pytest.approx(ig[f"student_outside/white/32/{tag}"])
+        assert 0 <= ig["student_marker_raw/white/32/marked"] and 0 <= ig["student_marker_raw/white/32/clean"]
+
+
 def test_it_refuses_a_missing_checkpoint_and_a_family_without_the_marker(tmp_path: Path, warm_start: Path) -> None:
     with pytest.raises(SystemExit):
         shortcut_attribution.main(["--checkpoints", str(tmp_path / "nope"), "--out", str(tmp_path)])
