@@ -3,7 +3,8 @@
 Run: ``python -m iapo_gym.benchmarks.update_cost [--updates 12] [--out docs/learning]``; ``--grids 8 16 32`` adds
 the default at those comparison grids (the teacher's map at a resolution that can say where), ``--policy PATH``
 starts every trainer from a compact-agent checkpoint instead of a fresh policy (a trained start succeeds more
-often, so the default's loss, which weighs successful rollouts, attributes more decisions).
+often, so the default's loss, which weighs successful rollouts, attributes more decisions); ``--methods NAME...``
+adds methods of the learning benchmark (:data:`~iapo_gym.benchmarks.learning.METHODS`) by their names.
 
 The trainers (GRPO, the default IAPO, the paper preset) start from the same policy and take turns, one
 :meth:`~iapo_gym.agents.trainer.GroupTrainer.step` each, so machine noise hits them alike. The default's
@@ -24,6 +25,7 @@ import torch
 from iapo_gym.agents.compact import CompactPolicy
 from iapo_gym.agents.compact_agent import CompactAgent
 from iapo_gym.agents.trainer import GroupTrainer, TrainConfig
+from iapo_gym.benchmarks.learning import METHODS as LEARNING_METHODS
 
 from iapo_gym import HEADLINE_FAMILIES
 from iapo_gym.io import atomic_write_json, atomic_write_text
@@ -43,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--group-size", type=int, default=8, help="rollouts per question")
     p.add_argument("--grids", type=int, nargs="*", default=[], help="also the default IAPO at these comparison grids")
     p.add_argument("--policy", type=Path, help="a compact-agent checkpoint to start every trainer from")
+    p.add_argument(
+        "--methods",
+        nargs="*",
+        default=[],
+        choices=[m for m in LEARNING_METHODS if "{teacher}" not in str(LEARNING_METHODS[m])],
+        help="also these methods of the learning benchmark",
+    )
     p.add_argument("--no-paper", action="store_true", help="leave the paper preset out (its update is the slowest)")
     p.add_argument("--out", type=Path, default=Path("docs/learning"))
     args = p.parse_args(argv)
@@ -54,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     env_kwargs = {"task": list(HEADLINE_FAMILIES), "difficulty": 0}
     methods = {k: v for k, v in METHODS.items() if not (args.no_paper and k == "iapo (paper)")}
     methods.update({f"iapo (default, grid {g})": {"reward": "iapo", "iapo": {"grid": g}} for g in args.grids})
+    methods.update({name: LEARNING_METHODS[name] for name in args.methods})
     trainers = {
         name: GroupTrainer(
             TrainConfig(

@@ -100,13 +100,16 @@ def test_update_cost_benchmark_adds_comparison_grids_from_a_checkpoint(tmp_path:
     train = learning.CONDITIONS["iid"].train_kwargs({"difficulty": 0})
     CompactAgent(learning._warm(4, 0, train, 1)).save(tmp_path / "start")
     argv = ["--updates", "1", "--questions", "1", "--group-size", "2", "--grids", "16", "--no-paper"]
+    argv += ["--methods", "outside-locators"]
     update_cost.main([*argv, "--policy", str(tmp_path / "start"), "--out", str(tmp_path)])
     out = json.loads((tmp_path / "update_cost.json").read_text())
-    assert set(out) == {"grpo", "iapo (default)", "iapo (default, grid 16)"}
+    assert set(out) == {"grpo", "iapo (default)", "iapo (default, grid 16)", "outside-locators"}
     assert all(v["aligned_decisions"] >= 0 for v in out.values())
     assert "from the checkpoint start" in (tmp_path / "update_cost.md").read_text()
     with pytest.raises(SystemExit):
         update_cost.main(["--grids", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):  # the model teacher's method needs a checkpoint the cost benchmark has not
+        update_cost.main(["--methods", "model-teacher", "--out", str(tmp_path)])
 
 
 def test_the_sim2real_condition_tests_on_every_item_of_real_format_sets(tmp_path: Path) -> None:
