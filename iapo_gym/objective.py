@@ -233,7 +233,9 @@ class IAPOObjective:
         """Per decision, the student's raw image attribution summed over the image cells where the teacher's
         is zero: how much the decision depends on what the teacher calls irrelevant, in the student's own
         units (not normalised, so it falls only where the decision's sensitivity falls). A decision whose
-        teacher map has no image mass says nothing about where to look: 0.
+        teacher map has no image mass says nothing about where to look: 0. The excluded cells are those of
+        exactly zero teacher mass, a mask (the oracle's maps, or a user's teacher that masks); a dense model
+        teacher's map excludes nothing, and the term is 0 with it.
 
         Args:
             teacher: ``(n,)`` or ``(B, n)`` non-negative masses in ``layout``.

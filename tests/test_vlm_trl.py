@@ -77,7 +77,7 @@ def test_two_trl_iapo_steps(models, family, tmp_path, caplog):
         out=str(tmp_path / "run"),
         teacher=f"vlm:{teacher}",
         reward="iapo",
-        iapo={"weighting": "all"},
+        iapo={"weighting": "all", "outside": 0.5 if family == FAMILIES[0] else 0.0},  # the absolute penalty on one
         env_kwargs=ENV,
         max_steps=2,
         num_generations=2,
@@ -100,6 +100,11 @@ def test_two_trl_iapo_steps(models, family, tmp_path, caplog):
     # the IAPO term is logged (TRL flushes a loss-time metric with the next step's row) and is in the loss
     assert any(r.get("alignment") not in (None, "") and float(r["alignment"]) > 0 for r in rows), rows
     assert float(rows[0]["loss"]) > 0  # the outcomes tie (GRPO's part is 0): the loss is the alignment term
+    logged_outside = [float(r["outside_mass"]) for r in rows if r.get("outside_mass") not in (None, "")]
+    if family == FAMILIES[0]:
+        assert logged_outside and all(m >= 0 for m in logged_outside), rows
+    else:
+        assert not logged_outside
     after = _weights(out)
     assert any(not torch.equal(before[k], after[k]) for k in before), "two IAPO steps changed no parameter"
     # the saved folder loads as vlm:DIR and generates what the trained model generates

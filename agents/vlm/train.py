@@ -103,6 +103,7 @@ def _history_row(logs: Mapping[str, float], step: int, episodes: int, env_steps:
         "reward": "reward",
         "iapo/divergence": "alignment",
         "iapo/alignment_loss": "alignment_loss",
+        "iapo/outside_mass": "outside_mass",
         "loss": "loss",
         "completions/mean_length": "completion_length",
     }

@@ -15,8 +15,11 @@
   decisions; ``reward_weights`` carries λ and TRL normalises within the group, which is exactly
   ``normalise(outcome - λ · penalty)``), and the ``"loss"`` form (the ``"default"`` preset) through
   :class:`IAPOGRPOTrainer`, which adds ``objective.loss(...)`` to TRL's loss, the student's attribution
-  (gradient x input over the input embeddings) built with ``create_graph=True``. The student's attribution is
-  of its generated tool-call tokens; the teacher is a second VLM teacher-forced on the same chat.
+  (gradient x input over the input embeddings) built with ``create_graph=True``; with the objective's
+  ``outside`` weight each decision's term also carries the absolute penalty on the image attribution where the
+  teacher puts none (``outside_mass``; over embeddings, so ``pixel_baseline`` applies to the reward form's
+  attribution only). The student's attribution is of its generated tool-call tokens; the teacher is a second
+  VLM teacher-forced on the same chat.
 
 The ``"credit"`` form (per-decision advantages) is not offered on TRL: TRL gives one advantage per
 completion, and a multi-turn completion holds all the episode's decisions (see :data:`TRL_FORMS`).
@@ -313,7 +316,13 @@ class Alignment:
         base = attribution or VLMAttributionConfig()
         method = objective.method if objective.method in ("integrated_gradients", "gradient_x_input") else "gradient_x_input"
         self.config = VLMAttributionConfig(
-            **{**base.to_dict(), "grid": objective.grid, "method": method, "n_steps": objective.steps}
+            **{
+                **base.to_dict(),
+                "grid": objective.grid,
+                "method": method,
+                "n_steps": objective.steps,
+                "pixel_baseline": objective.pixel_baseline,
+            }
         )
         self.student: VLM | None = None
 
@@ -425,7 +434,7 @@ class IAPOGRPOTrainer(_GRPOTrainer):
         adv = inputs["advantages"].detach().reshape(len(records), -1)[:, 0].cpu()
         success = torch.tensor([r["success"] for r in records])
         weights = obj.loss_weights(adv, success, None)
-        divs, ws = [], []
+        divs, outside, ws = [], [], []
         for rec, w in zip(records, weights.tolist()):
             if w <= 0:
                 continue
@@ -435,12 +444,19 @@ class IAPOGRPOTrainer(_GRPOTrainer):
                 s = differentiable_attribution(student, enc, layout)
                 t = torch.as_tensor(teacher, dtype=s.dtype, device=s.device)
                 divs.append(obj.compare(t, s, layout))
+                if obj.outside > 0:  # the absolute penalty where the teacher puts no image mass
+                    outside.append(obj.outside_mass(t, s, layout))
                 ws.append(w)
         if not divs:
             self._log_metric("iapo/alignment_loss", 0.0)
             return loss
         div = torch.stack(divs)
-        term = obj.loss(div, torch.tensor(ws, dtype=div.dtype, device=div.device), lam)
+        per_decision = div
+        if outside:
+            mass = torch.stack(outside)
+            per_decision = div + obj.outside * mass
+            self._log_metric("iapo/outside_mass", float(mass.detach().mean()))
+        term = obj.loss(per_decision, torch.tensor(ws, dtype=div.dtype, device=div.device), lam)
         self._log_metric("iapo/divergence", float(div.detach().mean()))
         self._log_metric("iapo/alignment_loss", float(term.detach()))
         return loss + term.to(loss.device)
