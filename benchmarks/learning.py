@@ -106,6 +106,7 @@ METHODS: dict[str, dict[str, Any]] = {
     # integrated gradients (a confident decision's input gradient saturates: it cannot see a cue it follows)
     "outside": {"reward": "iapo", "iapo": OUTSIDE},
     "outside-locators": {"reward": "iapo", "teacher": "oracle:locators", "iapo": OUTSIDE},
+    "outside-locators-0.5": {"reward": "iapo", "teacher": "oracle:locators", "iapo": {**OUTSIDE, "outside": 0.5}},
     "outside-gxi": {"reward": "iapo", "teacher": "oracle:locators", "iapo": {**OUTSIDE, "method": "gradient_x_input"}},
 }
 """Method name -> :class:`TrainConfig` fields. ``{teacher}`` is the model teacher's checkpoint folder."""

@@ -238,15 +238,16 @@ def table(summary: dict[str, Any], granularities: Sequence[str]) -> str:
 
 
 def plot(summary: dict[str, Any], granularity: str) -> bytes:
-    """Per family and pixel baseline: divergence with and without the marker against the grid, and the
-    student's image share on the evidence and on the marker's own cells."""
+    """Per family and pixel baseline: divergence with and without the marker against the grid, the
+    student's image share on the evidence and on the marker's own cells, and its raw image mass outside the
+    teacher's cells (what the ``outside`` penalty weighs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     panels = [(f, b) for f, s in summary["families"].items() for b in next(iter(s["grids"].values()))]
-    fig, axes = plt.subplots(2, len(panels), figsize=(4.4 * len(panels), 6.6), squeeze=False)
+    fig, axes = plt.subplots(3, len(panels), figsize=(4.4 * len(panels), 9.6), squeeze=False)
     for k, (fam, base) in enumerate(panels):
         per = {int(g): v[base] for g, v in summary["families"][fam]["grids"].items()}
         x = np.arange(len(per))
@@ -263,16 +264,21 @@ def plot(summary: dict[str, Any], granularity: str) -> bytes:
                     hatch=hatch,
                     label=f"{tag}: {'evidence' if hatch is None else 'marker'}",
                 )
+            axes[2][k].bar(x + (j - 0.5) * 0.38, [v["student_outside"][tag] for v in per.values()], 0.38, color=color, label=tag)
         for ax in axes[:, k]:
             ax.set_xticks(x, [f"{g}x{g}" for g in per])
         axes[0][k].set_title(f"{fam}, {base} baseline: divergence ({granularity})", fontsize=9)
         axes[1][k].set_title(f"{fam}, {base}: student's image share", fontsize=9)
-        axes[1][k].set_xlabel("comparison grid")
+        axes[2][k].set_title(f"{fam}, {base}: raw mass outside the teacher's cells", fontsize=9)
+        axes[2][k].set_xlabel("comparison grid")
+        axes[2][k].legend(fontsize=7)
         axes[1][k].set_ylim(0, 1)
         axes[0][k].legend(fontsize=7)
         axes[1][k].legend(fontsize=7, loc="upper right")
     fig.suptitle(
-        "Marker on the asked item (red) vs the same scene without it (blue): first decision, training scenes", fontsize=10
+        f"Marker on the asked item (red) vs the same scene without it (blue): first decision, training scenes\n"
+        f"student's attribution: {summary.get('method', 'gradient_x_input')}",
+        fontsize=10,
     )
     fig.tight_layout()
     png = figure_png(fig, dpi=90)
