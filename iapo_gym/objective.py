@@ -34,7 +34,9 @@ Pieces, each a field of :class:`IAPOObjective`:
   (:meth:`IAPOObjective.outside_mass`) — Ross et al.'s form, a penalty on the input gradients in the
   regions annotated as irrelevant. The normalised divergence can be met by moving attribution mass
   elsewhere while the decision keeps its sensitivity to a cue (``docs/results.md``, "Why"); this term only
-  by making the decision insensitive there. ``pixel_baseline`` is the student's image baseline: with the
+  by making the decision insensitive there. Measured (``docs/results.md``): by gradient x input a decision a
+  cue makes confident has a saturated gradient, so the penalty sees less of a cue the more it is followed;
+  use ``method="integrated_gradients"``. ``pixel_baseline`` is the student's image baseline: with the
   default black one, black ink (text, marks) is an input of zero and gets no attribution of its own.
 
 The term always compares attributions over *inputs*, never the teacher's actions (that would be behaviour
