@@ -127,7 +127,8 @@ def measure_scenes(
             # cells any evidence box touches, and the cells the marker's slot touches outside those
             evidence = (np.sum([cells_of_box(r.box, g) for r in scene.evidence], axis=0) > 0).astype(float)
             marker_only = (cells_of_box((x0 / w, y0 / h, x1 / w, y1 / h), g) > 0) * (1.0 - evidence)
-            layout = IAPOObjective(grid=g).layout(policy.config.question_length, policy.config.output_length)
+            objective = IAPOObjective(grid=g)  # the default's comparison at this grid (each granularity below)
+            layout = objective.layout(policy.config.question_length, policy.config.output_length)
             img = layout.slice("image")
             for tag, env, batch in (("marked", marked_env, b_m), ("clean", clean_env, b_c)):
                 _, _, _, _, info = env.step(row["call"])
@@ -146,7 +147,7 @@ def measure_scenes(
                     query = student[layout.slice("query")].sum() / student.sum().clamp_min(1e-12)
                     row[f"student_query/{base}/{g}/{tag}"] = float(query)
                     # raw, as the absolute penalty sees them (IAPOObjective.outside_mass)
-                    row[f"student_outside/{base}/{g}/{tag}"] = float(IAPOObjective(grid=g).outside_mass(t_vec, student, layout))
+                    row[f"student_outside/{base}/{g}/{tag}"] = float(objective.outside_mass(t_vec, student, layout))
                     row[f"student_marker_raw/{base}/{g}/{tag}"] = float(student[img].numpy() @ marker_only)
         rows.append(row)
     return rows
