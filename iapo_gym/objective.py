@@ -198,15 +198,7 @@ class IAPOObjective:
         Returns:
             ``(B,)`` (or a scalar for 1-D inputs): 0 when the two agree.
         """
-        t, s = (_as_tensor(x) for x in (teacher, student))
-        squeeze = t.dim() == 1
-        t, s = t.reshape(-1, t.shape[-1]), s.reshape(-1, s.shape[-1]).to(t.dtype if t.is_floating_point() else torch.float32)
-        t = t.to(s.dtype)
-        if t.shape != s.shape or t.shape[-1] != layout.size:
-            raise ValueError(
-                f"teacher {tuple(t.shape)} and student {tuple(s.shape)} attributions must both have "
-                f"{layout.size} components (the layout's)"
-            )
+        t, s, squeeze = _paired(teacher, student, layout)
         fn = divergence(self.divergence, torch=True)
         t, s = t.clamp_min(0), s.clamp_min(0)
         if self.granularity == "components":
@@ -247,14 +239,7 @@ class IAPOObjective:
         Returns:
             ``(B,)`` (or a scalar for 1-D inputs), >= 0.
         """
-        t, s = (_as_tensor(x) for x in (teacher, student))
-        squeeze = t.dim() == 1
-        t, s = t.reshape(-1, t.shape[-1]), s.reshape(-1, s.shape[-1])
-        if t.shape != s.shape or t.shape[-1] != layout.size:
-            raise ValueError(
-                f"teacher {tuple(t.shape)} and student {tuple(s.shape)} attributions must both have "
-                f"{layout.size} components (the layout's)"
-            )
+        t, s, squeeze = _paired(teacher, student, layout)
         image = layout.slice("image")
         ti, si = t[:, image].clamp_min(0), s[:, image].clamp_min(0)
         excluded = (ti <= 0) & (ti.sum(-1, keepdim=True) > 0)
@@ -321,6 +306,23 @@ class IAPOObjective:
         if lam == 0:
             return div.sum() * 0.0
         return lam * (weights * div).sum() / weights.gt(0).sum().clamp_min(1)
+
+
+def _paired(
+    teacher: Tensor | np.ndarray | Attribution, student: Tensor | np.ndarray | Attribution, layout: ComponentLayout
+) -> tuple[Tensor, Tensor, bool]:
+    """Teacher and student attributions as ``(B, n)`` tensors of one float dtype, checked against ``layout``,
+    and whether they came as single ``(n,)`` vectors."""
+    t, s = (_as_tensor(x) for x in (teacher, student))
+    squeeze = t.dim() == 1
+    t, s = t.reshape(-1, t.shape[-1]), s.reshape(-1, s.shape[-1]).to(t.dtype if t.is_floating_point() else torch.float32)
+    t = t.to(s.dtype)
+    if t.shape != s.shape or t.shape[-1] != layout.size:
+        raise ValueError(
+            f"teacher {tuple(t.shape)} and student {tuple(s.shape)} attributions must both have "
+            f"{layout.size} components (the layout's)"
+        )
+    return t, s, squeeze
 
 
 def _as_tensor(x: Tensor | np.ndarray | Attribution) -> Tensor:
