@@ -258,6 +258,13 @@ class GroupTrainer:
         detached, are the update's logged ``alignment`` (``alignment_decisions`` of them; ``nan`` when the
         loss weighed no decision), and with the objective's ``outside`` penalty their mean ``outside_mass``,
         so no separate pass attributes the decisions only to log them.
+
+        Also logged, as means over the minibatches: ``entropy``, the policy's entropy on the rollouts' decisions
+        (summed over the parts the chosen tool uses); ``grad_norm``, the gradient's norm before it is clipped
+        to 1; ``grad_norm_policy``, that of the policy's part (surrogate, entropy, KL); and under the loss
+        form ``grad_norm_alignment``, that of the alignment loss, and ``grad_cos``, the cosine between the
+        two (minibatches that weigh a decision). Where the alignment's dominates, the clipping shrinks the
+        policy gradient with it; where the cosine is negative, the two pull the weights apart.
         """
         c, pol, obj = self.config, self.policy, self.objective
         n = len(ro.actions)
@@ -267,6 +274,8 @@ class GroupTrainer:
                 adv, torch.from_numpy(ro.correct)[ro.episode], torch.from_numpy(loss_obj.selects(ro.tools))
             )
         losses: list[float] = []
+        entropies: list[float] = []
+        norms: dict[str, list[float]] = {"grad_norm": [], "grad_norm_policy": [], "grad_norm_alignment": [], "grad_cos": []}
         first_epoch: list[torch.Tensor] = []  # the divergences the loss measured in the first epoch
         first_outside: list[torch.Tensor] = []  # and the outside masses, when the objective weighs them
         for epoch in range(c.epochs):
@@ -276,6 +285,12 @@ class GroupTrainer:
                 mb = ro.batch.index(idx)
                 logp, ent = pol.log_prob(mb, ro.actions[idx])
                 loss = clipped_surrogate(logp, ro.logp[idx], adv[idx], c.clip) - c.ent_coef * ent.mean()
+                entropies.append(float(ent.detach().mean()))
+                if self.reference is not None:
+                    with torch.no_grad():
+                        ref, _ = self.reference.log_prob(mb, ro.actions[idx])
+                    loss = loss + c.kl_coef * kl_to_reference(logp, ref)
+                align = None
                 if loss_obj is not None and bool(weights[idx].gt(0).any()):
                     sub = idx[weights[idx] > 0]  # attribute only the decisions the loss weighs
                     teacher, student, layout = self.attributions(ro, sub, create_graph=True)
@@ -286,19 +301,29 @@ class GroupTrainer:
                         term = div + loss_obj.outside * mass
                         if epoch == 0:
                             first_outside.append(mass.detach())
-                    loss = loss + loss_obj.loss(term, weights[sub], lam)
+                    align = loss_obj.loss(term, weights[sub], lam)
                     if epoch == 0:
                         first_epoch.append(div.detach())
-                if self.reference is not None:
-                    with torch.no_grad():
-                        ref, _ = self.reference.log_prob(mb, ro.actions[idx])
-                    loss = loss + c.kl_coef * kl_to_reference(logp, ref)
                 self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0)
+                loss.backward()  # the policy's part first, so its gradient norm can be told from the alignment's
+                if align is not None:
+                    params = list(pol.parameters())
+                    policy_grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
+                    align.backward()
+                    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+                    align_grads = [g - g0 for g, g0 in zip(grads, policy_grads)]
+                    norms["grad_norm_alignment"].append(_norm(align_grads))
+                    norms["grad_norm_policy"].append(_norm(policy_grads))
+                    norms["grad_cos"].append(_cosine(policy_grads, align_grads))
+                    loss = loss + align.detach()
+                total = float(torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0))  # the norm before clipping
+                norms["grad_norm"].append(total)
+                if align is None:
+                    norms["grad_norm_policy"].append(total)
                 self.optimizer.step()
                 losses.append(float(loss.detach()))
-        out = {"loss": float(np.mean(losses)), "advantage_abs": float(adv.abs().mean())}
+        out = {"loss": float(np.mean(losses)), "advantage_abs": float(adv.abs().mean()), "entropy": float(np.mean(entropies))}
+        out.update({k: float(np.mean(v)) for k, v in norms.items() if v})
         if loss_obj is not None:
             aligned = torch.cat(first_epoch) if first_epoch else torch.zeros(0)
             out["alignment"] = float(aligned.mean()) if len(aligned) else float("nan")
@@ -404,9 +429,21 @@ class GreedyPolicyAgent:
         return self.policy.act([observation])[0]
 
 
+def _norm(grads: list[torch.Tensor]) -> float:
+    """The L2 norm of a list of gradients, as one vector."""
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+
+
+def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """The cosine between two lists of gradients, each as one vector (0 where either is zero)."""
+    dot = float(sum((x * y).sum() for x, y in zip(a, b)))
+    na, nb = _norm(a), _norm(b)
+    return dot / (na * nb) if na > 0 and nb > 0 else 0.0
+
+
 # -- learning curves ----------------------------------------------------------------------------------
 def write_curves(history: list[dict[str, float]], out_dir: str | os.PathLike[str], title: str = "") -> tuple[Path, Path]:
-    """``curves.csv`` and ``curves.png`` (accuracy, reward terms, alignment, tool calls per tool)."""
+    """``curves.csv`` and ``curves.png`` (accuracy, reward terms, alignment, tool calls per tool, gradient norms)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -421,12 +458,13 @@ def write_curves(history: list[dict[str, float]], out_dir: str | os.PathLike[str
     csv_path = atomic_write_text(out_dir / "curves.csv", buf.getvalue())
 
     x = [r["env_steps"] for r in history]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
+    fig, axes = plt.subplots(1, 5, figsize=(22, 3.6))
     panels: list[tuple[str, list[str]]] = [
         ("accuracy", [k for k in ("accuracy", "eval_accuracy") if k in keys]),
         ("reward terms", [k for k in keys if k.startswith("reward")]),
         ("alignment (divergence, lower is better)", [k for k in ("alignment",) if k in keys]),
         ("tool calls per episode", [k for k in keys if k.startswith("calls_")]),
+        ("gradients: norms before clipping to 1, cosine", [k for k in keys if k.startswith("grad_")]),
     ]
     for ax, (name, series) in zip(axes, panels):
         for k in series:

@@ -81,6 +81,28 @@ def test_an_update_attributes_each_decision_once_and_logs_that_alignment(preset:
     assert row["alignment"] == pytest.approx(float(torch.cat(seen).mean()), rel=1e-5) and row["alignment"] > 0
 
 
+def test_an_update_logs_the_policy_and_alignment_gradient_norms_it_clipped() -> None:
+    """One minibatch: the logged norms are those of the policy's part (what the same update with no alignment
+    sees), of the alignment's and of their sum (law of cosines with the logged cosine)."""
+    import copy
+
+    from iapo_gym.agents.trainer import GroupTrainer
+
+    torch.manual_seed(0)
+    config = TrainConfig(**{**TINY, "minibatch": 10_000, "reward": "iapo", "iapo": {"weighting": "all"}})
+    trainer = GroupTrainer(config)
+    ro = trainer.collect()
+    adv = torch.linspace(-1.0, 1.0, len(ro.actions))
+    plain = copy.deepcopy(trainer)
+    row = trainer.optimise(ro, adv, lam=1.0)
+    alone = plain.optimise(ro, adv, lam=0.0)  # the same update without the alignment loss
+    p, a, total, cos = (row[k] for k in ("grad_norm_policy", "grad_norm_alignment", "grad_norm", "grad_cos"))
+    assert p == pytest.approx(alone["grad_norm"], rel=1e-4) and alone["grad_norm_policy"] == alone["grad_norm"]
+    assert a > 0 and -1.0 <= cos <= 1.0
+    assert total**2 == pytest.approx(p**2 + a**2 + 2 * p * a * cos, rel=1e-3)
+    assert "grad_norm_alignment" not in alone and "grad_cos" not in alone
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.floats(-5, 5)), min_size=1, max_size=30))
 def test_group_advantages_are_zero_mean_per_group(pairs: list[tuple[int, float]]) -> None:
