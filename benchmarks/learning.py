@@ -568,7 +568,69 @@ def report(rows: list[dict[str, Any]], steps: int, summary: dict[str, Any]) -> s
                     cell += f" / {fmt(_rate([d for r in runs for d in r['final'][f].get('decoy', [])]))}"
                 cells.append(cell)
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines += _dynamics(sel, methods)
     return "\n".join(lines).strip() + "\n"
+
+
+DYNAMICS = {
+    "advantage_abs": "mean \\|advantage\\|",
+    "no_signal": "updates with no signal",
+    "entropy": "entropy",
+    "grad_norm_policy": "policy-gradient norm",
+    "grad_norm_alignment": "alignment-gradient norm",
+    "grad_cos": "cosine",
+}
+
+
+def _phase(history: list[dict[str, Any]], key: str, last: bool) -> float | None:
+    """The mean of a logged key over the first (or last) fifth of a run's env steps; ``no_signal``: the share
+    of those updates whose advantages were all 0 (every group agreed: nothing to learn from)."""
+    if not history:
+        return None
+    end = float(history[-1]["env_steps"])
+    part = [h for h in history if (h["env_steps"] > 0.8 * end if last else h["env_steps"] <= 0.2 * end)]
+    if key == "no_signal":
+        values = [float(h["advantage_abs"] < 1e-9) for h in part if "advantage_abs" in h]
+    else:
+        values = [float(h[key]) for h in part if key in h and np.isfinite(h[key])]
+    return float(np.mean(values)) if values else None
+
+
+def _dynamics(runs: list[dict[str, Any]], methods: list[str]) -> list[str]:
+    """The learning-signal table: per method, mean over seeds of what the trainer logged, first fifth of the
+    env steps -> last fifth (the keys some run has)."""
+    keys = [k for k in DYNAMICS if any(_phase(r["history"], k, False) is not None for r in runs)]
+    if not keys:
+        return []
+    lines = [
+        "",
+        "Learning signal and gradients (mean over seeds; first fifth of the env steps -> last fifth; gradient "
+        "norms before clipping to 1, the cosine between the policy's and the alignment's)",
+        "",
+        "| method | " + " | ".join(DYNAMICS[k] for k in keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for method in methods:
+        sel = [r for r in runs if r["method"] == method and r["history"]]
+        if not sel:
+            continue
+        cells = []
+        for k in keys:
+            ends = [[v for r in sel if (v := _phase(r["history"], k, last)) is not None] for last in (False, True)]
+            cells.append(" -> ".join(f"{np.mean(e):.3f}" for e in ends) if all(ends) else "")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+SMOOTH = 25  # updates in the running mean of the per-update curves
+
+
+def _running_mean(points: list[tuple[float, float]], window: int) -> list[tuple[float, float]]:
+    """``(x, y)`` points as a running mean of ``window`` of them (fewer where there are fewer), each at the
+    x of its last point."""
+    w = max(1, min(window, len(points)))
+    ys = np.convolve([y for _, y in points], np.ones(w) / w, "valid")
+    return [(x, float(y)) for (x, _), y in zip(points[w - 1 :], ys)]
 
 
 def plot(rows: list[dict[str, Any]], out: Path) -> Path:
@@ -578,7 +640,15 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     starts = list(dict.fromkeys(r["start"] for r in rows))
-    fig, axes = plt.subplots(len(starts), 3, figsize=(16, 4 * len(starts)), squeeze=False)
+    panels = [
+        ("eval_accuracy", "test accuracy (greedy, mixture)"),
+        ("tool_calls", "tool calls per episode (zoom+ocr+focus)"),
+        ("alignment", "alignment: divergence to the teacher"),
+        ("advantage_abs", "learning signal: mean |advantage|"),
+    ]
+    if any("entropy" in h for r in rows for h in r["history"]):  # logged since the trainer logs it
+        panels.append(("entropy", "policy entropy on its own decisions"))
+    fig, axes = plt.subplots(len(starts), len(panels), figsize=(5.2 * len(panels), 4 * len(starts)), squeeze=False)
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "warm start"))
     pairs = plt.cm.tab20.colors  # type: ignore[attr-defined]  # a ListedColormap; the stub: Colormap
     palette = pairs[0::2] + pairs[1::2]  # ten distinct hues first, then their light shades
@@ -588,13 +658,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
             runs = [r for r in rows if r["start"] == start and r["method"] == method]
             if not runs:
                 continue
-            for k, (key, title) in enumerate(
-                (
-                    ("eval_accuracy", "test accuracy (greedy, mixture)"),
-                    ("tool_calls", "tool calls per episode (zoom+ocr+focus)"),
-                    ("alignment", "alignment: divergence to the teacher"),
-                )
-            ):
+            for k, (key, title) in enumerate(panels):
                 curves = []
                 for r in runs:
                     pts = [
@@ -607,6 +671,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
                         for h in r["history"]
                     ]
                     pts = [(x, y) for x, y in pts if y is not None and np.isfinite(y)]
+                    if pts and key != "eval_accuracy":  # per-update values: a running mean
+                        pts = _running_mean(pts, SMOOTH)
                     if pts:
                         curves.append(pts)
                 if not curves:
@@ -624,7 +690,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> Path:
     tested = {"iid": "six headline families", "shift": "five bar and table families, the shortcut marker misleading"}
     fig.suptitle(
         f"IAPO vs GRPO, test: {tested.get(condition.name, 'the procedural mixture')} (difficulty "
-        f"{rows[0].get('settings', {}).get('difficulty', 0)}); lines: mean over seeds, bands: min-max"
+        f"{rows[0].get('settings', {}).get('difficulty', 0)}); lines: mean over seeds, bands: min-max; "
+        f"per-update curves: running mean of {SMOOTH} updates"
     )
     fig.tight_layout()
     png = figure_png(fig, dpi=90)

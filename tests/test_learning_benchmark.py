@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from iapo_gym.benchmarks import learning, update_cost
@@ -172,3 +173,20 @@ def test_the_curves_have_a_colour_for_every_method_however_many(tmp_path: Path) 
     rows = [{"start": "strong", "seed": 0, "method": m, "history": history} for m in methods]
     png = learning.plot(rows, tmp_path)
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_learning_signal_table_compares_a_runs_first_and_last_fifth() -> None:
+    # 10 updates over 1,000 env steps: the first fifth is steps <= 200, the last fifth steps > 800
+    history = [{"env_steps": 100 * (k + 1), "advantage_abs": 0.0 if k >= 8 else 0.5, "entropy": 2.0 - 0.2 * k} for k in range(10)]
+    assert learning._phase(history, "advantage_abs", last=False) == pytest.approx(0.5)
+    assert learning._phase(history, "no_signal", last=False) == 0.0 and learning._phase(history, "no_signal", last=True) == 1.0
+    assert learning._phase(history, "entropy", last=True) == pytest.approx(np.mean([2.0 - 1.6, 2.0 - 1.8]))
+    assert learning._phase(history, "grad_cos", last=True) is None and learning._phase([], "entropy", last=True) is None
+    rows = [{"start": "weak", "seed": s, "method": m, "history": history} for s in (0, 1) for m in ("grpo", "default")]
+    lines = learning._dynamics(rows, ["grpo", "default"])
+    assert "| method | mean \\|advantage\\| | updates with no signal | entropy |" in lines
+    assert "| grpo | 0.500 -> 0.000 | 0.000 -> 1.000 | 1.900 -> 0.300 |" in lines
+    assert learning._dynamics([{"start": "weak", "seed": 0, "method": "grpo", "history": []}], ["grpo"]) == []
+    smooth = learning._running_mean([(float(x), float(x % 2)) for x in range(6)], 2)
+    assert smooth == [(float(x), 0.5) for x in range(1, 6)]
+    assert learning._running_mean([(0.0, 1.0), (1.0, 3.0)], 25) == [(1.0, 2.0)]  # fewer points than the window
