@@ -85,6 +85,10 @@ METHODS: dict[str, dict[str, Any]] = {
     # both held near the behaviour-cloned start by a KL to it (GRPO's reference term)
     "grpo-kl": {"reward": "grpo", "kl_coef": 0.1},
     "default-kl": {"reward": "iapo", "preset": "default", "kl_coef": 0.1},
+    # both with a 10x entropy bonus (the trainer's is 0.001): does keeping the policy exploring let the outcome
+    # reward keep teaching (a weak start's groups stop disagreeing as its entropy falls)?
+    "grpo-ent": {"reward": "grpo", "ent_coef": 0.01},
+    "default-ent": {"reward": "iapo", "preset": "default", "ent_coef": 0.01},
     # ablations: one change to the default each
     "credit": {"reward": "iapo", "iapo": {"form": "credit", "lam": 0.5}},
     "reward-form": {"reward": "iapo", "iapo": {"form": "reward", "lam": 0.5}},
