@@ -95,6 +95,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "loss-blocks": {"reward": "iapo", "iapo": {"granularity": "blocks"}},
     "loss-kl": {"reward": "iapo", "iapo": {"divergence": "kl"}},
     "loss-everywhere": {"reward": "iapo", "iapo": {"weighting": "all"}},
+    # the loss only where the outcome has something to say: decisions with a positive advantage (a success in a
+    # group that also failed; none in a group whose rollouts all agree, as DAPO drops such groups)
+    "loss-advantage": {"reward": "iapo", "iapo": {"weighting": "advantage"}},
     "loss-tools-only": {"reward": "iapo", "iapo": {"decisions": "tools"}},
     "lam-0.2": {"reward": "iapo", "iapo": {"lam": 0.2}},
     "lam-5": {"reward": "iapo", "iapo": {"lam": 5.0}},

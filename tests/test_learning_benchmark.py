@@ -190,3 +190,11 @@ def test_the_learning_signal_table_compares_a_runs_first_and_last_fifth() -> Non
     smooth = learning._running_mean([(float(x), float(x % 2)) for x in range(6)], 2)
     assert smooth == [(float(x), 0.5) for x in range(1, 6)]
     assert learning._running_mean([(0.0, 1.0), (1.0, 3.0)], 25) == [(1.0, 2.0)]  # fewer points than the window
+
+
+def test_every_method_is_a_valid_training_config() -> None:
+    env_kwargs = learning.CONDITIONS["shift"].train_kwargs({"difficulty": 0, "cue_rate": 1.0})
+    configs = {m: learning.method_config(m, env_kwargs, 100, 0, teacher="runs/t") for m in learning.METHODS}
+    assert configs["loss-advantage"].objective.weighting == "advantage" and configs["default"].objective.weighting == "success"
+    assert configs["default-ent"].ent_coef == 10 * configs["default"].ent_coef and configs["grpo-ent"].reward == "grpo"
+    assert all(c.max_env_steps == 100 and c.env_kwargs["shortcut"] == 1.0 for c in configs.values())
