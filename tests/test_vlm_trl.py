@@ -221,3 +221,21 @@ def test_two_steps_under_accelerate_launch_with_two_processes(models, tmp_path):
     assert meta["world_size"] == 2
     assert (tmp_path / "run" / "curves.csv").is_file()
     assert make_agent(f"vlm:{tmp_path / 'run'}", device="cpu").vlm.family == "qwen2_5_vl"
+
+
+def test_a_curve_row_takes_trls_metrics_by_the_compact_trainers_names() -> None:
+    from iapo_gym.agents.vlm.train import _history_row
+
+    logs = {"grad_norm": 2.5, "entropy": 0.7, "iapo/divergence": 0.1, "rewards/outcome_reward/mean": 0.25, "calls_ocr": 1.0}
+    row = _history_row({**logs, "learning_rate": 1e-5}, step=3, episodes=12, env_steps=40)
+    assert row == {
+        "update": 3.0,
+        "episodes": 12.0,
+        "env_steps": 40.0,
+        "grad_norm": 2.5,
+        "entropy": 0.7,
+        "alignment": 0.1,
+        "accuracy": 0.25,
+        "reward_outcome": 0.25,
+        "calls_ocr": 1.0,
+    }

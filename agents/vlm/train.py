@@ -105,6 +105,8 @@ def _history_row(logs: Mapping[str, float], step: int, episodes: int, env_steps:
         "iapo/alignment_loss": "alignment_loss",
         "iapo/outside_mass": "outside_mass",
         "loss": "loss",
+        "grad_norm": "grad_norm",  # the Trainer's, before clipping (the compact trainer's name too)
+        "entropy": "entropy",
         "completions/mean_length": "completion_length",
     }
     for k, v in logs.items():
