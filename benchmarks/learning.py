@@ -86,7 +86,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "grpo-kl": {"reward": "grpo", "kl_coef": 0.1},
     "default-kl": {"reward": "iapo", "preset": "default", "kl_coef": 0.1},
     # both with a 10x entropy bonus (the trainer's is 0.001): does keeping the policy exploring let the outcome
-    # reward keep teaching (a weak start's groups stop disagreeing as its entropy falls)?
+    # reward keep teaching (a weak start's groups stop disagreeing as its entropy falls)? Measured (weak start,
+    # seed 0): too much for either, the entropy runs away and both end at 0 accuracy (docs/results.md)
     "grpo-ent": {"reward": "grpo", "ent_coef": 0.01},
     "default-ent": {"reward": "iapo", "preset": "default", "ent_coef": 0.01},
     # ablations: one change to the default each
