@@ -431,7 +431,7 @@ class GreedyPolicyAgent:
 
 def _norm(grads: list[torch.Tensor]) -> float:
     """The L2 norm of a list of gradients, as one vector."""
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+    return float(torch.nn.utils.get_total_norm(grads))
 
 
 def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
