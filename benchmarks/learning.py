@@ -99,6 +99,9 @@ METHODS: dict[str, dict[str, Any]] = {
     # the loss only where the outcome has something to say: decisions with a positive advantage (a success in a
     # group that also failed; none in a group whose rollouts all agree, as DAPO drops such groups)
     "loss-advantage": {"reward": "iapo", "iapo": {"weighting": "advantage"}},
+    # the default's loss, but no step of it in an update whose advantages are all 0 (GRPO's steps there are
+    # its entropy bonus alone: do they keep a weak start exploring?)
+    "loss-signal": {"reward": "iapo", "iapo": {"weighting": "signal"}},
     "loss-tools-only": {"reward": "iapo", "iapo": {"decisions": "tools"}},
     "lam-0.2": {"reward": "iapo", "iapo": {"lam": 0.2}},
     "lam-5": {"reward": "iapo", "iapo": {"lam": 5.0}},

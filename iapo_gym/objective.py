@@ -27,7 +27,9 @@ Pieces, each a field of :class:`IAPOObjective`:
   loss, with the student's attribution built with ``create_graph=True`` so the gradient moves the
   attribution itself ("right for the right reasons", Ross et al. 2017; attribution priors, Erion et al.
   2021). The advantages are the outcome's alone. ``weighting="success"`` applies it on successful
-  rollouts only, ``"advantage"`` weights it by the positive part of the advantage, ``"all"`` everywhere.
+  rollouts only, ``"advantage"`` weights it by the positive part of the advantage, ``"all"`` everywhere,
+  ``"signal"`` on successful rollouts of an update whose advantages are not all 0 (no alignment step where
+  the outcome has nothing to teach: there GRPO's only gradient is its entropy bonus).
 
 - **outside** (``form="loss"`` only): the weight of an absolute penalty added to each decision's divergence,
   the student's raw (unnormalised) image attribution in the cells where the teacher puts none
@@ -64,7 +66,7 @@ from .validation import check_ints
 FORMS = ("reward", "credit", "loss")
 GRANULARITIES = ("blocks", "components", "within")
 DECISIONS = ("all", "tools", "answers")
-WEIGHTINGS = ("all", "success", "advantage")
+WEIGHTINGS = ("all", "success", "advantage", "signal")
 SCHEDULES = ("constant", "linear")
 
 DEFAULT_GRID = 4
@@ -96,7 +98,7 @@ class IAPOObjective:
         divergence: ``"kl"``, ``"js"`` or ``"cosine"``.
         granularity: ``"blocks"``, ``"components"`` or ``"within"``.
         decisions: which decisions carry the term: ``"all"``, ``"tools"`` or ``"answers"``.
-        weighting: for ``form="loss"``: ``"all"``, ``"success"`` or ``"advantage"``.
+        weighting: for ``form="loss"``: ``"all"``, ``"success"``, ``"advantage"`` or ``"signal"``.
         cap: for ``form="credit"``: divergences are divided by ``cap`` (KL) or by their maximum (JS: ln 2,
             cosine: 1) and clipped to [0, 1].
         method: the student's attribution method (``"gradient_x_input"``, ``"integrated_gradients"``, ...).
@@ -295,6 +297,8 @@ class IAPOObjective:
         """``(D,)`` per-decision weights of the differentiable alignment loss (``form="loss"``)."""
         if self.weighting == "success":
             w = success.float()
+        elif self.weighting == "signal":  # the successes, where the update's outcome says anything at all
+            w = success.float() * advantages.detach().ne(0).any().float()
         elif self.weighting == "advantage":
             w = advantages.detach().clamp_min(0)
         else:

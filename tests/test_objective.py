@@ -298,3 +298,15 @@ def test_the_outside_penalty_needs_the_loss_form_and_a_known_baseline() -> None:
     with pytest.raises(ValueError, match="pixel_baseline must be one of black, white"):
         IAPOObjective(pixel_baseline="grey")
     assert IAPOObjective(form="reward").outside == 0.0  # off by default, every form
+
+
+def test_the_signal_weighting_weighs_the_successes_only_where_an_advantage_is_not_zero() -> None:
+    obj = IAPOObjective(form="loss", weighting="signal")
+    success = torch.tensor([True, False, True, True])
+    quiet = obj.loss_weights(torch.zeros(4), success, None)  # every group agreed: nothing from the outcome
+    assert quiet.tolist() == [0.0, 0.0, 0.0, 0.0]
+    loud = obj.loss_weights(torch.tensor([0.0, -0.5, 0.5, 0.0]), success, torch.tensor([True, True, True, False]))
+    assert loud.tolist() == [1.0, 0.0, 1.0, 0.0]  # the successes (and the selected decisions), as "success"
+    assert IAPOObjective(form="loss").loss_weights(torch.zeros(4), success, None).tolist() == [1.0, 0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="weighting"):
+        IAPOObjective(form="loss", weighting="signals")
