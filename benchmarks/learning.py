@@ -100,7 +100,8 @@ METHODS: dict[str, dict[str, Any]] = {
     # group that also failed; none in a group whose rollouts all agree, as DAPO drops such groups)
     "loss-advantage": {"reward": "iapo", "iapo": {"weighting": "advantage"}},
     # the default's loss, but no step of it in an update whose advantages are all 0 (GRPO's steps there are
-    # its entropy bonus alone: do they keep a weak start exploring?)
+    # its entropy bonus alone: do they keep a weak start exploring?). Measured: its entropy stays up, it still
+    # finds no bar from the weak start (docs/results.md, "Why a weak start's IAPO run stops learning")
     "loss-signal": {"reward": "iapo", "iapo": {"weighting": "signal"}},
     "loss-tools-only": {"reward": "iapo", "iapo": {"decisions": "tools"}},
     "lam-0.2": {"reward": "iapo", "iapo": {"lam": 0.2}},
