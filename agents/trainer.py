@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import math
 import os
 import time
 from collections.abc import Callable
@@ -64,6 +65,7 @@ class TrainConfig(TrainConfigBase):
     minibatch: int = 64
     ent_coef: float = 0.001
     kl_coef: float = 0.0
+    clip_apart: bool = False
     eval_every: int = 10
     eval_episodes: int = 32
     policy: dict[str, Any] = field(default_factory=dict)
@@ -264,7 +266,9 @@ class GroupTrainer:
         to 1; ``grad_norm_policy``, that of the policy's part (surrogate, entropy, KL); and under the loss
         form ``grad_norm_alignment``, that of the alignment loss, and ``grad_cos``, the cosine between the
         two (minibatches that weigh a decision). Where the alignment's dominates, the clipping shrinks the
-        policy gradient with it; where the cosine is negative, the two pull the weights apart.
+        policy gradient with it; where the cosine is negative, the two pull the weights apart. With
+        ``clip_apart`` each part is clipped to 1 on its own and their sum is not clipped again (``grad_norm``
+        is then the sum's norm).
         """
         c, pol, obj = self.config, self.policy, self.objective
         n = len(ro.actions)
@@ -316,7 +320,12 @@ class GroupTrainer:
                     norms["grad_norm_policy"].append(_norm(policy_grads))
                     norms["grad_cos"].append(_cosine(policy_grads, align_grads))
                     loss = loss + align.detach()
-                total = float(torch.nn.utils.clip_grad_norm_(pol.parameters(), 1.0))  # the norm before clipping
+                    if c.clip_apart:  # each part to a norm of 1 on its own: neither takes the other's share
+                        shrink_p, shrink_a = (min(1.0, 1.0 / max(_norm(g), 1e-12)) for g in (policy_grads, align_grads))
+                        for p, g0, ga in zip(params, policy_grads, align_grads):
+                            p.grad = g0 * shrink_p + ga * shrink_a
+                apart = align is not None and c.clip_apart
+                total = float(torch.nn.utils.clip_grad_norm_(pol.parameters(), math.inf if apart else 1.0))  # before clipping
                 norms["grad_norm"].append(total)
                 if align is None:
                     norms["grad_norm_policy"].append(total)

@@ -103,6 +103,28 @@ def test_an_update_logs_the_policy_and_alignment_gradient_norms_it_clipped() -> 
     assert "grad_norm_alignment" not in alone and "grad_cos" not in alone
 
 
+def test_clip_apart_steps_with_each_part_clipped_to_one_and_their_sum_unclipped() -> None:
+    from iapo_gym.agents.trainer import GroupTrainer
+
+    torch.manual_seed(0)
+    iapo = {"weighting": "all", "lam": 1000.0}  # an alignment gradient far above a norm of 1
+    trainer = GroupTrainer(TrainConfig(**{**TINY, "minibatch": 10_000, "reward": "iapo", "clip_apart": True, "iapo": iapo}))
+    ro = trainer.collect()
+    stepped: list[list[torch.Tensor]] = []
+    step = trainer.optimizer.step
+
+    def spy(*args, **kw):  # type: ignore[no-untyped-def]
+        stepped.append([p.grad.clone() for p in trainer.policy.parameters() if p.grad is not None])
+        return step(*args, **kw)
+
+    trainer.optimizer.step = spy  # type: ignore[method-assign]
+    row = trainer.optimise(ro, torch.linspace(-1.0, 1.0, len(ro.actions)), lam=1000.0)
+    applied = float(torch.nn.utils.get_total_norm(stepped[0]))
+    p = min(1.0, row["grad_norm_policy"])  # the policy's part, clipped on its own; the alignment's: to 1
+    assert row["grad_norm_alignment"] > 10 and applied == pytest.approx(row["grad_norm"], rel=1e-4)
+    assert applied == pytest.approx((1 + p**2 + 2 * p * row["grad_cos"]) ** 0.5, rel=1e-3)
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.floats(-5, 5)), min_size=1, max_size=30))
 def test_group_advantages_are_zero_mean_per_group(pairs: list[tuple[int, float]]) -> None:
