@@ -104,7 +104,8 @@ METHODS: dict[str, dict[str, Any]] = {
     # finds no bar from the weak start (docs/results.md, "Why a weak start's IAPO run stops learning")
     "loss-signal": {"reward": "iapo", "iapo": {"weighting": "signal"}},
     # the default with the policy's and the alignment's gradients each clipped to a norm of 1 (not their sum):
-    # does the alignment's share of one clipped step starve a weak start's rare successes?
+    # does the alignment's share of one clipped step starve a weak start's rare successes? Measured: no, it
+    # finds no bar either (docs/results.md, "Why a weak start's IAPO run stops learning")
     "default-clip-apart": {"reward": "iapo", "preset": "default", "clip_apart": True},
     "loss-tools-only": {"reward": "iapo", "iapo": {"decisions": "tools"}},
     "lam-0.2": {"reward": "iapo", "iapo": {"lam": 0.2}},
