@@ -13,7 +13,8 @@ Each update:
 3. **Advantages** — group-normalised outcome; the objective's ``reward`` and ``credit`` forms put the
    alignment term into them.
 4. **Update** — clipped policy gradient, entropy bonus, optional KL to the initial policy, and for the
-   ``loss`` form the differentiable alignment loss (the student's attribution built with ``create_graph``).
+   ``loss`` form the differentiable alignment loss (the student's attribution built with ``create_graph``);
+   the gradient is clipped to a norm of 1 (``clip_apart``: the policy's and the alignment's parts each).
 """
 
 from __future__ import annotations
@@ -316,12 +317,13 @@ class GroupTrainer:
                     align.backward()
                     grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
                     align_grads = [g - g0 for g, g0 in zip(grads, policy_grads)]
-                    norms["grad_norm_alignment"].append(_norm(align_grads))
-                    norms["grad_norm_policy"].append(_norm(policy_grads))
+                    norm_p, norm_a = _norm(policy_grads), _norm(align_grads)
+                    norms["grad_norm_alignment"].append(norm_a)
+                    norms["grad_norm_policy"].append(norm_p)
                     norms["grad_cos"].append(_cosine(policy_grads, align_grads))
                     loss = loss + align.detach()
                     if c.clip_apart:  # each part to a norm of 1 on its own: neither takes the other's share
-                        shrink_p, shrink_a = (min(1.0, 1.0 / max(_norm(g), 1e-12)) for g in (policy_grads, align_grads))
+                        shrink_p, shrink_a = (min(1.0, 1.0 / max(x, 1e-12)) for x in (norm_p, norm_a))
                         for p, g0, ga in zip(params, policy_grads, align_grads):
                             p.grad = g0 * shrink_p + ga * shrink_a
                 apart = align is not None and c.clip_apart

@@ -29,7 +29,8 @@ Pieces, each a field of :class:`IAPOObjective`:
   2021). The advantages are the outcome's alone. ``weighting="success"`` applies it on successful
   rollouts only, ``"advantage"`` weights it by the positive part of the advantage, ``"all"`` everywhere,
   ``"signal"`` on successful rollouts of an update whose advantages are not all 0 (no alignment step where
-  the outcome has nothing to teach: there GRPO's only gradient is its entropy bonus).
+  the outcome has nothing to teach: there GRPO's only gradient is its entropy bonus; measured, it does not
+  keep a weak start learning: ``docs/results.md``).
 
 - **outside** (``form="loss"`` only): the weight of an absolute penalty added to each decision's divergence,
   the student's raw (unnormalised) image attribution in the cells where the teacher puts none
