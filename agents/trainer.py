@@ -320,7 +320,8 @@ class GroupTrainer:
                     norm_p, norm_a = _norm(policy_grads), _norm(align_grads)
                     norms["grad_norm_alignment"].append(norm_a)
                     norms["grad_norm_policy"].append(norm_p)
-                    norms["grad_cos"].append(_cosine(policy_grads, align_grads))
+                    both = norm_p > 0 and norm_a > 0  # the cosine from the two norms just taken (0 where one is 0)
+                    norms["grad_cos"].append(_dot(policy_grads, align_grads) / (norm_p * norm_a) if both else 0.0)
                     loss = loss + align.detach()
                     if c.clip_apart:  # each part to a norm of 1 on its own: neither takes the other's share
                         shrink_p, shrink_a = (min(1.0, 1.0 / max(x, 1e-12)) for x in (norm_p, norm_a))
@@ -445,11 +446,9 @@ def _norm(grads: list[torch.Tensor]) -> float:
     return float(torch.nn.utils.get_total_norm(grads))
 
 
-def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """The cosine between two lists of gradients, each as one vector (0 where either is zero)."""
-    dot = float(sum((x * y).sum() for x, y in zip(a, b)))
-    na, nb = _norm(a), _norm(b)
-    return dot / (na * nb) if na > 0 and nb > 0 else 0.0
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """The dot product of two lists of gradients, each as one vector."""
+    return float(sum((x * y).sum() for x, y in zip(a, b)))
 
 
 # -- learning curves ----------------------------------------------------------------------------------
